@@ -1,0 +1,383 @@
+"""The annotation service: the queue, save, skip, undo, progress. No Streamlit here.
+
+Every function takes the session first; the caller (a page action, the CLI, a job) owns the
+transaction and commits. Claiming a document is one conditional UPDATE, so two annotators,
+in threads or processes, never hold the same open document at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import String, cast, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import NotFoundError, SpanError
+from core.schema import Annotation, Document, Project, utcnow
+from core.text import Span, Word, validate_spans, words_of
+
+# A claim older than this returns the document to the pool (an annotator closed the tab).
+CLAIM_LEASE = timedelta(minutes=30)
+# How many earlier versions of an annotation undo can walk back through.
+UNDO_DEPTH = 20
+
+
+@dataclass
+class AnnotationTask:
+    """One document as the Annotate page needs it."""
+
+    document_id: int
+    text: str
+    words: list[Word]
+    spans: list[dict]  # the annotator's saved spans, if any
+    suggestions: list[dict] = field(default_factory=list)  # model pre-annotations
+    score: float | None = None  # why it was picked (uncertainty), when a model ranked it
+    external_id: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+# The seam for model pre-annotations: given a session and documents, return suggested spans
+# ({start, end, label, confidence?}) and a score per document id. The model loop registers one.
+SuggestionProvider = Callable[[Session, Sequence[Document]], dict[int, tuple[list[dict], float]]]
+_suggestion_provider: SuggestionProvider | None = None
+
+
+def set_suggestion_provider(provider: SuggestionProvider | None) -> None:
+    global _suggestion_provider
+    _suggestion_provider = provider
+
+
+def _task(session: Session, doc: Document, annotator: str) -> AnnotationTask:
+    ann = session.scalar(
+        select(Annotation).where(
+            Annotation.document_id == doc.id, Annotation.annotator == annotator
+        )
+    )
+    task = AnnotationTask(
+        document_id=doc.id,
+        text=doc.text,
+        words=words_of(doc.text, doc.tokens),
+        spans=list(ann.spans) if ann else [],
+        external_id=doc.external_id,
+        meta=dict(doc.meta or {}),
+    )
+    if _suggestion_provider is not None:
+        suggested = _suggestion_provider(session, [doc]).get(doc.id)
+        if suggested:
+            task.suggestions, task.score = suggested
+    return task
+
+
+def get_task(
+    session: Session, project: Project, document_id: int, annotator: str
+) -> AnnotationTask:
+    return _task(session, get_document(session, project, document_id), annotator)
+
+
+def get_document(session: Session, project: Project, document_id: int) -> Document:
+    doc = session.get(Document, document_id)
+    if doc is None or doc.project_id != project.id:
+        raise NotFoundError(f"no document {document_id} in project {project.name!r}")
+    return doc
+
+
+def _check_annotator(annotator: str) -> str:
+    annotator = (annotator or "").strip()
+    if not annotator:
+        raise SpanError("an annotator name is required")
+    if len(annotator) > 100:
+        raise SpanError("annotator names are at most 100 characters")
+    return annotator
+
+
+def next_document(
+    session: Session, project: Project, annotator: str, *, now: datetime | None = None
+) -> AnnotationTask | None:
+    """The document this annotator should label next, claimed for them; None when all are done.
+
+    A document already claimed by this annotator comes back first (a page reload shows the
+    same text). Otherwise the lowest-ranked open document whose claim is free or expired is
+    claimed with a single conditional UPDATE. Queue order is the `rank` column: random at
+    import, rewritten by active learning after each model version (the one seam for ordering).
+    """
+    annotator = _check_annotator(annotator)
+    now = now or utcnow()
+    mine = session.scalar(
+        select(Document)
+        .where(
+            Document.project_id == project.id,
+            Document.assigned_to == annotator,
+            Document.state == "open",
+        )
+        .order_by(Document.assigned_at.desc())
+        .limit(1)
+    )
+    if mine is not None:
+        return _task(session, mine, annotator)
+    cutoff = now - CLAIM_LEASE
+    for _ in range(20):  # a lost race retries with the next candidate
+        candidate = session.scalar(
+            select(Document.id)
+            .where(
+                Document.project_id == project.id,
+                Document.state == "open",
+                or_(Document.assigned_to.is_(None), Document.assigned_at < cutoff),
+            )
+            .order_by(Document.rank, Document.id)
+            .limit(1)
+        )
+        if candidate is None:
+            return None
+        claimed = session.execute(
+            update(Document)
+            .where(
+                Document.id == candidate,
+                Document.state == "open",
+                or_(Document.assigned_to.is_(None), Document.assigned_at < cutoff),
+            )
+            .values(assigned_to=annotator, assigned_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed == 1:
+            session.flush()
+            doc = session.get(Document, candidate, populate_existing=True)
+            return _task(session, doc, annotator)
+    raise RuntimeError("could not claim a document after 20 tries; the queue is very contended")
+
+
+def release(session: Session, project: Project, annotator: str) -> int:
+    """Give back this annotator's claimed documents (on sign-out)."""
+    return session.execute(
+        update(Document)
+        .where(Document.project_id == project.id, Document.assigned_to == annotator)
+        .values(assigned_to=None, assigned_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def _snapshot(ann: Annotation) -> dict:
+    return {
+        "status": ann.status,
+        "spans": list(ann.spans),
+        "updated_at": ann.updated_at.isoformat() if ann.updated_at else None,
+    }
+
+
+def _refresh_state(session: Session, doc: Document) -> None:
+    statuses = set(
+        session.scalars(select(Annotation.status).where(Annotation.document_id == doc.id))
+    )
+    doc.state = "done" if "done" in statuses else "skipped" if "skipped" in statuses else "open"
+
+
+def _record(
+    session: Session, doc: Document, annotator: str, status: str, spans: list[dict]
+) -> Annotation:
+    ann = session.scalar(
+        select(Annotation).where(
+            Annotation.document_id == doc.id, Annotation.annotator == annotator
+        )
+    )
+    now = utcnow()
+    if ann is None:
+        ann = Annotation(
+            document_id=doc.id,
+            annotator=annotator,
+            status=status,
+            spans=spans,
+            previous=[],
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(ann)
+    else:
+        history = list(ann.previous or [])[-(UNDO_DEPTH - 1) :]
+        ann.previous = [*history, _snapshot(ann)]
+        ann.status, ann.spans, ann.updated_at = status, spans, now
+    doc.assigned_to, doc.assigned_at = None, None
+    session.flush()
+    _refresh_state(session, doc)
+    session.flush()
+    return ann
+
+
+def save(
+    session: Session,
+    project: Project,
+    document_id: int,
+    annotator: str,
+    spans: Sequence[dict | Span],
+) -> Annotation:
+    """Validate and store an annotator's spans for a document (an empty list is a valid answer).
+
+    Spans are snapped to word boundaries; an unknown label, a span outside the text, an empty
+    or overlapping span raises SpanError and nothing is written.
+    """
+    annotator = _check_annotator(annotator)
+    doc = get_document(session, project, document_id)
+    clean = validate_spans(doc.text, spans, project.labels, words_of(doc.text, doc.tokens))
+    return _record(session, doc, annotator, "done", [s.as_dict() for s in clean])
+
+
+def skip(session: Session, project: Project, document_id: int, annotator: str) -> Annotation:
+    """Set a document aside; it leaves the queue until someone undoes or labels it."""
+    annotator = _check_annotator(annotator)
+    doc = get_document(session, project, document_id)
+    return _record(session, doc, annotator, "skipped", [])
+
+
+def undo(session: Session, project: Project, annotator: str) -> int | None:
+    """Undo this annotator's most recent save or skip in the project.
+
+    The annotation goes back to what it held before (or disappears if the save created it),
+    and the document is claimed for the annotator again so it is the next one they see.
+    Returns the document id, or None when there is nothing to undo.
+    """
+    annotator = _check_annotator(annotator)
+    ann = session.scalar(
+        select(Annotation)
+        .join(Document)
+        .where(Document.project_id == project.id, Annotation.annotator == annotator)
+        .order_by(Annotation.updated_at.desc(), Annotation.id.desc())
+        .limit(1)
+    )
+    if ann is None:
+        return None
+    doc = ann.document
+    history = list(ann.previous or [])
+    if history:
+        last = history.pop()
+        ann.status, ann.spans, ann.previous = last["status"], last["spans"], history
+        ann.updated_at = (
+            datetime.fromisoformat(last["updated_at"]) if last["updated_at"] else utcnow()
+        )
+    else:
+        session.delete(ann)
+    session.flush()
+    _refresh_state(session, doc)
+    if doc.state == "open":
+        doc.assigned_to, doc.assigned_at = annotator, utcnow()
+    session.flush()
+    return doc.id
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    done: int
+    skipped: int
+    open: int
+    mine: int  # documents this annotator labeled (done)
+    by_annotator: dict[str, int]
+
+
+def progress(session: Session, project: Project, annotator: str | None = None) -> Progress:
+    counts = dict(
+        session.execute(
+            select(Document.state, func.count())
+            .where(Document.project_id == project.id)
+            .group_by(Document.state)
+        ).all()
+    )
+    by_annotator = dict(
+        session.execute(
+            select(Annotation.annotator, func.count())
+            .join(Document)
+            .where(Document.project_id == project.id, Annotation.status == "done")
+            .group_by(Annotation.annotator)
+        ).all()
+    )
+    return Progress(
+        total=sum(counts.values()),
+        done=counts.get("done", 0),
+        skipped=counts.get("skipped", 0),
+        open=counts.get("open", 0),
+        mine=by_annotator.get(annotator, 0) if annotator else 0,
+        by_annotator=by_annotator,
+    )
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    document_id: int
+    external_id: str | None
+    text: str
+    state: str
+    annotator: str | None
+    status: str | None
+    spans: list[dict]
+    updated_at: datetime | None
+
+
+def browse(
+    session: Session,
+    project: Project,
+    *,
+    search: str | None = None,
+    label: str | None = None,
+    annotator: str | None = None,
+    state: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[ReviewRow], int]:
+    """Documents with their annotations for review, filtered; returns (rows, total matching).
+
+    A document with several annotators gives one row per annotation.
+    """
+    stmt = (
+        select(Document, Annotation)
+        .outerjoin(Annotation, Annotation.document_id == Document.id)
+        .where(Document.project_id == project.id)
+    )
+    if search:
+        stmt = stmt.where(Document.text.contains(search, autoescape=True))
+    if state:
+        stmt = stmt.where(Document.state == state)
+    if annotator:
+        stmt = stmt.where(Annotation.annotator == annotator)
+    if label:
+        # JSON columns serialise with json.dumps defaults, so a label appears as this literal.
+        needle = json.dumps({"label": label})[1:-1]
+        stmt = stmt.where(cast(Annotation.spans, String).contains(needle, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = session.execute(
+        stmt.order_by(Document.id, Annotation.id).limit(limit).offset(offset)
+    ).all()
+    return [
+        ReviewRow(
+            document_id=d.id,
+            external_id=d.external_id,
+            text=d.text,
+            state=d.state,
+            annotator=a.annotator if a else None,
+            status=a.status if a else None,
+            spans=list(a.spans) if a else [],
+            updated_at=a.updated_at if a else None,
+        )
+        for d, a in rows
+    ], total
+
+
+def annotators(session: Session, project: Project) -> list[str]:
+    return list(
+        session.scalars(
+            select(Annotation.annotator)
+            .join(Document)
+            .where(Document.project_id == project.id)
+            .distinct()
+            .order_by(Annotation.annotator)
+        )
+    )
+
+
+def set_ranks(session: Session, project: Project, ranks: dict[int, float]) -> None:
+    """Rewrite the queue order (lowest rank first); active learning calls this after scoring."""
+    if not ranks:
+        return
+    session.execute(
+        update(Document),
+        [{"id": doc_id, "rank": rank} for doc_id, rank in ranks.items()],
+    )

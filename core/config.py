@@ -1,0 +1,45 @@
+"""Settings in one place: database URL, data directory, device. Environment variables override.
+
+FEWLABEL_DB        SQLAlchemy URL or a path to a SQLite file (default: ./fewlabel.db)
+FEWLABEL_HOME      where model versions and checkpoints live (default: ./fewlabel_data)
+FEWLABEL_DEVICE    "cuda", "cpu" or "auto" (default: auto = CUDA when present)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DB = "fewlabel.db"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = PROJECT_ROOT / "sample_data"
+
+
+def normalize_db_url(value: str) -> str:
+    """Accept a SQLAlchemy URL or a plain file path (taken as SQLite)."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = field(
+        default_factory=lambda: normalize_db_url(os.environ.get("FEWLABEL_DB", DEFAULT_DB))
+    )
+    home: Path = field(
+        default_factory=lambda: Path(os.environ.get("FEWLABEL_HOME", "fewlabel_data")).resolve()
+    )
+    device: str = field(default_factory=lambda: os.environ.get("FEWLABEL_DEVICE", "auto"))
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+
+def get_settings(db: str | None = None) -> Settings:
+    s = Settings()
+    if db:
+        s = Settings(db_url=normalize_db_url(db), home=s.home, device=s.device)
+    return s

@@ -1,0 +1,30 @@
+"""Named domain errors. Each carries a one-line message fit for a user."""
+
+
+class FewlabelError(Exception):
+    """Base class: an error a user caused and can fix; the CLI prints it without a traceback."""
+
+
+class ImportFormatError(FewlabelError):
+    """A file could not be parsed; names the file and the line."""
+
+    def __init__(self, path: str, line: int | None, reason: str):
+        self.path, self.line, self.reason = path, line, reason
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")
+
+
+class SpanError(FewlabelError):
+    """A span is outside the text, empty, overlapping, or has an unknown label."""
+
+
+class NotFoundError(FewlabelError):
+    """A project, document or model that was asked for does not exist."""
+
+
+class ConflictError(FewlabelError):
+    """The request conflicts with existing state (duplicate name, a job already running)."""
+
+
+class EmptyPoolError(FewlabelError):
+    """There is nothing left to label or to score."""

@@ -1,0 +1,96 @@
+"""SQLAlchemy 2.0 ORM models. The tables are created only by the Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    task: Mapped[str] = mapped_column(String(20))
+    labels: Mapped[list] = mapped_column(JSON)
+    # Spelling of labels in the files they came from (e.g. {"SHORT": "short"}), so a CoNLL
+    # export writes labels back exactly as they were imported.
+    label_spelling: Mapped[dict] = mapped_column(JSON, default=dict)
+    strategy: Mapped[str] = mapped_column(String(40), default="random")
+    base_model: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("project_id", "text_hash", name="uq_documents_project_text"),
+        # The queue: open documents of a project in rank order.
+        Index("ix_documents_queue", "project_id", "state", "rank"),
+        Index("ix_documents_assigned", "project_id", "assigned_to"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    # Pre-tokenized imports (CoNLL, SciAD) keep their tokens; text is them joined by spaces.
+    tokens: Mapped[list | None] = mapped_column(JSON)
+    source: Mapped[str | None] = mapped_column(String(500))
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    # open: waiting in the queue; done: labeled; skipped: set aside by an annotator.
+    state: Mapped[str] = mapped_column(String(10), default="open")
+    # Queue order, lowest first. Random at import; active learning rewrites it after scoring.
+    rank: Mapped[float] = mapped_column(Float, default=0.0)
+    assigned_to: Mapped[str | None] = mapped_column(String(100))
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="documents")
+    annotations: Mapped[list[Annotation]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Annotation(Base):
+    __tablename__ = "annotations"
+    __table_args__ = (
+        UniqueConstraint("document_id", "annotator", name="uq_annotations_doc_annotator"),
+        Index("ix_annotations_annotator_updated", "annotator", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    annotator: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10))  # done | skipped
+    spans: Mapped[list] = mapped_column(JSON, default=list)  # [{start, end, label}]
+    # What this row held before its last save (None: the save created it); undo restores it.
+    previous: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    document: Mapped[Document] = relationship(back_populates="annotations")

@@ -1,0 +1,188 @@
+"""Words with character offsets, span validation and snapping, spans <-> BIO tags, label schemes.
+
+One tokenizer serves snapping, BIO conversion and export, so a span the annotator sees is
+the span the model learns and the span the export writes. Pre-tokenized documents (CoNLL,
+SciAD) keep their own tokens: their text is the tokens joined by single spaces, and their
+words are those tokens, so they round-trip token for token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from core.errors import SpanError
+
+TASK_LABELS: dict[str, tuple[str, ...]] = {
+    "acronym": ("SHORT", "LONG"),
+    "concept": ("CONCEPT",),
+}
+TASKS = ("acronym", "concept", "custom")
+
+# A word is a run of letters/digits/underscore, or a single other non-space character.
+# Hyphens and parentheses are words of their own so "BERT-based" can tag "BERT".
+_WORD_RE = re.compile(r"\w+|[^\w\s]")
+_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,39}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    start: int
+    end: int
+    label: str
+
+    def as_dict(self, text: str | None = None) -> dict:
+        d = {"start": self.start, "end": self.end, "label": self.label}
+        if text is not None:
+            d["text"] = text[self.start : self.end]
+        return d
+
+
+def labels_for(task: str, labels: Sequence[str] | None = None) -> list[str]:
+    """The label set of a task; `custom` takes the given labels, validated."""
+    if task not in TASKS:
+        raise SpanError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if task != "custom":
+        if labels and list(labels) != list(TASK_LABELS[task]):
+            raise SpanError(f"task {task!r} has fixed labels {', '.join(TASK_LABELS[task])}")
+        return list(TASK_LABELS[task])
+    cleaned = [lbl.strip() for lbl in (labels or []) if lbl.strip()]
+    if not cleaned:
+        raise SpanError("a custom task needs labels, e.g. --labels PERSON,ORG")
+    for lbl in cleaned:
+        if not _LABEL_RE.match(lbl) or lbl.upper() == "O":
+            raise SpanError(
+                f"bad label {lbl!r}: use letters, digits, '_', '-', '.', starting with a letter"
+            )
+    if len(set(cleaned)) != len(cleaned):
+        raise SpanError("labels must be unique")
+    return cleaned
+
+
+def tokenize(text: str) -> list[Word]:
+    """Split raw text into words with character offsets (deterministic, regex-based)."""
+    return [Word(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+
+
+def join_tokens(tokens: Sequence[str]) -> tuple[str, list[Word]]:
+    """Text of pre-tokenized input: tokens joined by one space, and the words at their offsets."""
+    words, pos = [], 0
+    for tok in tokens:
+        words.append(Word(tok, pos, pos + len(tok)))
+        pos += len(tok) + 1
+    return " ".join(tokens), words
+
+
+def words_of(text: str, tokens: Sequence[str] | None = None) -> list[Word]:
+    """The words of a document: its own tokens when it was imported pre-tokenized."""
+    if tokens:
+        joined, words = join_tokens(tokens)
+        if joined == text:
+            return words
+    return tokenize(text)
+
+
+def snap_span(start: int, end: int, words: Sequence[Word]) -> tuple[int, int] | None:
+    """Grow [start, end) to the boundaries of the words it touches; None if it touches none."""
+    touched = [w for w in words if w.start < end and w.end > start]
+    if not touched:
+        return None
+    return touched[0].start, touched[-1].end
+
+
+def validate_spans(
+    text: str,
+    spans: Iterable[dict | Span],
+    labels: Sequence[str],
+    words: Sequence[Word] | None = None,
+) -> list[Span]:
+    """Check and normalise spans: inside the text, non-empty, known label, snapped, no overlap.
+
+    Raises SpanError with a message naming the offending span. Exact duplicates collapse.
+    """
+    words = tokenize(text) if words is None else words
+    out: set[Span] = set()
+    for raw in spans:
+        if isinstance(raw, Span):
+            start, end, label = raw.start, raw.end, raw.label
+        else:
+            try:
+                start, end, label = int(raw["start"]), int(raw["end"]), str(raw["label"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise SpanError(f"a span needs integer start, end and a label: {raw!r}") from exc
+        if label not in labels:
+            raise SpanError(f"unknown label {label!r}; this project has {', '.join(labels)}")
+        if not 0 <= start < end <= len(text):
+            raise SpanError(f"span {start}-{end} is outside the text (length {len(text)})")
+        snapped = snap_span(start, end, words)
+        if snapped is None:
+            raise SpanError(f"span {start}-{end} covers no word")
+        out.add(Span(snapped[0], snapped[1], label))
+    ordered = sorted(out)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if b.start < a.end:
+            raise SpanError(
+                f"spans overlap: {text[a.start : a.end]!r} ({a.label}) and "
+                f"{text[b.start : b.end]!r} ({b.label})"
+            )
+    return ordered
+
+
+def spans_to_bio(words: Sequence[Word], spans: Iterable[Span | dict]) -> list[str]:
+    """BIO tags for words; a word belongs to a span when it lies inside it."""
+    tags = ["O"] * len(words)
+    for sp in spans:
+        s = sp if isinstance(sp, Span) else Span(int(sp["start"]), int(sp["end"]), sp["label"])
+        first = True
+        for i, w in enumerate(words):
+            if w.start >= s.start and w.end <= s.end:
+                tags[i] = ("B-" if first else "I-") + s.label
+                first = False
+    return tags
+
+
+def bio_to_spans(words: Sequence[Word], tags: Sequence[str]) -> list[Span]:
+    """Character spans from BIO tags; a stray I- starts a span (the conlleval convention)."""
+    spans: list[Span] = []
+    cur: list | None = None  # [start, end, label]
+    for w, tag in zip(words, tags, strict=True):
+        if tag == "O" or not tag:
+            if cur:
+                spans.append(Span(*cur))
+            cur = None
+            continue
+        prefix, _, label = tag.partition("-")
+        if prefix not in ("B", "I") or not label:
+            raise SpanError(f"bad BIO tag {tag!r}")
+        if prefix == "B" or cur is None or cur[2] != label:
+            if cur:
+                spans.append(Span(*cur))
+            cur = [w.start, w.end, label]
+        else:
+            cur[1] = w.end
+    if cur:
+        spans.append(Span(*cur))
+    return spans
+
+
+def tagged_text(text: str, spans: Iterable[Span | dict]) -> str:
+    """Inline markup, e.g. "[NLP]{SHORT} is fun". Brackets in the text are left as they are."""
+    out, pos = [], 0
+    norm = sorted(
+        (s if isinstance(s, Span) else Span(int(s["start"]), int(s["end"]), s["label"]))
+        for s in spans
+    )
+    for s in norm:
+        out.append(text[pos : s.start])
+        out.append(f"[{text[s.start : s.end]}]{{{s.label}}}")
+        pos = s.end
+    out.append(text[pos:])
+    return "".join(out)
