@@ -1,0 +1,161 @@
+"""The annotation service on a real SQLite file: queue, save, skip, undo, claims."""
+
+import multiprocessing as mp
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from core import annotations as svc
+from core.corpus import import_bytes
+from core.db import session_scope
+from core.errors import SpanError
+from core.projects import create_project, get_project
+from core.schema import utcnow
+
+TEXTS = [f"Text {i} about the WHO and NASA." for i in range(30)]
+
+
+@pytest.fixture
+def project(db_url):
+    with session_scope(db_url) as s:
+        p = create_project(s, "p", "acronym")
+        import_bytes(s, p, "t.txt", "\n".join(TEXTS).encode(), seed=1)
+    return "p"
+
+
+def _next(url, who):
+    with session_scope(url) as s:
+        task = svc.next_document(s, get_project(s, "p"), who)
+        return task and task.document_id
+
+
+def test_next_is_stable_until_saved_then_moves_on(db_url, project):
+    first = _next(db_url, "ann")
+    assert _next(db_url, "ann") == first  # a reload shows the same text
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        task = svc.get_task(s, p, first, "ann")
+        start = task.text.index("WHO")
+        # a sloppy selection inside the word snaps to it
+        svc.save(s, p, first, "ann", [{"start": start + 1, "end": start + 2, "label": "SHORT"}])
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert svc.get_task(s, p, first, "ann").spans == [
+            {"start": start, "end": start + 3, "label": "SHORT"}
+        ]
+        prog = svc.progress(s, p, "ann")
+        assert (prog.done, prog.open, prog.mine, prog.total) == (1, 29, 1, 30)
+    assert _next(db_url, "ann") != first
+
+
+def test_invalid_save_writes_nothing(db_url, project):
+    doc = _next(db_url, "ann")
+    with pytest.raises(SpanError, match="unknown label"), session_scope(db_url) as s:
+        svc.save(s, get_project(s, "p"), doc, "ann", [{"start": 0, "end": 4, "label": "ORG"}])
+    with session_scope(db_url) as s:
+        assert svc.progress(s, get_project(s, "p")).done == 0
+    with pytest.raises(SpanError, match="annotator"), session_scope(db_url) as s:
+        svc.next_document(s, get_project(s, "p"), "  ")
+
+
+def test_skip_and_undo_walk_back_in_order(db_url, project):
+    a = _next(db_url, "ann")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        svc.save(s, p, a, "ann", [])
+    b = _next(db_url, "ann")
+    with session_scope(db_url) as s:
+        svc.skip(s, get_project(s, "p"), b, "ann")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert (svc.progress(s, p).done, svc.progress(s, p).skipped) == (1, 1)
+        assert svc.undo(s, p, "ann") == b
+    assert _next(db_url, "ann") == b  # the undone text comes back first
+    with session_scope(db_url) as s:
+        assert svc.undo(s, get_project(s, "p"), "ann") == a
+        assert svc.undo(s, get_project(s, "p"), "ann") is None
+        prog = svc.progress(s, get_project(s, "p"))
+        assert (prog.done, prog.skipped, prog.open) == (0, 0, 30)
+
+
+def test_undo_restores_an_edited_annotation(db_url, project):
+    doc = _next(db_url, "ann")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        text = svc.get_task(s, p, doc, "ann").text
+        who = text.index("WHO")
+        svc.save(s, p, doc, "ann", [{"start": who, "end": who + 3, "label": "SHORT"}])
+    with session_scope(db_url) as s:
+        svc.save(s, get_project(s, "p"), doc, "ann", [])  # an edit (e.g. in Review)
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert svc.undo(s, p, "ann") == doc
+        assert svc.get_task(s, p, doc, "ann").spans[0]["label"] == "SHORT"
+
+
+def test_two_annotators_never_share_an_open_document(db_url, project):
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: _next(db_url, f"a{i}"), range(16)))
+    assert len(set(got)) == 16
+
+
+def _claim_in_process(url, who, out):
+    out.put(_next(url, who))
+
+
+def test_processes_claim_distinct_documents(db_url, project):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_process, args=(db_url, f"p{i}", q)) for i in range(6)]
+    for p in procs:
+        p.start()
+    got = [q.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert None not in got and len(set(got)) == 6
+
+
+def test_an_expired_claim_returns_to_the_pool(db_url, project):
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        # claim everything as "gone", long ago
+        past = utcnow() - svc.CLAIM_LEASE - timedelta(minutes=1)
+        held = [svc.next_document(s, p, f"gone{i}", now=past).document_id for i in range(30)]
+    assert _next(db_url, "fresh") in held
+
+
+def test_empty_queue_returns_none(db_url, project):
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        for _ in range(30):
+            svc.skip(s, p, svc.next_document(s, p, "ann").document_id, "ann")
+        assert svc.next_document(s, p, "ann") is None
+
+
+def test_browse_filters_by_label_annotator_and_search(db_url, project):
+    for who, label in (("ann", "SHORT"), ("bob", None)):
+        doc = _next(db_url, who)
+        with session_scope(db_url) as s:
+            p = get_project(s, "p")
+            text = svc.get_task(s, p, doc, who).text
+            spans = [{"start": text.index("NASA"), "end": text.index("NASA") + 4, "label": label}]
+            svc.save(s, p, doc, who, spans if label else [])
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        rows, total = svc.browse(s, p, label="SHORT")
+        assert total == 1 and rows[0].annotator == "ann"
+        assert svc.browse(s, p, annotator="bob")[1] == 1
+        assert svc.browse(s, p, state="done")[1] == 2
+        assert svc.browse(s, p, search="Text 7 ")[1] == 1
+        assert svc.browse(s, p, search="%")[1] == 0  # LIKE wildcards are escaped
+        assert svc.annotators(s, p) == ["ann", "bob"]
+
+
+def test_set_ranks_reorders_the_queue(db_url, project):
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        rows, _ = svc.browse(s, p, limit=100)
+        last = rows[-1].document_id
+        svc.set_ranks(s, p, {last: -1.0})
+    assert _next(db_url, "ann") == last

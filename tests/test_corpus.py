@@ -1,0 +1,175 @@
+"""Import and export on real SQLite files: every format, malformed files, round trips."""
+
+import csv
+import io
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from core.corpus import detect_format, export, export_bytes, import_bytes, import_file
+from core.db import session_scope
+from core.errors import ImportFormatError
+from core.projects import create_project, get_project
+from core.schema import Annotation, Document
+
+SCIAD = [
+    {"id": "a1", "tokens": ["Support", "vector", "machines", "(", "SVM", ")", "work", "."],
+     "labels": ["B-long", "I-long", "I-long", "O", "B-short", "O", "O", "O"]},
+    {"id": "a2", "tokens": ["We", "use", "U.S.", "data", "from", "NASA", "'s", "archive"],
+     "labels": ["O", "O", "O", "O", "O", "B-short", "O", "O"]},
+]
+
+
+def _counts(url):
+    with session_scope(url) as s:
+        return (s.scalar(select(func.count(Document.id))),
+                s.scalar(select(func.count(Annotation.id))))
+
+
+@pytest.fixture
+def project(db_url):
+    with session_scope(db_url) as s:
+        create_project(s, "p", "acronym")
+    return "p"
+
+
+def _import(url, name, data, **kw):
+    with session_scope(url) as s:
+        return import_bytes(s, get_project(s, "p"), name, data.encode(), **kw)
+
+
+def _export(url, fmt, **kw):
+    with session_scope(url) as s:
+        buf = io.StringIO()
+        export(s, get_project(s, "p"), buf, fmt, **kw)
+        return buf.getvalue()
+
+
+def test_sciad_round_trips_through_conll_token_for_token(db_url, project, tmp_path):
+    path = tmp_path / "sciad.json"
+    path.write_text(json.dumps(SCIAD))
+    with session_scope(db_url) as s:
+        report = import_file(s, get_project(s, "p"), path, annotator="gold")
+    assert (report.imported, report.annotations, report.format) == (2, 2, "sciad")
+    out = _export(db_url, "conll")
+    docs = [d.split("\n") for d in out.strip("\n").split("\n\n")]
+    assert [[ln.split("\t")[0] for ln in d] for d in docs] == [r["tokens"] for r in SCIAD]
+    assert [[ln.split("\t")[1] for ln in d] for d in docs] == [r["labels"] for r in SCIAD]
+
+
+def test_conll_round_trip_and_external_ids(db_url, project):
+    conll = "-DOCSTART-\tO\n\nThe\tO\nWHO\tB-SHORT\nsaid\tO\n\nWorld\tB-LONG\nBank\tI-LONG\n"
+    report = _import(db_url, "x.conll", conll, annotator="gold")
+    assert (report.imported, report.annotations) == (2, 2)
+    assert _export(db_url, "conll") == conll.replace("-DOCSTART-\tO\n\n", "") + "\n"
+
+
+def test_txt_lines_and_paragraphs(db_url, project):
+    assert _import(db_url, "a.txt", "one text\n\n\n").imported == 1
+    r = _import(db_url, "b.txt", "first para\ncontinues here\n\nsecond para\n")
+    assert r.imported == 2
+    with session_scope(db_url) as s:
+        texts = s.scalars(select(Document.text).order_by(Document.id)).all()
+    assert texts == ["one text", "first para continues here", "second para"]
+    r = _import(db_url, "c.txt", "alpha\nbeta\nalpha\n")
+    assert (r.imported, r.duplicates) == (2, 1)
+
+
+def test_csv_text_column_metadata_and_labels(db_url, project):
+    data = 'id,body,topic\n7,"The WHO met, again",health\n8,Nothing here,misc\n'
+    with pytest.raises(ImportFormatError, match="which column"):
+        _import(db_url, "d.csv", data)
+    r = _import(db_url, "d.csv", data, text_column="body")
+    assert r.imported == 2
+    with session_scope(db_url) as s:
+        doc = s.scalar(select(Document).where(Document.external_id == "7"))
+        assert doc.meta == {"topic": "health"} and doc.text == "The WHO met, again"
+
+
+def test_jsonl_with_spans_imports_annotations_and_csv_export_round_trips(db_url, project):
+    lines = [
+        {"text": "=SUM(A1) is not an acronym, but IBM is", "id": "x",
+         "spans": [{"start": 32, "end": 35, "label": "SHORT"}], "meta": {"src": "t"}},
+        {"text": "No labels here"},
+    ]
+    r = _import(db_url, "e.jsonl", "\n".join(json.dumps(x) for x in lines), annotator="gold")
+    assert (r.imported, r.annotations) == (2, 1)
+    out = _export(db_url, "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["text"].startswith("'=SUM")  # neutralised against formula injection
+    assert json.loads(row["spans"]) == [{"start": 32, "end": 35, "label": "SHORT", "text": "IBM"}]
+    assert row["tagged_text"].endswith("but [IBM]{SHORT} is")
+    assert row["annotator"] == "gold" and row["status"] == "done"
+    # our own CSV imports back exactly, labels included
+    with session_scope(db_url) as s:
+        create_project(s, "q", "acronym")
+    with session_scope(db_url) as s:
+        q = get_project(s, "q")
+        assert import_bytes(s, q, "back.csv", out.encode()).annotations == 1
+        doc = s.scalar(select(Document).where(Document.project_id == q.id))
+        assert doc.text == lines[0]["text"] and doc.external_id == "x"
+        assert doc.meta == {"src": "t"}
+
+
+def test_jsonl_export_includes_unlabeled_on_request(db_url, project):
+    _import(db_url, "f.jsonl", '{"text": "a b"}\n{"text": "c d"}\n')
+    assert _export(db_url, "jsonl") == ""
+    rows = [json.loads(x) for x in _export(db_url, "jsonl", include_unlabeled=True).splitlines()]
+    assert [r["status"] for r in rows] == ["open", "open"]
+
+
+@pytest.mark.parametrize(
+    "name, data, where",
+    [
+        ("bad.jsonl", '{"text": "ok"}\n{"text": "ok2"\n', "bad.jsonl:2"),
+        ("bad.jsonl", '{"text": "ok"}\n{"body": "x"}\n', "bad.jsonl:2"),
+        ("bad.jsonl", '{"text": "abc", "spans": [{"start": 0, "end": 9, "label": "SHORT"}]}\n',
+         "bad.jsonl:1"),
+        ("bad.jsonl", '{"text": "abc", "spans": [{"start": 0, "end": 3, "label": "ORG"}]}\n',
+         "bad.jsonl:1"),
+        ("bad.conll", "a\tO\nb\tB-SHORT\n\nc\tX-SHORT\n", "bad.conll:4"),
+        ("bad.conll", "a\tO\nb\tB-ORG\n", "bad.conll:1"),
+        ("bad.csv", 'text,spans\nok,[]\n"x","[{bad json"\n', "bad.csv:3"),
+        ("bad.csv", "text\nok\nthis,has,extra\n", "bad.csv:3"),
+        ("bad.json", '[{"tokens": ["a"], "labels": ["O", "O"]}]', "record 1"),
+        ("bad.json", '[{"tokens": ["a"]', "bad.json:1"),
+    ],
+)
+def test_malformed_files_abort_with_one_line_and_write_nothing(db_url, project, name, data, where):
+    _import(db_url, "good.txt", "kept\n")
+    before = _counts(db_url)
+    with pytest.raises(ImportFormatError) as err:
+        _import(db_url, name, data)
+    assert where in str(err.value) and "\n" not in str(err.value)
+    assert _counts(db_url) == before
+
+
+def test_skip_invalid_reports_bad_records_by_line(db_url, project):
+    data = (
+        '{"text": "good IBM", "spans": [[5, 8, "SHORT"]]}\n'
+        '{"text": "bad overlap", "spans": [[0, 3, "SHORT"], [1, 5, "LONG"]]}\n'
+    )
+    r = _import(db_url, "s.jsonl", data, skip_invalid=True)
+    assert r.imported == 1 and len(r.skipped_invalid) == 1
+    assert r.skipped_invalid[0].startswith("line 2:")
+
+
+def test_not_utf8_is_a_clear_error(db_url, project):
+    with session_scope(db_url) as s, pytest.raises(ImportFormatError, match="not UTF-8"):
+        import_bytes(s, get_project(s, "p"), "latin.txt", "caf\xe9\n".encode("latin-1"))
+
+
+def test_detect_format():
+    assert detect_format("x.txt", "The\tO\nWHO\tB-SHORT\n") == "conll"
+    assert detect_format("x.txt", "A plain sentence.\nAnother one.\n") == "txt"
+    assert detect_format("x.data", '{"text": "a"}\n') == "jsonl"
+    assert detect_format("x.json", "[]") == "sciad"
+
+
+def test_export_bytes_matches_stream_export(db_url, project):
+    _import(db_url, "g.conll", "The\tO\nWHO\tB-SHORT\n", annotator="gold")
+    with session_scope(db_url) as s:
+        assert export_bytes(s, get_project(s, "p"), "conll").decode() == _export(db_url, "conll")
