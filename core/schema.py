@@ -50,7 +50,7 @@ class Document(Base):
         UniqueConstraint("project_id", "text_hash", name="uq_documents_project_text"),
         # The queue: open documents of a project in rank order.
         Index("ix_documents_queue", "project_id", "state", "rank"),
-        Index("ix_documents_assigned", "project_id", "assigned_to"),
+        Index("ix_documents_assigned", "project_id", "assigned_to", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
