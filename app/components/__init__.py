@@ -1,0 +1,1 @@
+"""Custom Streamlit components (inline HTML/JS/CSS, no build step)."""

@@ -1,0 +1,605 @@
+// fewlabel span annotator: a Streamlit Components v2 module (no build step).
+//
+// Python mounts it with `data` = {doc, text, words, spans, suggestions, labels, actions,
+// version, seq, dirty, help} and listens for one trigger value, "event":
+// {action: "save" | "skip" | "undo", doc, spans, nonce}.
+//
+// Texts and labels are untrusted corpus data: they reach the page only through
+// textContent / createTextNode / setAttribute, never through innerHTML.
+//
+// Streamlit calls the default export again whenever `data` changes, with the same
+// parentElement, and only calls the returned cleanup when the element unmounts; so one
+// controller lives on the parentElement and is updated in place.
+
+const LABEL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
+const COLOR_RE = /^#[0-9a-fA-F]{6}$/;
+const SERVER_ACTIONS = ["save", "skip", "undo"];
+// Keys typed into these (outside the annotator) belong to them, never to us.
+const TEXT_ENTRY =
+  "input:not([type='checkbox']):not([type='radio']):not([type='button']):not([type='submit'])," +
+  " textarea, select, [contenteditable=''], [contenteditable='true'], [role='textbox']," +
+  " [role='combobox'], [role='listbox'], [role='spinbutton'], [role='slider'], [role='grid']," +
+  " [role='menu'], [role='dialog']";
+// On these, Enter, Space and the arrows do their own thing (click, move); other keys are ours.
+const ACTIVATES =
+  "button, a[href], input, summary, [role='button'], [role='tab'], [role='radio']," +
+  " [role='checkbox'], [role='option'], [role='menuitem']";
+const NATIVE_KEYS = new Set(["Enter", " ", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"]);
+const BUSY_TIMEOUT_MS = 8000;
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function kbd(text) {
+  return el("kbd", "fl-kbd", text);
+}
+
+function toInt(value) {
+  const n = Number(value);
+  return Number.isFinite(n) ? Math.trunc(n) : NaN;
+}
+
+class SpanAnnotator {
+  constructor(host) {
+    this.host = host;
+    this.destroyed = false;
+    this.version = null;
+    this.seq = null;
+    this.doc = null;
+    this.text = "";
+    this.words = [];
+    this.labels = [];
+    this.spans = [];
+    this.suggestions = [];
+    this.actions = new Set(SERVER_ACTIONS);
+    this.history = [];
+    this.sel = null; // {a, b, fromClick}: word indices, a = anchor
+    this.press = null; // a mouse press in progress
+    this.busy = false;
+    this.dirty = false;
+    this.send = () => {};
+    this.build();
+    this.onKeyDown = (e) => this.handleKey(e);
+    this.onMouseUp = (e) => this.handleMouseUp(e);
+    document.addEventListener("keydown", this.onKeyDown);
+    document.addEventListener("mouseup", this.onMouseUp);
+  }
+
+  build() {
+    const root = el("div", "fl");
+    root.tabIndex = 0;
+    root.setAttribute("role", "application");
+    root.setAttribute("aria-label", "Span annotator");
+    root.dataset.testid = "fewlabel-annotator";
+
+    this.legend = el("div", "fl-legend");
+    this.legend.setAttribute("role", "toolbar");
+    this.legend.setAttribute("aria-label", "Labels");
+
+    this.textBox = el("div", "fl-text");
+    this.textBox.dataset.testid = "fewlabel-text";
+    this.textBox.addEventListener("mousedown", (e) => this.handleMouseDown(e));
+    this.textBox.addEventListener("mouseover", (e) => this.handleMouseOver(e));
+
+    const footer = el("div", "fl-footer");
+    this.status = el("div", "fl-status");
+    this.status.setAttribute("aria-live", "polite");
+    this.actionBar = el("div", "fl-actions");
+    footer.append(this.status, this.actionBar);
+
+    this.help = el("div", "fl-help");
+
+    root.append(this.legend, this.textBox, footer, this.help);
+    // Buttons must not take focus: Enter would then click them instead of saving.
+    root.addEventListener("mousedown", (e) => {
+      if (e.target.closest("button")) e.preventDefault();
+    });
+    this.root = root;
+    this.host.appendChild(root);
+  }
+
+  destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    clearTimeout(this.busyTimer);
+    document.removeEventListener("keydown", this.onKeyDown);
+    document.removeEventListener("mouseup", this.onMouseUp);
+    this.root.remove();
+    if (this.host.__fewlabelAnnotator === this) delete this.host.__fewlabelAnnotator;
+  }
+
+  // ------------------------------------------------------------------ data in
+
+  update(data) {
+    this.setBusy(false);
+    // Every label is kept (spans may use any); only the first nine get number keys.
+    this.labels = (Array.isArray(data.labels) ? data.labels : []).map((l) => ({
+      name: String(l.name),
+      bg: COLOR_RE.test(l.bg) ? l.bg : "#e2e4e8",
+      fg: COLOR_RE.test(l.fg) ? l.fg : "#374151",
+    }));
+    this.labelNames = new Set(this.labels.map((l) => l.name));
+    this.actions = new Set(
+      (Array.isArray(data.actions) ? data.actions : SERVER_ACTIONS).map(String)
+    );
+    const text = typeof data.text === "string" ? data.text : "";
+    const words = (Array.isArray(data.words) ? data.words : [])
+      .map((w) => [toInt(w[0]), toInt(w[1])])
+      .filter(([s, e]) => s >= 0 && e > s && e <= text.length);
+    const newVersion = String(data.version ?? "");
+    const reset = newVersion !== this.version || text !== this.text;
+    this.text = text;
+    this.words = words;
+    this.doc = data.doc;
+    this.suggestions = this.clean(data.suggestions, true);
+    if (reset) {
+      this.version = newVersion;
+      this.spans = this.clean(data.spans, false);
+      this.history = [];
+      this.sel = null;
+      this.dirty = Boolean(data.dirty);
+      this.focusIfIdle();
+    }
+    this.hint = "";
+    this.renderLegend();
+    this.renderActions();
+    this.renderHelp(data.help);
+    this.render();
+  }
+
+  // Keep well-formed spans (known label, inside the text), snapped to whole words.
+  clean(list, withConfidence) {
+    const out = [];
+    for (const raw of Array.isArray(list) ? list : []) {
+      if (!raw || !this.labelNames.has(String(raw.label))) continue;
+      const range = this.wordRange(toInt(raw.start), toInt(raw.end));
+      if (!range) continue;
+      const span = {
+        start: this.words[range[0]][0],
+        end: this.words[range[1]][1],
+        label: String(raw.label),
+      };
+      if (withConfidence) {
+        const c = Number(raw.confidence);
+        span.confidence = Number.isFinite(c) ? c : null;
+      }
+      out.push(span);
+    }
+    out.sort((x, y) => x.start - y.start || x.end - y.end);
+    return out;
+  }
+
+  // First and last word touching [start, end), or null.
+  wordRange(start, end) {
+    if (!(end > start)) return null;
+    let a = -1;
+    let b = -1;
+    this.words.forEach(([s, e], i) => {
+      if (s < end && e > start) {
+        if (a < 0) a = i;
+        b = i;
+      }
+    });
+    return a < 0 ? null : [a, b];
+  }
+
+  focusIfIdle() {
+    // Take the focus from a button or the page, so Enter saves; never from a text field.
+    const active = document.activeElement;
+    const typing = active && (active.closest(TEXT_ENTRY) || active.isContentEditable);
+    if (!typing) this.root.focus({ preventScroll: true });
+  }
+
+  // ------------------------------------------------------------------ rendering
+
+  renderLegend() {
+    this.legend.replaceChildren();
+    this.labels.forEach((label, i) => {
+      const button = el("button", "fl-label");
+      button.type = "button";
+      button.tabIndex = -1;
+      button.dataset.label = label.name;
+      button.style.setProperty("--fl-bg", label.bg);
+      button.style.setProperty("--fl-fg", label.fg);
+      const key = LABEL_KEYS[i];
+      button.title = `Label the selected words ${label.name}` + (key ? ` (key ${key})` : "");
+      if (key) button.append(kbd(key));
+      button.append(el("span", "fl-label-name", label.name));
+      button.addEventListener("click", () => this.applyLabel(i));
+      this.legend.append(button);
+    });
+  }
+
+  renderActions() {
+    this.actionBar.replaceChildren();
+    const add = (action, title, key, extraClass) => {
+      const button = el("button", `fl-btn ${extraClass || ""}`.trim());
+      button.type = "button";
+      button.tabIndex = -1;
+      button.dataset.action = action;
+      button.append(el("span", "", title), kbd(key));
+      button.addEventListener("click", () => this.act(action));
+      this.actionBar.append(button);
+      return button;
+    };
+    this.acceptButton = add("accept", "Accept suggestions", "A");
+    if (this.actions.has("undo")) add("undo", "Undo last", "U");
+    if (this.actions.has("skip")) add("skip", "Skip", "S");
+    if (this.actions.has("save")) add("save", "Save", "Enter", "fl-primary");
+  }
+
+  renderHelp(help) {
+    this.help.replaceChildren();
+    for (const item of Array.isArray(help) ? help : []) {
+      const entry = el("span", "fl-help-item");
+      entry.append(kbd(item[0]), document.createTextNode(` ${item[1]}`));
+      this.help.append(entry);
+    }
+  }
+
+  render() {
+    const n = this.words.length;
+    const spanOf = new Array(n).fill(-1);
+    const spanRanges = this.spans.map((s) => this.wordRange(s.start, s.end));
+    spanRanges.forEach((r, k) => {
+      for (let i = r[0]; i <= r[1]; i++) spanOf[i] = k;
+    });
+    // A suggestion shows only where no accepted span overlaps it.
+    const suggOf = new Array(n).fill(-1);
+    const suggRanges = this.suggestions.map((s) => this.wordRange(s.start, s.end));
+    this.visibleSuggestions = 0;
+    suggRanges.forEach((r, k) => {
+      for (let i = r[0]; i <= r[1]; i++) if (spanOf[i] >= 0 || suggOf[i] >= 0) return;
+      for (let i = r[0]; i <= r[1]; i++) suggOf[i] = k;
+      this.visibleSuggestions += 1;
+    });
+
+    this.wordEls = new Array(n);
+    this.gapEls = new Array(n + 1).fill(null);
+    const frag = document.createDocumentFragment();
+    const text = this.text;
+    let pos = 0;
+    const gap = (parent, upto, before) => {
+      if (upto <= pos) return;
+      const g = el("span", "fl-gap", text.slice(pos, upto));
+      g.dataset.gap = String(before);
+      this.gapEls[before] = g;
+      parent.append(g);
+      pos = upto;
+    };
+    const word = (parent, i) => {
+      const w = el("span", "fl-w", text.slice(this.words[i][0], this.words[i][1]));
+      w.dataset.i = String(i);
+      this.wordEls[i] = w;
+      parent.append(w);
+      pos = this.words[i][1];
+    };
+    const group = (className, range, label, tagText, title, dataKey, index) => {
+      const box = el("mark", className);
+      const colors = this.labels.find((l) => l.name === label);
+      box.style.setProperty("--fl-bg", colors.bg);
+      box.style.setProperty("--fl-fg", colors.fg);
+      box.dataset[dataKey] = String(index);
+      box.dataset.label = label;
+      box.title = title;
+      for (let i = range[0]; i <= range[1]; i++) {
+        if (i > range[0]) gap(box, this.words[i][0], i);
+        word(box, i);
+      }
+      box.append(el("span", "fl-tag", tagText));
+      return box;
+    };
+
+    let i = 0;
+    while (i < n) {
+      gap(frag, this.words[i][0], i);
+      if (spanOf[i] >= 0) {
+        const k = spanOf[i];
+        const s = this.spans[k];
+        frag.append(group("fl-span", spanRanges[k], s.label, s.label,
+          `${s.label}: click to remove`, "span", k));
+        i = spanRanges[k][1] + 1;
+      } else if (suggOf[i] >= 0) {
+        const k = suggOf[i];
+        const s = this.suggestions[k];
+        const pct = s.confidence === null ? "" : ` ${Math.round(s.confidence * 100)}%`;
+        frag.append(group("fl-sugg", suggRanges[k], s.label, `${s.label}?${pct}`,
+          `Suggested ${s.label}${pct}: click to accept`, "sugg", k));
+        i = suggRanges[k][1] + 1;
+      } else {
+        word(frag, i);
+        i += 1;
+      }
+    }
+    gap(frag, text.length, n);
+    if (!text) frag.append(el("span", "fl-empty", "(empty text)"));
+    this.textBox.replaceChildren(frag);
+    this.renderSelection();
+    this.renderStatus();
+  }
+
+  renderSelection() {
+    const [a, b] = this.selRange() || [-1, -2];
+    this.wordEls.forEach((w, i) => w.classList.toggle("fl-sel", i >= a && i <= b));
+    this.gapEls.forEach((g, i) => g && g.classList.toggle("fl-sel", i > a && i <= b));
+    this.root.classList.toggle("fl-has-sel", a >= 0);
+  }
+
+  renderStatus() {
+    const parts = [];
+    const n = this.spans.length;
+    parts.push(`${n} span${n === 1 ? "" : "s"}`);
+    if (this.visibleSuggestions) {
+      const m = this.visibleSuggestions;
+      parts.push(`${m} suggestion${m === 1 ? "" : "s"}`);
+    }
+    if (this.dirty) parts.push("unsaved changes");
+    this.status.replaceChildren(el("span", "fl-counts", parts.join(" · ")));
+    if (this.hint) this.status.append(el("span", "fl-hint", this.hint));
+    if (this.acceptButton) this.acceptButton.hidden = this.visibleSuggestions === 0;
+  }
+
+  setHint(message) {
+    this.hint = message;
+    this.renderStatus();
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    this.root.classList.toggle("fl-busy", busy);
+    clearTimeout(this.busyTimer);
+    // If the server never answers (connection lost), let the user try again.
+    if (busy) this.busyTimer = setTimeout(() => this.setBusy(false), BUSY_TIMEOUT_MS);
+  }
+
+  // ------------------------------------------------------------------ edits
+
+  selRange() {
+    if (!this.sel) return null;
+    return [Math.min(this.sel.a, this.sel.b), Math.max(this.sel.a, this.sel.b)];
+  }
+
+  edit(nextSpans) {
+    this.history.push(this.spans);
+    if (this.history.length > 100) this.history.shift();
+    this.spans = nextSpans.sort((x, y) => x.start - y.start || x.end - y.end);
+    this.dirty = true;
+    this.hint = "";
+  }
+
+  applyLabel(index) {
+    const label = this.labels[index];
+    if (!label) return;
+    const range = this.selRange();
+    if (!range) {
+      this.setHint("Select words first: drag across them, or click the first and last word.");
+      return;
+    }
+    const start = this.words[range[0]][0];
+    const end = this.words[range[1]][1];
+    const kept = this.spans.filter((s) => s.end <= start || s.start >= end);
+    this.edit([...kept, { start, end, label: label.name }]);
+    this.sel = null;
+    this.render();
+  }
+
+  removeSpan(k) {
+    this.edit(this.spans.filter((_, i) => i !== k));
+    this.render();
+  }
+
+  removeSelected() {
+    const range = this.selRange();
+    if (!range) return;
+    const start = this.words[range[0]][0];
+    const end = this.words[range[1]][1];
+    const kept = this.spans.filter((s) => s.end <= start || s.start >= end);
+    if (kept.length !== this.spans.length) this.edit(kept);
+    this.sel = null;
+    this.render();
+  }
+
+  acceptSuggestions(only) {
+    const chosen = only === undefined ? this.suggestions : [this.suggestions[only]];
+    const next = [...this.spans];
+    // Most confident first, so an overlap keeps the better suggestion.
+    const ordered = [...chosen].sort((x, y) => (y.confidence ?? 0) - (x.confidence ?? 0));
+    for (const s of ordered) {
+      if (next.some((t) => t.start < s.end && s.start < t.end)) continue;
+      next.push({ start: s.start, end: s.end, label: s.label });
+    }
+    if (next.length === this.spans.length) {
+      this.setHint("No suggestions left to accept.");
+      return;
+    }
+    this.edit(next);
+    this.render();
+  }
+
+  undoEdit() {
+    if (!this.history.length) {
+      this.setHint("Nothing to undo on this text.");
+      return;
+    }
+    this.spans = this.history.pop();
+    this.dirty = true;
+    this.sel = null;
+    this.render();
+  }
+
+  act(action) {
+    if (action === "accept") {
+      this.acceptSuggestions();
+      return;
+    }
+    if (!this.actions.has(action) || this.busy) return;
+    this.setBusy(true);
+    this.send("event", {
+      action,
+      doc: this.doc,
+      spans: this.spans.map(({ start, end, label }) => ({ start, end, label })),
+      nonce: `${Date.now()}-${Math.random().toString(36).slice(2)}`,
+    });
+  }
+
+  // ------------------------------------------------------------------ mouse
+
+  pointAt(target) {
+    const node = target instanceof Element ? target : target && target.parentElement;
+    if (!node) return {};
+    const w = node.closest("[data-i]");
+    const span = node.closest("[data-span]");
+    const sugg = node.closest("[data-sugg]");
+    return {
+      word: w ? toInt(w.dataset.i) : null,
+      span: span ? toInt(span.dataset.span) : null,
+      sugg: sugg ? toInt(sugg.dataset.sugg) : null,
+    };
+  }
+
+  handleMouseDown(e) {
+    if (e.button !== 0 || this.busy) return;
+    e.preventDefault(); // no native text selection; we draw our own
+    this.root.focus({ preventScroll: true });
+    const at = this.pointAt(e.target);
+    if (e.shiftKey && this.sel && at.word !== null) {
+      this.sel = { a: this.sel.a, b: at.word, fromClick: false };
+      this.renderSelection();
+      return;
+    }
+    this.press = { ...at, moved: false };
+  }
+
+  handleMouseOver(e) {
+    if (!this.press || this.press.word === null) return;
+    const at = this.pointAt(e.target);
+    if (at.word === null || (at.word === this.press.word && !this.press.moved)) return;
+    this.press.moved = true;
+    this.sel = { a: this.press.word, b: at.word, fromClick: false };
+    this.renderSelection();
+  }
+
+  handleMouseUp() {
+    const press = this.press;
+    this.press = null;
+    if (!press || press.moved) return;
+    if (press.span !== null) {
+      this.removeSpan(press.span);
+    } else if (press.sugg !== null) {
+      this.acceptSuggestions(press.sugg);
+    } else if (press.word !== null) {
+      const sel = this.sel;
+      if (sel && sel.fromClick && sel.a === sel.b && sel.a === press.word) {
+        this.sel = null; // a second click on the same word deselects it
+      } else if (sel && sel.fromClick && sel.a === sel.b) {
+        this.sel = { a: sel.a, b: press.word, fromClick: false }; // first word, then last
+      } else {
+        this.sel = { a: press.word, b: press.word, fromClick: true };
+      }
+      this.hint = "";
+      this.renderSelection();
+      this.renderStatus();
+    } else {
+      this.sel = null;
+      this.renderSelection();
+    }
+  }
+
+  // ------------------------------------------------------------------ keyboard
+
+  ownsKey(e) {
+    if (this.destroyed || !this.root.isConnected) return false;
+    const target = e.composedPath ? e.composedPath()[0] : e.target;
+    if (!(target instanceof Element) || this.root.contains(target)) return true;
+    if (target.closest(TEXT_ENTRY) || target.isContentEditable) return false;
+    return !(target.closest(ACTIVATES) && NATIVE_KEYS.has(e.key));
+  }
+
+  handleKey(e) {
+    if (e.defaultPrevented || e.altKey || e.isComposing || !this.ownsKey(e)) return;
+    const key = e.key;
+    if (e.ctrlKey || e.metaKey) {
+      if (key.toLowerCase() === "z" && !e.shiftKey) {
+        e.preventDefault();
+        this.undoEdit();
+      }
+      return;
+    }
+    const lower = key.length === 1 ? key.toLowerCase() : key;
+    const handled = this.keyAction(lower, e.shiftKey);
+    if (handled) {
+      e.preventDefault();
+      e.stopPropagation();
+    }
+  }
+
+  keyAction(key, shift) {
+    const labelIndex = LABEL_KEYS.indexOf(key);
+    if (labelIndex >= 0 && labelIndex < this.labels.length) {
+      if (!this.busy) this.applyLabel(labelIndex);
+      return true;
+    }
+    switch (key) {
+      case "Enter":
+        if (this.actions.has("save")) this.act("save");
+        return this.actions.has("save");
+      case "s":
+        if (this.actions.has("skip")) this.act("skip");
+        return this.actions.has("skip");
+      case "u":
+        if (this.actions.has("undo")) this.act("undo");
+        return this.actions.has("undo");
+      case "a":
+        if (!this.busy) this.acceptSuggestions();
+        return true;
+      case "Escape":
+        this.sel = null;
+        this.hint = "";
+        this.renderSelection();
+        this.renderStatus();
+        return true;
+      case "Backspace":
+      case "Delete":
+        if (!this.sel) return false;
+        this.removeSelected();
+        return true;
+      case "ArrowLeft":
+      case "ArrowRight":
+        return this.moveSelection(key === "ArrowLeft" ? -1 : 1, shift);
+      default:
+        return false;
+    }
+  }
+
+  moveSelection(step, extend) {
+    const n = this.words.length;
+    if (!n) return false;
+    if (!this.sel) {
+      const i = step > 0 ? 0 : n - 1;
+      this.sel = { a: i, b: i, fromClick: false };
+    } else {
+      const b = Math.min(n - 1, Math.max(0, this.sel.b + step));
+      this.sel = extend ? { a: this.sel.a, b, fromClick: false } : { a: b, b, fromClick: false };
+    }
+    this.renderSelection();
+    const w = this.wordEls[this.sel.b];
+    if (w && w.scrollIntoView) w.scrollIntoView({ block: "nearest" });
+    return true;
+  }
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  let ctl = parentElement.__fewlabelAnnotator;
+  if (!ctl || ctl.destroyed) {
+    ctl = new SpanAnnotator(parentElement);
+    parentElement.__fewlabelAnnotator = ctl;
+  }
+  ctl.send = setTriggerValue;
+  ctl.update(data || {});
+  return () => ctl.destroy();
+}

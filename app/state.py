@@ -1,0 +1,139 @@
+"""Typed accessors for st.session_state: every key the app keeps lives here.
+
+The annotator name and the project are sidebar widgets bound to the URL's query
+parameters, so a reload or a shared link keeps them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import streamlit as st
+
+ANNOTATOR_KEY = "annotator"
+PROJECT_KEY = "project"
+DEFAULT_ANNOTATOR = "annotator"
+
+_PENDING_PROJECT = "_fl_pending_project"
+_FLASHES = "_fl_flashes"
+_EDITOR_VERSION = "_fl_editor_version"
+_EDITOR_SEQ = "_fl_editor_seq"
+_EDITOR_ERROR = "_fl_editor_error"
+_SAVED_DRAFTS = "_fl_saved_drafts"
+_RESTORED = "_fl_restored"
+_REVIEW_OPEN = "_fl_review_open"
+_MAX_DRAFTS = 20
+
+FlashKind = Literal["toast", "success", "info", "warning", "error"]
+
+
+# ---------------------------------------------------------------- who and where
+
+
+def annotator() -> str:
+    """The annotator name from the sidebar, stripped ("" when the field is empty)."""
+    return str(st.session_state.get(ANNOTATOR_KEY) or "").strip()
+
+
+def project_name() -> str | None:
+    value = st.session_state.get(PROJECT_KEY)
+    return str(value) if value else None
+
+
+def select_project(name: str) -> None:
+    """Make `name` the sidebar's project on the next run (a widget can't change mid-run)."""
+    st.session_state[_PENDING_PROJECT] = name
+
+
+def apply_pending_project() -> None:
+    """Called before the sidebar draws its project selector."""
+    name = st.session_state.pop(_PENDING_PROJECT, None)
+    if name:
+        st.session_state[PROJECT_KEY] = name
+
+
+# ---------------------------------------------------------------- one-shot messages
+
+
+def flash(kind: FlashKind, message: str) -> None:
+    """A message for the next page run (callbacks run before the page draws)."""
+    st.session_state.setdefault(_FLASHES, []).append((kind, message))
+
+
+def pop_flashes() -> list[tuple[FlashKind, str]]:
+    return st.session_state.pop(_FLASHES, [])
+
+
+# ---------------------------------------------------------------- editor bookkeeping
+
+
+def editor_version(scope: str) -> int:
+    """Bumped after each save/skip/undo; a new version resets the browser's draft."""
+    return int(st.session_state.get(f"{_EDITOR_VERSION}:{scope}", 0))
+
+
+def editor_seq(scope: str) -> int:
+    """Bumped after every handled event, so the component redraws even on an error."""
+    return int(st.session_state.get(f"{_EDITOR_SEQ}:{scope}", 0))
+
+
+def editor_done(scope: str, *, error: str | None = None) -> None:
+    """Record the outcome of an editor event: a new version on success, an error otherwise."""
+    st.session_state[f"{_EDITOR_SEQ}:{scope}"] = editor_seq(scope) + 1
+    st.session_state[f"{_EDITOR_ERROR}:{scope}"] = error
+    if error is None:
+        st.session_state[f"{_EDITOR_VERSION}:{scope}"] = editor_version(scope) + 1
+
+
+def pop_editor_error(scope: str) -> str | None:
+    """The error of the last editor event, once."""
+    return st.session_state.pop(f"{_EDITOR_ERROR}:{scope}", None)
+
+
+def remember_saved(document_id: int, spans: list[dict]) -> None:
+    """Keep what was just saved, so undo can bring it back as an editable draft."""
+    drafts: dict[int, list[dict]] = st.session_state.setdefault(_SAVED_DRAFTS, {})
+    drafts.pop(document_id, None)
+    drafts[document_id] = spans
+    while len(drafts) > _MAX_DRAFTS:
+        drafts.pop(next(iter(drafts)))
+
+
+def restore_after_undo(document_id: int) -> None:
+    """After undoing a save of `document_id`, show its spans again as an unsaved draft."""
+    drafts: dict[int, list[dict]] = st.session_state.get(_SAVED_DRAFTS, {})
+    if document_id in drafts:
+        st.session_state[_RESTORED] = (document_id, drafts.pop(document_id))
+    else:
+        st.session_state.pop(_RESTORED, None)
+
+
+def restored_draft(document_id: int) -> list[dict] | None:
+    """The undone spans for this document, if the last undo brought it back."""
+    restored = st.session_state.get(_RESTORED)
+    if restored and restored[0] == document_id:
+        return restored[1]
+    return None
+
+
+def clear_restored() -> None:
+    st.session_state.pop(_RESTORED, None)
+
+
+# ---------------------------------------------------------------- review
+
+
+def open_for_review(project_id: int, row: tuple[int, str | None] | None) -> None:
+    """The text (and whose annotation of it) the Review page shows in its editor."""
+    if row is None:
+        st.session_state.pop(_REVIEW_OPEN, None)
+    else:
+        st.session_state[_REVIEW_OPEN] = (project_id, int(row[0]), row[1])
+
+
+def opened_for_review(project_id: int) -> tuple[int, str | None] | None:
+    """(document id, annotator or None) opened in this project's Review editor, if any."""
+    opened = st.session_state.get(_REVIEW_OPEN)
+    if opened and opened[0] == project_id:
+        return opened[1], opened[2]
+    return None

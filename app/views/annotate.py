@@ -1,0 +1,102 @@
+"""Annotate: the next text in the queue, labeled in the span annotator, saved with Enter."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import services, state
+from app.components.span_annotator import EditorEvent, span_annotator
+from app.ui import md_escape, require_annotator, require_project, show_flashes
+from core.annotations import next_document, progress, save, skip, undo
+from core.errors import FewlabelError
+from core.projects import get_project
+
+EDITOR = "annotate"
+
+project = require_project()
+annotator = require_annotator()
+
+
+def handle(event: EditorEvent) -> None:
+    """Save, skip or undo in one transaction; an error keeps the text and the edits."""
+    try:
+        with services.session() as s:
+            p = get_project(s, project.id)
+            if event.action == "save":
+                saved = save(s, p, event.document_id, annotator, event.spans)
+                n = len(saved.spans)
+                state.remember_saved(event.document_id, list(saved.spans))
+                state.clear_restored()
+                state.flash("toast", f"Saved {n} span{'s' if n != 1 else ''}.")
+            elif event.action == "skip":
+                skip(s, p, event.document_id, annotator)
+                state.clear_restored()
+                state.flash("toast", "Skipped.")
+            else:
+                doc_id = undo(s, p, annotator)
+                if doc_id is None:
+                    state.flash("info", "Nothing to undo yet.")
+                else:
+                    state.restore_after_undo(doc_id)
+                    state.flash("toast", "Undone: the text is back in front of you.")
+    except FewlabelError as exc:
+        state.editor_done(EDITOR, error=str(exc))
+    else:
+        state.editor_done(EDITOR)
+
+
+st.title("Annotate")
+show_flashes()
+
+with services.session() as s:
+    p = get_project(s, project.id)
+    task = next_document(s, p, annotator)
+    stats = progress(s, p, annotator)
+
+share = (stats.done + stats.skipped) / stats.total if stats.total else 0.0
+st.progress(
+    share,
+    text=(
+        f"{stats.done} of {stats.total} labeled · {stats.mine} by you · "
+        f"{stats.skipped} skipped · {stats.open} open"
+    ),
+)
+
+if task is None:
+    if stats.total == 0:
+        st.info("This project has no texts yet. Import some on the Projects page.")
+        st.page_link("views/projects.py", label="Import texts", icon=":material/upload_file:")
+    else:
+        st.success("The queue is empty: every text in this project is labeled or skipped.")
+        if st.button("Undo my last save or skip", icon=":material/undo:", key="undo_last"):
+            handle(EditorEvent(action="undo", document_id=0, spans=[]))
+            st.rerun()
+    st.stop()
+
+about = [f"Text #{task.document_id}"]
+if task.external_id:
+    about.append(f"id {md_escape(task.external_id)}")
+if task.meta.get("title"):
+    about.append(md_escape(task.meta["title"]))
+if task.score is not None:
+    about.append(f"why this text: the model is uncertain about it (score {task.score:.2f})")
+st.caption(" · ".join(about))
+
+restored = state.restored_draft(task.document_id)
+error = state.pop_editor_error(EDITOR)
+if error:
+    st.error(md_escape(error))
+
+span_annotator(
+    key=f"{EDITOR}-editor",
+    document_id=task.document_id,
+    text=task.text,
+    words=task.words,
+    spans=restored if restored is not None else task.spans,
+    suggestions=task.suggestions,
+    labels=project.labels,
+    version=f"{project.id}:{task.document_id}:{state.editor_version(EDITOR)}",
+    seq=state.editor_seq(EDITOR),
+    dirty=restored is not None,
+    on_event=handle,
+)

@@ -1,0 +1,331 @@
+"""The Streamlit pages, run headless with AppTest against a real migrated SQLite file.
+
+The span annotator's browser side is covered by test_browser.py; here its events are sent
+the way the browser sends them (a trigger value on the component), so the page's real
+callback path runs: save, skip, undo, errors.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.state.session_state import STREAMLIT_INTERNAL_KEY_PREFIX
+from streamlit.testing.v1 import AppTest
+
+from app.components.span_annotator import label_palette, parse_event
+from app.ui import md_escape
+from core import annotations
+from core.annotations import browse, progress, save
+from core.corpus import export_bytes
+from core.db import session_scope
+from core.projects import get_project, list_projects
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+TEXTS = [
+    "Body mass index (BMI) is a value derived from mass and height.",
+    "The World Health Organization (WHO) sets standards.",
+    "Natural language processing (NLP) is fun.",
+]
+
+
+@pytest.fixture
+def app(db_url, monkeypatch):
+    """An AppTest of the whole app on the test database, annotating as `alice`."""
+    monkeypatch.setenv("FEWLABEL_DB", db_url)
+
+    def start(page: str | None = None, annotator: str = "alice") -> AppTest:
+        at = AppTest.from_file(MAIN, default_timeout=20)
+        at.query_params["annotator"] = annotator
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception, at.exception
+        return at
+
+    return start
+
+
+def component(at: AppTest) -> dict:
+    """The data the span annotator was mounted with."""
+    (el,) = at.get("bidi_component")
+    return json.loads(el.proto.json)
+
+
+def send_event(at: AppTest, action: str, doc: int, spans: list[dict] | None = None) -> AppTest:
+    """Run the app as if the browser component had fired its `event` trigger."""
+    (el,) = at.get("bidi_component")
+    states = at._tree.get_widget_states()
+    trigger = WidgetState(id=f"{STREAMLIT_INTERNAL_KEY_PREFIX}_{el.proto.id}__events")
+    value = {"action": action, "doc": doc, "spans": spans or [], "nonce": "t"}
+    trigger.json_trigger_value = json.dumps([{"event": "event", "value": value}])
+    states.widgets.append(trigger)
+    at._run(states)
+    assert not at.exception, at.exception
+    return at
+
+
+def select_table_row(at: AppTest, key_prefix: str, row: int) -> AppTest:
+    """Run the app as if the user had clicked row `row` of the dataframe keyed `key_prefix…`."""
+    (table,) = [d for d in at.dataframe if (d.key or "").startswith(key_prefix)]
+    at.session_state[table.key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def progress_text(at: AppTest) -> str:
+    return at.get("progress")[0].proto.text
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def test_parse_event_keeps_only_well_formed_payloads():
+    ok = parse_event({"action": "save", "doc": "3", "spans": [{"start": 0, "end": 2, "label": 1}]})
+    assert ok.action == "save" and ok.document_id == 3
+    assert ok.spans == [{"start": 0, "end": 2, "label": "1"}]
+    assert parse_event({"action": "drop table", "doc": 1}) is None
+    assert parse_event({"action": "skip"}) is None
+    assert parse_event("save") is None
+    assert parse_event({"action": "save", "doc": 1, "spans": [{"start": "x"}, 5]}).spans == []
+
+
+def test_markdown_escape_and_palette():
+    assert md_escape("[click](javascript:alert(1))") == r"\[click\]\(javascript\:alert\(1\)\)"
+    colors = label_palette([f"L{i}" for i in range(11)])
+    assert colors[0]["bg"] == colors[9]["bg"] and len(colors) == 11
+
+
+# ---------------------------------------------------------------- Projects
+
+
+def test_projects_page_creates_a_project_and_imports_a_file(app, db_url):
+    at = app("views/projects.py")
+    at.text_input(key="new_name").input("people")
+    at.radio(key="new_task").set_value("custom")
+    at.text_input(key="new_labels").input("PERSON, ORG")
+    at.button(key="new_submit").click().run()
+    assert not at.exception
+    assert at.selectbox(key="project").value == "people"  # the sidebar switched to it
+    with session_scope(db_url) as s:
+        (summary,) = list_projects(s)
+    assert (summary.name, summary.labels) == ("people", ["PERSON", "ORG"])
+
+    csv_bytes = b"id,body\n1,Alice met Bob.\n2,Carol works at ACME.\n3,Alice met Bob.\n"
+    at.file_uploader(key="import_file").set_value(("people.csv", csv_bytes, "text/csv"))
+    at.text_input(key="import_text_column").input("body")
+    at.button(key="import_submit").click().run()
+    assert not at.exception
+    assert "Imported 2 documents" in at.success[0].value
+    assert "1 duplicates skipped" in at.success[0].value
+    with session_scope(db_url) as s:
+        assert progress(s, get_project(s, "people")).total == 2
+
+
+def test_projects_page_reports_a_bad_file_and_writes_nothing(app, make_project, db_url):
+    make_project("p", TEXTS)
+    at = app("views/projects.py")
+    bad = b'{"text": "fine"}\n{"text": "also fine"}\n{not json\n'
+    at.file_uploader(key="import_file").set_value(("bad.jsonl", bad, "application/json"))
+    at.button(key="import_submit").click().run()
+    assert not at.exception
+    assert "Nothing was imported" in at.error[0].value
+    assert "bad" in at.error[0].value and "3" in at.error[0].value  # file and line
+    with session_scope(db_url) as s:
+        assert progress(s, get_project(s, "p")).total == len(TEXTS)
+
+
+def test_projects_page_rejects_a_duplicate_name(app, make_project):
+    make_project("p", TEXTS)
+    at = app("views/projects.py")
+    at.text_input(key="new_name").input("p")
+    at.button(key="new_submit").click().run()
+    assert "already exists" in at.error[0].value
+
+
+# ---------------------------------------------------------------- Annotate
+
+
+def test_annotate_shows_the_next_text_and_progress(app, make_project):
+    ids = make_project("p", TEXTS)
+    at = app()
+    data = component(at)
+    assert data["doc"] == ids[0] and data["text"] == TEXTS[0]
+    assert data["words"][0] == [0, 4]  # "Body", offsets for the browser to draw
+    assert [lbl["name"] for lbl in data["labels"]] == ["SHORT", "LONG"]
+    assert progress_text(at).startswith("0 of 3 labeled · 0 by you")
+
+
+def test_annotate_save_skip_and_undo_through_component_events(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    at = app()
+    send_event(at, "save", ids[0], [{"start": 17, "end": 19, "label": "SHORT"}])  # "BM" snaps
+    assert component(at)["text"] == TEXTS[1]
+    assert progress_text(at).startswith("1 of 3 labeled · 1 by you")
+    assert "Saved 1 span" in at.toast[0].value
+
+    send_event(at, "skip", ids[1])
+    assert component(at)["text"] == TEXTS[2]
+
+    send_event(at, "undo", ids[2])  # undoes the skip
+    assert component(at)["doc"] == ids[1]
+    send_event(at, "undo", ids[1])  # undoes the save: the text returns with its spans
+    data = component(at)
+    assert data["doc"] == ids[0]
+    assert data["spans"] == [{"start": 17, "end": 20, "label": "SHORT"}]
+    assert data["dirty"] is True
+    with session_scope(db_url) as s:
+        rows, _ = browse(s, get_project(s, "p"), annotator="alice")
+    assert rows == []
+
+
+def test_annotate_shows_a_span_error_and_keeps_the_text(app, make_project):
+    ids = make_project("p", TEXTS)
+    at = app()
+    version = component(at)["version"]
+    send_event(at, "save", ids[0], [{"start": 0, "end": 4, "label": "PERSON"}])
+    assert "unknown label" in at.error[0].value
+    data = component(at)
+    assert data["doc"] == ids[0] and data["version"] == version  # the draft is kept
+
+
+def test_annotate_renders_suggestions_and_why_this_text(app, make_project, monkeypatch):
+    make_project("p", TEXTS)
+
+    def provider(session, docs):
+        return {
+            d.id: ([{"start": 0, "end": 15, "label": "LONG", "confidence": 0.8}], 0.42)
+            for d in docs
+        }
+
+    monkeypatch.setattr(annotations, "_suggestion_provider", provider)
+    at = app()
+    assert component(at)["suggestions"][0]["label"] == "LONG"
+    assert any("uncertain" in c.value and "0.42" in c.value for c in at.caption)
+
+
+def test_annotate_says_when_the_queue_is_empty(app, make_project, db_url):
+    ids = make_project("p", TEXTS[:1])
+    with session_scope(db_url) as s:
+        save(s, get_project(s, "p"), ids[0], "alice", [])
+    at = app()
+    assert "queue is empty" in at.success[0].value
+    assert not at.get("bidi_component")
+    at.button(key="undo_last").click().run()  # "Undo my last save or skip" brings the text back
+    assert component(at)["doc"] == ids[0]
+
+
+def test_annotate_points_to_projects_when_there_is_none(app):
+    at = app()
+    assert "No project yet" in at.info[0].value
+
+
+# ---------------------------------------------------------------- Review
+
+
+def _labeled(make_project, db_url) -> list[int]:
+    ids = make_project("p", TEXTS)
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        save(s, p, ids[0], "alice", [{"start": 17, "end": 20, "label": "SHORT"}])
+        save(s, p, ids[1], "bob", [{"start": 4, "end": 29, "label": "LONG"}])
+    return ids
+
+
+def review_table(at: AppTest) -> pd.DataFrame:
+    (table,) = [d for d in at.dataframe if (d.key or "").startswith("review_table")]
+    return table.value
+
+
+def test_review_filters_by_text_label_annotator_and_state(app, make_project, db_url):
+    ids = _labeled(make_project, db_url)
+    at = app("views/review.py")
+    assert len(review_table(at)) == 3
+
+    at.selectbox(key="review_label").set_value("LONG").run()
+    df = review_table(at)
+    assert list(df["annotator"]) == ["bob"]
+    assert df["tagged text"][0] == "The [World Health Organization]{LONG} (WHO) sets standards."
+
+    at.selectbox(key="review_label").set_value("Any")
+    at.selectbox(key="review_who").set_value("alice").run()
+    assert list(review_table(at)["spans"]) == ["BMI → SHORT"]
+
+    at.selectbox(key="review_who").set_value("Any")
+    at.selectbox(key="review_state").set_value("open").run()
+    df = review_table(at)
+    assert list(df["text #"]) == [ids[2]] and list(df["state"]) == ["open"]
+
+    at.selectbox(key="review_state").set_value("Any")
+    at.text_input(key="review_search").input("language").run()
+    assert len(review_table(at)) == 1 and "NLP" in review_table(at)["tagged text"][0]
+
+
+def test_review_pages_through_many_rows(app, make_project):
+    make_project("many", [f"Text number {i} is here." for i in range(25)])
+    at = app("views/review.py")
+    assert len(review_table(at)) == 20
+    at.pagination(key="review_page").select(2).run()
+    assert list(review_table(at)["text #"]) == list(range(21, 26))
+    at.text_input(key="review_search").input("number 7").run()  # a new filter: page 1
+    assert list(review_table(at)["text #"]) == [8]
+    assert not at.pagination
+
+
+def test_review_opens_a_row_and_saves_it_as_the_current_annotator(app, make_project, db_url):
+    ids = _labeled(make_project, db_url)
+    at = app("views/review.py")
+    select_table_row(at, "review_table", 1)  # bob's annotation of the second text
+    data = component(at)
+    assert data["doc"] == ids[1] and data["actions"] == ["save"]
+    assert data["spans"] == [{"start": 4, "end": 29, "label": "LONG"}]
+
+    send_event(at, "save", ids[1], [{"start": 31, "end": 34, "label": "SHORT"}])
+    with session_scope(db_url) as s:
+        rows, _ = browse(s, get_project(s, "p"), annotator="alice", label="SHORT")
+    assert {r.document_id for r in rows} == {ids[0], ids[1]}
+    assert component(at)["spans"] == [{"start": 31, "end": 34, "label": "SHORT"}]
+
+
+# ---------------------------------------------------------------- Export
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> list[bytes]:
+    """Bytes handed to Streamlit's media storage (where st.download_button puts its data)."""
+    seen: list[bytes] = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def spy(self, path_or_data, mimetype, kind, filename=None):
+        seen.append(path_or_data)
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    return seen
+
+
+def test_export_download_holds_the_core_export(app, make_project, db_url, downloads):
+    _labeled(make_project, db_url)
+    at = app("views/export.py")
+    (button,) = at.download_button
+    assert button.label == "Download p.csv"
+    with session_scope(db_url) as s:
+        expected = export_bytes(s, get_project(s, "p"), "csv")
+    assert downloads[-1] == expected
+    rows = pd.read_csv(io.BytesIO(downloads[-1]))
+    assert sorted(rows["annotator"]) == ["alice", "bob"]
+
+    at.segmented_control(key="export_format").set_value("jsonl")
+    at.selectbox(key="export_annotator").set_value("bob")
+    at.checkbox(key="export_all").check().run()
+    assert at.download_button[0].label == "Download p.jsonl"
+    records = [json.loads(line) for line in downloads[-1].decode().splitlines()]
+    assert len(records) == 3  # bob's one label, and the two texts he has not labeled
+    assert [r["status"] for r in records].count("done") == 1
+    assert "fewlabel export p -o p.jsonl --format jsonl --annotator bob --all" in at.code[0].value

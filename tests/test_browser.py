@@ -1,0 +1,308 @@
+"""End to end: `fewlabel serve` driven by Debian's chromium through Playwright.
+
+Never runs `playwright install`: the browser is the system's chromium. Without it these
+tests skip, unless FEWLABEL_REQUIRE_BROWSER is set (CI), where they fail instead. Set
+FEWLABEL_UPDATE_SCREENSHOT=1 to refresh docs/annotate.png from the demo corpus.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import seed_project
+
+from core.annotations import browse, set_ranks
+from core.config import SAMPLE_DATA
+from core.corpus import import_file
+from core.db import session_scope, upgrade
+from core.projects import create_project, get_project
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+XSS_TEXT = (
+    "Body mass index (BMI) is a value. <script>window.__xss=1</script> "
+    '<img src=x onerror="window.__xss=2"> ends here.'
+)
+SECOND = "The World Health Organization (WHO) sets standards."
+THIRD = "A third text about nothing in particular."
+BMI_TEXT = "Body mass index (BMI) is a value derived from the mass (weight) and height of a person."
+TIMEOUT_MS = 15_000
+
+
+def require_chromium() -> None:
+    if CHROMIUM is None:
+        reason = "Debian's chromium is not installed (apt-get install chromium)"
+        if os.environ.get("FEWLABEL_REQUIRE_BROWSER"):  # CI: the browser test must run
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fewlabel() -> list[str]:
+    script = Path(sys.executable).parent / "fewlabel"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "core.cli"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A served database with project `e2e` (three known texts) and the `demo` corpus."""
+    require_chromium()
+    tmp = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{tmp / 'e2e.db'}"
+    upgrade(url)
+    seed_project(url, "e2e", [XSS_TEXT, SECOND, THIRD])
+    with session_scope(url) as s:
+        demo = create_project(s, "demo", "acronym")
+        import_file(s, demo, SAMPLE_DATA / "wiki_sentences.jsonl", seed=0)
+        rows, _ = browse(s, demo, search="Body mass index (BMI) is a value derived")
+        set_ranks(s, demo, {rows[0].document_id: -1.0})
+    port = _free_port()
+    log = (tmp / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [*_fewlabel(), "serve", "--db", url, "--port", str(port), "--no-demo"],
+        cwd=tmp,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # streamlit runs as a child; stop the whole group
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGTERM)
+            pytest.fail(f"fewlabel serve did not start:\n{(tmp / 'serve.log').read_text()}")
+        time.sleep(0.2)
+    yield {"base": base, "url": url, "tmp": tmp}
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    yield pg
+    context.close()
+
+
+def word(page, text: str):
+    return page.locator(".fl-w").filter(has_text=re.compile(f"^{re.escape(text)}$")).first
+
+
+def drag(page, first: str, last: str) -> None:
+    a = word(page, first).bounding_box()
+    b = word(page, last).bounding_box()
+    page.mouse.move(a["x"] + 3, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=8)
+    page.mouse.up()
+
+
+def shown_text(page) -> str:
+    return page.locator("[data-testid='fewlabel-text']").text_content()
+
+
+def wait_for_text(page, fragment: str) -> None:
+    page.locator("[data-testid='fewlabel-text']").filter(has_text=fragment).wait_for()
+
+
+def test_label_save_skip_undo_and_no_script_runs(server, page):
+    page.goto(f"{server['base']}/?annotator=tester&project=e2e")
+    wait_for_text(page, "Body mass index")
+
+    # The corpus text is shown literally, and nothing in it ran.
+    text = shown_text(page)
+    assert "<script>window.__xss=1</script>" in text
+    assert '<img src=x onerror="window.__xss=2">' in text
+    assert page.locator("[data-testid='fewlabel-text'] img").count() == 0
+    assert page.locator("[data-testid='fewlabel-text'] script").count() == 0
+
+    # Drag across three words, label them LONG (key 2); click BMI, label it SHORT (key 1).
+    drag(page, "Body", "index")
+    page.keyboard.press("2")
+    page.locator(".fl-span[data-label='LONG']").filter(has_text="Body mass index").wait_for()
+    word(page, "BMI").click()
+    page.keyboard.press("1")
+    page.locator(".fl-span[data-label='SHORT']").filter(has_text="BMI").wait_for()
+    assert page.locator(".fl-span").count() == 2
+
+    page.keyboard.press("Enter")
+    wait_for_text(page, "World Health")
+    assert page.evaluate("typeof window.__xss") == "undefined"
+
+    # The export (the CLI, the same code as the Export page) holds both spans.
+    out = server["tmp"] / "out.csv"
+    subprocess.run(
+        [*_fewlabel(), "export", "e2e", "-o", str(out), "--db", server["url"]],
+        check=True,
+        capture_output=True,
+    )
+    (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert row["text"] == XSS_TEXT
+    assert row["annotator"] == "tester"
+    spans = json.loads(row["spans"])
+    assert {"start": 0, "end": 15, "label": "LONG", "text": "Body mass index"} in spans
+    assert {"start": 17, "end": 20, "label": "SHORT", "text": "BMI"} in spans
+
+    # S skips the second text; U brings it back; U again brings back the first text
+    # with the spans that were saved, as an unsaved draft.
+    page.keyboard.press("s")
+    wait_for_text(page, "A third text")
+    page.keyboard.press("u")
+    wait_for_text(page, "World Health")
+    page.keyboard.press("u")
+    wait_for_text(page, "Body mass index")
+    page.locator(".fl-span").nth(1).wait_for()
+    assert page.locator(".fl-span").count() == 2
+    assert "unsaved changes" in page.locator(".fl-status").text_content()
+    with session_scope(server["url"]) as s:
+        rows, _ = browse(s, get_project(s, "e2e"), annotator="tester")
+    assert rows == []  # both the save and the skip were undone
+    assert page.evaluate("typeof window.__xss") == "undefined"
+
+
+def test_clicking_a_span_removes_it_and_keys_leave_text_inputs_alone(server, page):
+    page.goto(f"{server['base']}/?annotator=tester&project=e2e")
+    wait_for_text(page, "Body mass index")
+    # Keys work straight after load, before any click: → selects the first word.
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("1")
+    span = page.locator(".fl-span[data-label='SHORT']")
+    span.filter(has_text="Body mass").wait_for()
+    span.click()  # clicking a span removes it
+    span.wait_for(state="detached")
+
+    # Typing a name with digits and "s" into the sidebar must not label or skip.
+    name = page.get_by_role("textbox", name="Annotator")
+    name.click()
+    name.press_sequentially("s12u")
+    assert page.locator(".fl-span").count() == 0
+    assert "Body mass index" in shown_text(page)
+
+
+def test_component_alone_suggestions_and_hostile_text(page):
+    """The component's JS on a bare page: suggestions, keys, events; markup stays text."""
+    from app.components.span_annotator import component_data
+    from core.text import tokenize
+
+    text = 'NLP (<b>natural</b> language processing) <svg onload="window.__xss=3"> ok'
+    suggestions = [
+        {"start": 0, "end": 3, "label": "SHORT", "confidence": 0.9},
+        {"start": 8, "end": 14, "label": "LONG", "confidence": 0.6},  # "natural", snapped
+    ]
+    data = component_data(
+        document_id=7,
+        text=text,
+        words=tokenize(text),
+        spans=[],
+        labels=["SHORT", "LONG"],
+        suggestions=suggestions,
+    )
+    js = (ROOT / "app" / "components" / "span_annotator.js").read_text()
+    page.set_content("<div id='host'></div>")
+    page.evaluate(
+        """async ([js, data]) => {
+            const url = URL.createObjectURL(new Blob([js], {type: "text/javascript"}));
+            const mod = await import(url);
+            window.__events = [];
+            const root = document.getElementById("host").attachShadow({mode: "open"});
+            mod.default({data, parentElement: root,
+                         setTriggerValue: (name, value) => window.__events.push([name, value])});
+        }""",
+        [js, data],
+    )
+    assert page.locator(".fl-sugg").count() == 2
+    assert '</b> language processing) <svg onload="window.__xss=3"> ok' in shown_text(page)
+    assert page.locator("[data-testid='fewlabel-text'] b, svg").count() == 0
+
+    page.locator(".fl-sugg[data-label='SHORT']").click()  # a click accepts one
+    page.locator(".fl-span[data-label='SHORT']").wait_for()
+    page.keyboard.press("a")  # A accepts the rest
+    page.locator(".fl-span[data-label='LONG']").wait_for()
+    page.keyboard.press("Control+z")  # undo the last edit
+    page.locator(".fl-span[data-label='LONG']").wait_for(state="detached")
+    page.keyboard.press("Enter")
+    events = page.evaluate("window.__events")
+    assert events == [
+        [
+            "event",
+            {
+                "action": "save",
+                "doc": 7,
+                "spans": [{"start": 0, "end": 3, "label": "SHORT"}],
+                "nonce": events[0][1]["nonce"],
+            },
+        ]
+    ]
+    assert page.evaluate("typeof window.__xss") == "undefined"
+
+
+def test_annotate_screenshot(server, page):
+    """The Annotate page on the demo corpus with two labeled spans (docs/annotate.png)."""
+    page.set_viewport_size({"width": 1200, "height": 700})
+    page.goto(f"{server['base']}/?annotator=demo-user&project=demo")
+    wait_for_text(page, "Body mass index (BMI)")
+    drag(page, "Body", "index")
+    page.keyboard.press("2")
+    word(page, "BMI").click()
+    page.keyboard.press("1")
+    word(page, "weight").click()
+    page.locator(".fl-span").nth(1).wait_for()
+    page.mouse.move(5, 5)
+    shot = server["tmp"] / "annotate.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("FEWLABEL_UPDATE_SCREENSHOT"):
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copy(shot, ROOT / "docs" / "annotate.png")
