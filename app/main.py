@@ -17,6 +17,7 @@ services.db_url()  # migrates the database once per process (cache_resource)
 PAGES = [
     st.Page("views/annotate.py", title="Annotate", icon=":material/edit_note:", default=True),
     st.Page("views/review.py", title="Review", icon=":material/fact_check:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/export.py", title="Export", icon=":material/download:"),
     st.Page("views/projects.py", title="Projects", icon=":material/folder_open:"),
 ]

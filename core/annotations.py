@@ -16,7 +16,7 @@ from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, SpanError
-from core.schema import Annotation, Document, Project, utcnow
+from core.schema import Annotation, Document, ModelVersion, Prediction, Project, utcnow
 from core.text import Span, Word, validate_spans, words_of
 
 # A claim older than this returns the document to the pool (an annotator closed the tab).
@@ -42,7 +42,26 @@ class AnnotationTask:
 # The seam for model pre-annotations: given a session and documents, return suggested spans
 # ({start, end, label, confidence?}) and a score per document id. The model loop registers one.
 SuggestionProvider = Callable[[Session, Sequence[Document]], dict[int, tuple[list[dict], float]]]
-_suggestion_provider: SuggestionProvider | None = None
+
+
+def stored_predictions(
+    session: Session, docs: Sequence[Document]
+) -> dict[int, tuple[list[dict], float]]:
+    """Suggestions from the project's current model version, as scored after its training."""
+    if not docs:
+        return {}
+    rows = session.execute(
+        select(Prediction.document_id, Prediction.spans, Prediction.score)
+        .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
+        .where(
+            Prediction.document_id.in_([d.id for d in docs]),
+            ModelVersion.is_current.is_(True),
+        )
+    )
+    return {doc_id: (list(spans), score) for doc_id, spans, score in rows}
+
+
+_suggestion_provider: SuggestionProvider | None = stored_predictions
 
 
 def set_suggestion_provider(provider: SuggestionProvider | None) -> None:

@@ -77,7 +77,183 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves a whole network)"
     )
     ps.add_argument("--no-demo", action="store_true", help="do not create the demo project")
+    pt = sub.add_parser("train", help="finetune a model version on a project's labels")
+    _add_db(pt)
+    pt.add_argument("project")
+    pt.add_argument("--base", help="backbone: default, a Hugging Face id, or a local path")
+    pt.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    pt.add_argument("--warm-start", action="store_true", help="start from the current version")
+    pt.add_argument(
+        "--background", action="store_true", help="start a worker process and return at once"
+    )
+
+    pp = sub.add_parser("predict", help="tag a file with a saved model version")
+    pp.add_argument("--model", required=True, help="a model version directory")
+    pp.add_argument("--input", required=True, help="SciAD JSON, CoNLL, JSONL or TXT")
+    pp.add_argument("--output", required=True)
+    pp.add_argument(
+        "--format", default="auto", choices=["auto", "csv", "txt", "jsonl", "conll", "sciad"]
+    )
+    pp.add_argument("--batch-size", type=int, default=32)
+
+    pq = sub.add_parser("queue", help="show the next texts to label, with their scores")
+    _add_db(pq)
+    pq.add_argument("project")
+    pq.add_argument("--n", type=int, default=10)
+    pq.add_argument(
+        "--strategy",
+        help="rescore the pool with this strategy (random, least_confidence, margin, entropy, "
+        "bald) using the current model",
+    )
+    pq.add_argument("--save", action="store_true", help="make --strategy the project's queue order")
+
+    pw = sub.add_parser("weak", help="weak labelers: score one against a labeled file")
+    wsub = pw.add_subparsers(dest="weak_command", required=True, metavar="ACTION")
+    we = wsub.add_parser("eval", help="precision/recall/F1 of a task's weak labeler")
+    we.add_argument("file", help="a labeled SciAD JSON, CoNLL or JSONL file")
+    we.add_argument("--task", required=True, choices=["acronym", "concept"])
+    we.add_argument(
+        "--labeler", default=None, help="one labeler by name (default: the task's combination)"
+    )
+    we.add_argument("--fit", help="a file of texts to fit the keyphrase statistics on (concept)")
+    we.add_argument("--format", default="auto")
+
+    pj = sub.add_parser("jobs", help="list a project's background jobs, or cancel one")
+    _add_db(pj)
+    pj.add_argument("project")
+    pj.add_argument("--cancel", type=int, metavar="JOB_ID")
     return parser
+
+
+def _print_metrics(metrics: dict | None) -> None:
+    dev = (metrics or {}).get("dev")
+    if not dev:
+        print("  dev metrics: none (fewer labels than the held-out slice needs)")
+        return
+    print(f"  {'label':<12} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}")
+    for label, m in dev["per_label"].items():
+        print(f"  {label:<12} {m['p']:6.3f} {m['r']:6.3f} {m['f1']:6.3f} {m['support']:>5}")
+    print(f"  macro F1 {dev['f1_macro']:.3f}   micro F1 {dev['f1_micro']:.3f}")
+
+
+def cmd_train(args, url: str) -> int:
+    from core.db import ensure_schema, session_scope
+    from core.jobs import enqueue, run_job, spawn_worker
+    from core.projects import get_project
+
+    ensure_schema(url)
+    params: dict = {"warm_start": args.warm_start}
+    if args.base:
+        params["base"] = args.base
+    if args.epochs:
+        params["train_args"] = {"epochs": args.epochs}
+    with session_scope(url) as session:
+        project = get_project(session, args.project)
+        job = enqueue(session, "train", project, {**params, "project_id": project.id})
+        job_id = job.id
+    if args.background:
+        proc = spawn_worker(url, job_id)
+        print(f"job {job_id} started in worker process {proc.pid}")
+        return 0
+    print(f"job {job_id}: training (this process is the worker)...", file=sys.stderr)
+    job = run_job(url, job_id)
+    if job.status != "done":
+        print(f"fewlabel: error: training {job.status}: {job.error}", file=sys.stderr)
+        return 1
+    r = job.result
+    print(
+        f"version {r['version']} of {args.project}: {r['n_labels']} labeled documents, "
+        f"{r['train_seconds']:.1f} s, saved to {r['path']}; scored {r['scored']} unlabeled"
+    )
+    _print_metrics(r["metrics"])
+    return 0
+
+
+def cmd_predict(args, url: str) -> int:
+    from core.predict_io import predict_file
+
+    n = predict_file(
+        args.model, args.input, args.output, fmt=args.format, batch_size=args.batch_size
+    )
+    print(f"tagged {n} documents -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_queue(args, url: str) -> int:
+    from core.db import ensure_schema, session_scope
+    from core.projects import get_project
+    from core.training import current_version, queue_preview, score_pool
+
+    ensure_schema(url)
+    if args.strategy:
+        from core.active import STRATEGIES
+
+        if args.strategy not in STRATEGIES:
+            raise FewlabelError(
+                f"unknown strategy {args.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        with session_scope(url) as session:
+            project = get_project(session, args.project)
+            mv = current_version(session, project)
+            if args.save:
+                project.strategy = args.strategy
+            pid, vid = project.id, mv.id if mv else None
+        if vid is None and args.strategy != "random":
+            raise FewlabelError("no model version yet: run `fewlabel train` first")
+        if vid is not None:
+            score_pool(url, pid, vid, strategy=args.strategy)
+    with session_scope(url) as session:
+        project = get_project(session, args.project)
+        rows = queue_preview(session, project, args.n)
+    if not rows:
+        print("the queue is empty: every document is labeled or skipped")
+    for r in rows:
+        score = "   -   " if r["score"] is None else f"{r['score']:.4f}"
+        text = r["text"] if len(r["text"]) <= 100 else r["text"][:97] + "..."
+        print(f"{r['id']:>7}  {score}  {text}")
+    return 0
+
+
+def cmd_jobs(args, url: str) -> int:
+    from core.db import ensure_schema, session_scope
+    from core.jobs import recent_jobs, request_cancel
+    from core.projects import get_project
+
+    ensure_schema(url)
+    with session_scope(url) as session:
+        project = get_project(session, args.project)
+        if args.cancel:
+            job = request_cancel(session, args.cancel)
+            print(f"job {job.id}: {job.message}")
+            return 0
+        for job in recent_jobs(session, project, limit=20):
+            print(
+                f"{job.id:>5}  {job.kind:<8} {job.status:<9} {job.progress:6.1%}  "
+                f"{job.created_at:%Y-%m-%d %H:%M}  {job.message}"
+            )
+    return 0
+
+
+def cmd_weak(args, url: str) -> int:
+    from core.corpus import read_texts
+    from core.weak import LABELERS, weak_labeler
+    from core.weak.evaluate import evaluate_labeler, format_report
+
+    options = {}
+    if args.fit:
+        options["corpus"] = [r.text for r in read_texts(args.fit)]
+    if args.labeler:
+        factories = LABELERS[args.task]
+        if args.labeler not in factories:
+            raise FewlabelError(
+                f"no {args.task} labeler {args.labeler!r}; choose one of {', '.join(factories)}"
+            )
+        labeler = factories[args.labeler](**options)
+    else:
+        labeler = weak_labeler(args.task, **options)
+    result = evaluate_labeler(args.task, args.file, args.format, labeler)
+    print(format_report(result))
+    return 0
 
 
 def cmd_init(args, url: str) -> int:
@@ -103,7 +279,8 @@ def cmd_project(args, url: str) -> int:
             labels = args.labels.split(",") if args.labels else None
             p = create_project(session, args.name, args.task, labels)
             print(
-                f"created project {p.name!r} (id {p.id}, task {p.task}, labels {','.join(p.labels)})"
+                f"created project {p.name!r} (id {p.id}, task {p.task}, "
+                f"labels {','.join(p.labels)})"
             )
             return 0
         rows = list_projects(session)
@@ -111,7 +288,8 @@ def cmd_project(args, url: str) -> int:
             print("no projects yet; create one with `fewlabel project create NAME --task acronym`")
             return 0
         print(
-            f"{'id':>4}  {'name':<24} {'task':<8} {'labels':<20} {'docs':>7} {'done':>6} {'skip':>5}"
+            f"{'id':>4}  {'name':<24} {'task':<8} {'labels':<20} "
+            f"{'docs':>7} {'done':>6} {'skip':>5}"
         )
         for r in rows:
             print(
@@ -194,6 +372,8 @@ def cmd_serve(args, url: str) -> int:
         "false",
         "--global.developmentMode",
         "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
     print(f"fewlabel: serving on http://{args.host}:{args.port} (database {url})")
     try:
@@ -208,6 +388,11 @@ COMMANDS = {
     "import": cmd_import,
     "export": cmd_export,
     "serve": cmd_serve,
+    "train": cmd_train,
+    "predict": cmd_predict,
+    "queue": cmd_queue,
+    "jobs": cmd_jobs,
+    "weak": cmd_weak,
 }
 
 

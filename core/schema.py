@@ -10,9 +10,11 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -94,3 +96,76 @@ class Annotation(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     document: Mapped[Document] = relationship(back_populates="annotations")
+
+
+class ModelVersion(Base):
+    """A trained model on disk; one per project is current and pre-annotates the queue."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("project_id", "version", name="uq_model_versions_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(1000))
+    base: Mapped[str] = mapped_column(String(1000))
+    aligned: Mapped[bool] = mapped_column(default=False)
+    n_labels: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    train_args: Mapped[dict] = mapped_column(JSON, default=dict)
+    train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    is_current: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Prediction(Base):
+    """A model version's spans for a document, with the document's uncertainty score."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("document_id", "model_version_id", name="uq_predictions_doc_version"),
+        Index("ix_predictions_version", "model_version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    spans: Mapped[list] = mapped_column(JSON, default=list)  # [{start, end, label, confidence}]
+    score: Mapped[float] = mapped_column(Float)  # uncertainty: higher = less sure
+
+
+class Job(Base):
+    """Background work (training, scoring, pretraining) run by a worker process."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # One active job of a kind per project, enforced by the database itself.
+        Index(
+            "uq_jobs_active",
+            "project_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # train | score | pretrain
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    # queued | running | done | failed | cancelled
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(String(500), default="")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(200))
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)

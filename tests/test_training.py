@@ -1,0 +1,122 @@
+"""The model loop on a real SQLite file with a tiny random BERT: jobs, versions, queue order."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import POOL_SENTENCES, seed_labeled_project
+from sqlalchemy import func, select
+
+from core import annotations as svc
+from core.db import session_scope
+from core.errors import ConflictError
+from core.jobs import enqueue, get_job, reap, request_cancel, run_job
+from core.projects import get_project
+from core.schema import Annotation, Prediction
+from core.training import current_version, list_versions, queue_preview
+
+pytestmark = pytest.mark.slow
+
+POOL = POOL_SENTENCES
+
+
+@pytest.fixture
+def tiny(tiny_model_dir):
+    return tiny_model_dir
+
+
+@pytest.fixture
+def project(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWLABEL_HOME", str(tmp_path / "home"))
+    seed_labeled_project(db_url)
+    return "p"
+
+
+def _train(db_url, tiny, **extra):
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        params = {"project_id": p.id, "base": tiny, "train_args": {"epochs": 3, **extra}}
+        return enqueue(s, "train", p, params).id
+
+
+def test_a_worker_process_trains_registers_and_reorders_the_queue(db_url, tiny, project):
+    with session_scope(db_url) as s:
+        before = [r["id"] for r in queue_preview(s, get_project(s, "p"), 24)]
+    job_id = _train(db_url, tiny)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    res = subprocess.run(
+        [sys.executable, "-m", "core.jobs", "--db", db_url, str(job_id)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        job = get_job(s, job_id)
+        assert (job.status, job.progress, job.result["version"]) == ("done", 1.0, 1)
+        mv = current_version(s, p)
+        assert mv.version == 1 and mv.n_labels == 6 and os.path.isdir(mv.path)
+        preds = s.scalar(select(func.count(Prediction.id)))
+        assert preds == len(POOL)
+        rows = queue_preview(s, p, 24)
+        scores = [r["score"] for r in rows]
+        assert None not in scores
+        # the queue now serves the most uncertain first (the head is diversity-filtered)
+        assert scores[0] == max(scores)
+        assert [r["id"] for r in rows] != before
+        task = svc.next_document(s, p, "ann")
+        assert task.score == scores[0] and isinstance(task.suggestions, list)
+
+
+def test_retrain_keeps_versions_and_one_job_at_a_time(db_url, tiny, project):
+    first = _train(db_url, tiny)
+    with pytest.raises(ConflictError, match="already queued"), session_scope(db_url) as s:
+        enqueue(s, "train", get_project(s, "p"), {})
+    assert run_job(db_url, first).status == "done"
+    assert run_job(db_url, _train(db_url, tiny)).status == "done"
+    with session_scope(db_url) as s:
+        versions = list_versions(s, get_project(s, "p"))
+        assert [v.version for v in versions] == [1, 2]
+        assert [v.is_current for v in versions] == [False, True]
+
+
+def test_cancel_before_start_and_failure_is_recorded(db_url, tiny, project):
+    job_id = _train(db_url, tiny)
+    with session_scope(db_url) as s:
+        assert request_cancel(s, job_id).status == "cancelled"
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        bad = enqueue(s, "train", p, {"project_id": p.id, "base": "/nonexistent/model"}).id
+    job = run_job(db_url, bad)
+    assert job.status == "failed" and "nonexistent" in job.error
+
+
+def test_a_killed_worker_leaves_annotations_intact_and_the_job_failed(db_url, tiny, project):
+    with session_scope(db_url) as s:
+        n_ann = s.scalar(select(func.count(Annotation.id)))
+    job_id = _train(db_url, tiny, epochs=500)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.jobs", "--db", db_url, str(job_id)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        with session_scope(db_url) as s:
+            job = get_job(s, job_id)
+            if job.status == "running" and job.progress > 0:
+                break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the worker never reported progress")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with session_scope(db_url) as s:
+        assert reap(s) == 1
+    with session_scope(db_url) as s:
+        job = get_job(s, job_id)
+        assert job.status == "failed" and "died" in job.error
+        assert s.scalar(select(func.count(Annotation.id))) == n_ann
+        assert current_version(s, get_project(s, "p")) is None
