@@ -118,6 +118,49 @@ def build_parser() -> argparse.ArgumentParser:
     we.add_argument("--fit", help="a file of texts to fit the keyphrase statistics on (concept)")
     we.add_argument("--format", default="auto")
 
+    pr = sub.add_parser("pretrain", help="objective-aligned (or MLM-only) continued pretraining")
+    pr.add_argument("--task", required=True, choices=["acronym", "concept"])
+    pr.add_argument(
+        "--corpus", required=True, nargs="+", help="files `import` reads; labels unused"
+    )
+    pr.add_argument("--out", required=True, help="checkpoint directory (resumed if present)")
+    pr.add_argument("--objective", default="aligned", choices=["aligned", "mlm"])
+    pr.add_argument("--base", default="default", help="backbone id or path")
+    budget = pr.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int)
+    budget.add_argument("--max-minutes", type=float)
+
+    pb = sub.add_parser("bench", help="benchmarks: few-example learning, active learning, speed")
+    bsub = pb.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    bf = bsub.add_parser("fewshot", help="F1 against N labeled documents, per base")
+    bf.add_argument("--task", required=True, choices=["acronym", "concept"])
+    bf.add_argument("--train", required=True)
+    bf.add_argument("--test", required=True)
+    bf.add_argument("--n", default="50,100,200,400")
+    bf.add_argument("--seeds", type=int, default=3)
+    bf.add_argument("--bases", default="base,mlm,aligned")
+    bf.add_argument("--rule", action="store_true", help="add the weak labeler alone")
+    bf.add_argument("--backbone", default="default", help="what `base` means")
+    bf.add_argument("--epochs", type=int)
+    bf.add_argument("--pretrain-minutes", type=float, default=15.0)
+    bf.add_argument("--work-dir", default="bench_out", help="where on-the-fly bases are kept")
+    bf.add_argument("--json", required=True)
+    bf.add_argument("--plot")
+    ba = bsub.add_parser("active", help="simulated annotation: strategies against random")
+    ba.add_argument("--task", required=True, choices=["acronym", "concept"])
+    ba.add_argument("--train", required=True)
+    ba.add_argument("--test", required=True)
+    ba.add_argument("--strategies", default="random,least_confidence,entropy")
+    ba.add_argument("--seed-size", type=int, default=20)
+    ba.add_argument("--step", type=int, default=20)
+    ba.add_argument("--budget", type=int, default=200)
+    ba.add_argument("--base", default="default")
+    ba.add_argument("--seed", type=int, default=0)
+    ba.add_argument("--epochs", type=int)
+    ba.add_argument("--diversity", action="store_true", help="no near-duplicates in a round")
+    ba.add_argument("--json", required=True)
+    ba.add_argument("--plot")
+
     pj = sub.add_parser("jobs", help="list a project's background jobs, or cancel one")
     _add_db(pj)
     pj.add_argument("project")
@@ -253,6 +296,87 @@ def cmd_weak(args, url: str) -> int:
         labeler = weak_labeler(args.task, **options)
     result = evaluate_labeler(args.task, args.file, args.format, labeler)
     print(format_report(result))
+    return 0
+
+
+def _ints(value: str) -> list[int]:
+    try:
+        return [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise FewlabelError(f"expected comma-separated integers, got {value!r}") from None
+
+
+def cmd_bench(args, url: str) -> int:
+    from core import bench
+
+    progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.bench_command == "fewshot":
+        records = bench.fewshot(
+            task=args.task,
+            train_path=args.train,
+            test_path=args.test,
+            ns=_ints(args.n),
+            seeds=args.seeds,
+            bases=[b.strip() for b in args.bases.split(",") if b.strip()],
+            rule=args.rule,
+            backbone=args.backbone,
+            epochs=args.epochs,
+            pretrain_minutes=args.pretrain_minutes,
+            work_dir=args.work_dir,
+            progress=progress,
+        )
+        bench.write_json(records, args.json)
+        print(bench.fewshot_table(records))
+        if args.plot:
+            bench.plot(records, args.plot, x="n", group="base", title=f"{args.task}: few-example")
+        return 0
+    records = bench.active(
+        task=args.task,
+        train_path=args.train,
+        test_path=args.test,
+        strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
+        seed_size=args.seed_size,
+        step=args.step,
+        budget=args.budget,
+        base=args.base,
+        seed=args.seed,
+        epochs=args.epochs,
+        diversity=args.diversity,
+        progress=progress,
+    )
+    bench.write_json(records, args.json)
+    print(bench.active_table(records))
+    if args.plot:
+        bench.plot(records, args.plot, x="labels", group="strategy", title=f"{args.task}: active")
+    return 0
+
+
+def cmd_pretrain(args, url: str) -> int:
+    from core.corpus import read_texts
+    from core.model.pretrain import PretrainArgs, pretrain
+    from core.text import words_of
+
+    texts = [
+        (r.text, words_of(r.text, r.tokens))
+        for path in args.corpus
+        for r in read_texts(path)
+        if r.text.strip()
+    ]
+    out = pretrain(
+        texts,
+        task=args.task,
+        out_dir=args.out,
+        args=PretrainArgs(
+            objective=args.objective,
+            base=args.base,
+            steps=args.steps,
+            max_minutes=args.max_minutes,
+        ),
+        corpus_names=[str(p) for p in args.corpus],
+        progress=lambda f, m: print(f"\r[{f:6.1%}] {m[:90]:<90}", end="", file=sys.stderr),
+    )
+    print(file=sys.stderr)
+    print(f"checkpoint written to {out}")
     return 0
 
 
@@ -393,6 +517,8 @@ COMMANDS = {
     "queue": cmd_queue,
     "jobs": cmd_jobs,
     "weak": cmd_weak,
+    "bench": cmd_bench,
+    "pretrain": cmd_pretrain,
 }
 
 

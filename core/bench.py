@@ -1,0 +1,351 @@
+"""Benchmarks that prove (or disprove) Few Example Learning, with the product's own code.
+
+`fewshot`: for each N and seed, sample N labeled documents, finetune every base the same
+way, score span P/R/F1 on a test file. `active`: simulated annotation with gold labels, F1
+per round per strategy. Both write JSON records other tools can read, print a table of
+means and standard deviations, and can plot F1 against the number of labels.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.corpus import read_texts
+from core.errors import FewlabelError
+from core.metrics import span_prf
+from core.text import TASK_LABELS, Span, Word, words_of
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LabeledDoc:
+    text: str
+    words: list[Word]
+    spans: list[Span]
+
+
+def load_labeled(path: str | Path, task: str) -> list[LabeledDoc]:
+    """A labeled file (SciAD JSON, CoNLL, JSONL with spans) with labels mapped to the task's."""
+    from core.weak.evaluate import map_label
+
+    if not Path(path).is_file():
+        raise FewlabelError(f"{path}: no such file (benchmark data lives in ../shared/benchmarks)")
+    docs = []
+    for rec in read_texts(path):
+        if not rec.text.strip():
+            continue
+        words = words_of(rec.text, rec.tokens)
+        spans = []
+        for sp in rec.spans or []:
+            label = map_label(task, str(sp["label"]))
+            if label is not None:
+                spans.append(Span(int(sp["start"]), int(sp["end"]), label))
+        docs.append(LabeledDoc(rec.text, words, sorted(spans)))
+    if not docs:
+        raise FewlabelError(f"{path}: no documents")
+    return docs
+
+
+def task_labels(task: str) -> list[str]:
+    if task not in TASK_LABELS:
+        raise FewlabelError(f"benchmarks know the tasks {', '.join(TASK_LABELS)}, not {task!r}")
+    return list(TASK_LABELS[task])
+
+
+def evaluate(model, test: Sequence[LabeledDoc], labels: Sequence[str]) -> dict:
+    """Span P/R/F1 of a model on labeled documents."""
+    from core.model.predict import predict
+
+    preds = predict(model, [(d.text, d.words) for d in test])
+    return span_prf([d.spans for d in test], [p.spans for p in preds], labels)
+
+
+def _record(base: str, n: int, seed: int, metrics: dict, seconds: float) -> dict:
+    return {
+        "base": base,
+        "n": n,
+        "seed": seed,
+        "f1_macro": round(100 * metrics["f1_macro"], 2),
+        "f1_micro": round(100 * metrics["f1_micro"], 2),
+        "per_label": {
+            lbl: {k: round(100 * m[k], 2) for k in ("p", "r", "f1")}
+            for lbl, m in metrics["per_label"].items()
+        },
+        "train_seconds": round(seconds, 2),
+    }
+
+
+def resolve_bases(
+    bases: Sequence[str],
+    *,
+    task: str,
+    train_texts: Sequence[tuple[str, list[Word]]],
+    work_dir: Path,
+    backbone: str,
+    pretrain_minutes: float,
+    progress: Progress,
+) -> dict[str, str]:
+    """Base name -> model location. `base` is the backbone; `mlm`/`aligned` are pretrained
+    on the fly from the training texts (labels unused) unless already in work_dir; anything
+    else is a path or a Hugging Face id."""
+    out: dict[str, str] = {}
+    for name in bases:
+        if name == "base":
+            out[name] = backbone
+        elif name in ("mlm", "aligned"):
+            target = work_dir / f"pretrained-{task}-{name}"
+            if not (target / "tagger.json").is_file():
+                from core.model.pretrain import PretrainArgs, pretrain
+
+                progress(f"pretraining {name} on {len(train_texts)} texts ({pretrain_minutes} min)")
+                pretrain(
+                    train_texts,
+                    task=task,
+                    out_dir=target,
+                    args=PretrainArgs(objective=name, base=backbone, max_minutes=pretrain_minutes),
+                )
+            out[name] = str(target)
+        else:
+            out[name] = name
+    return out
+
+
+def fewshot(
+    *,
+    task: str,
+    train_path: str | Path,
+    test_path: str | Path,
+    ns: Sequence[int],
+    seeds: int,
+    bases: Sequence[str],
+    rule: bool = False,
+    backbone: str = "default",
+    epochs: int | None = None,
+    pretrain_minutes: float = 15.0,
+    work_dir: str | Path = "bench_out",
+    progress: Progress = print,
+) -> list[dict]:
+    """The few-example benchmark; returns its records (see the module docstring)."""
+    from core.model.finetune import TrainArgs, finetune
+
+    labels = task_labels(task)
+    train, test = load_labeled(train_path, task), load_labeled(test_path, task)
+    if max(ns) > len(train):
+        raise FewlabelError(f"--n {max(ns)} is more than the {len(train)} training documents")
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    locations = resolve_bases(
+        bases,
+        task=task,
+        train_texts=[(d.text, d.words) for d in train],
+        work_dir=work,
+        backbone=backbone,
+        pretrain_minutes=pretrain_minutes,
+        progress=progress,
+    )
+    records: list[dict] = []
+    if rule:
+        from core.weak import weak_labeler
+
+        labeler = (
+            weak_labeler(task)
+            if task == "acronym"
+            else weak_labeler(task, corpus=[d.text for d in train])
+        )
+        t0 = time.perf_counter()
+        pred = [labeler(d.text, d.words) for d in test]
+        metrics = span_prf([d.spans for d in test], pred, labels)
+        seconds = time.perf_counter() - t0
+        for n in ns:
+            for seed in range(seeds):
+                records.append(_record("rule", n, seed, metrics, 0.0))
+        progress(f"rule: macro F1 {100 * metrics['f1_macro']:.1f} ({seconds:.1f} s)")
+    for n in ns:
+        for seed in range(seeds):
+            sample = random.Random(seed).sample(train, n)
+            examples = [(d.text, d.words, d.spans) for d in sample]
+            for name, location in locations.items():
+                args = TrainArgs(seed=seed, **({"epochs": epochs} if epochs else {}))
+                result = finetune(examples, labels, base=location, args=args)
+                metrics = evaluate(result.model, test, labels)
+                rec = _record(name, n, seed, metrics, result.train_seconds)
+                records.append(rec)
+                progress(
+                    f"{name:>10} n={n:<4} seed={seed}: macro F1 {rec['f1_macro']:.1f} "
+                    f"({rec['train_seconds']:.0f} s)"
+                )
+    return records
+
+
+def fewshot_table(records: Sequence[dict]) -> str:
+    """Mean ± standard deviation of macro F1 per base (rows) and N (columns)."""
+    ns = sorted({r["n"] for r in records})
+    bases = list(dict.fromkeys(r["base"] for r in records))
+    head = f"{'base':<24}" + "".join(f"{'n=' + str(n):>16}" for n in ns)
+    lines = [head, "-" * len(head)]
+    for b in bases:
+        cells = []
+        for n in ns:
+            vals = [r["f1_macro"] for r in records if r["base"] == b and r["n"] == n]
+            if not vals:
+                cells.append(f"{'-':>16}")
+                continue
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            cells.append(f"{statistics.mean(vals):>10.1f} ± {sd:<3.1f}")
+        lines.append(f"{Path(b).name or b:<24}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def active(
+    *,
+    task: str,
+    train_path: str | Path,
+    test_path: str | Path,
+    strategies: Sequence[str],
+    seed_size: int = 20,
+    step: int = 20,
+    budget: int = 200,
+    base: str = "default",
+    seed: int = 0,
+    epochs: int | None = None,
+    diversity: bool = False,
+    progress: Progress = print,
+) -> list[dict]:
+    """Simulated annotation: from `seed_size` random labels, add `step` per round by each
+    strategy until `budget`; F1 on the test file after every round."""
+    from core.active import STRATEGIES, score_documents, select
+    from core.model.finetune import TrainArgs, finetune
+    from core.model.predict import predict
+
+    labels = task_labels(task)
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise FewlabelError(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
+    pool, test = load_labeled(train_path, task), load_labeled(test_path, task)
+    if budget > len(pool):
+        raise FewlabelError(f"--budget {budget} is more than the {len(pool)} pool documents")
+    start = random.Random(seed).sample(range(len(pool)), seed_size)
+    records: list[dict] = []
+    for strategy in strategies:
+        labeled = list(start)
+        rng_seed = seed
+        while True:
+            examples = [(pool[i].text, pool[i].words, pool[i].spans) for i in labeled]
+            args = TrainArgs(seed=seed, **({"epochs": epochs} if epochs else {}))
+            result = finetune(examples, labels, base=base, args=args)
+            metrics = evaluate(result.model, test, labels)
+            records.append(
+                {
+                    "strategy": strategy,
+                    "labels": len(labeled),
+                    "words": sum(len(pool[i].words) for i in labeled),
+                    "f1_macro": round(100 * metrics["f1_macro"], 2),
+                    "f1_micro": round(100 * metrics["f1_micro"], 2),
+                    "train_seconds": round(result.train_seconds, 2),
+                }
+            )
+            progress(
+                f"{strategy:>16} labels={len(labeled):<4} macro F1 {records[-1]['f1_macro']:.1f}"
+            )
+            if len(labeled) >= budget:
+                break
+            taken = set(labeled)
+            rest = [i for i in range(len(pool)) if i not in taken]
+            k = min(step, budget - len(labeled))
+            spec = STRATEGIES[strategy]
+            if strategy == "random":
+                rng_seed += 1
+                picks = random.Random(rng_seed).sample(rest, k)
+            else:
+                preds = predict(
+                    result.model,
+                    [(pool[i].text, pool[i].words) for i in rest],
+                    mc_dropout=8 if spec.needs_samples else 0,
+                )
+                scores = score_documents(
+                    [p.word_probs for p in preds],
+                    strategy=strategy,
+                    samples_list=[p.mc_probs for p in preds] if spec.needs_samples else None,
+                )
+                chosen = select(scores, k, texts=[pool[i].text for i in rest], diversity=diversity)
+                picks = [rest[j] for j in chosen]
+            labeled += picks
+    return records
+
+
+def labels_to_reach(records: Sequence[dict], reference: str = "random") -> dict[str, int | None]:
+    """Labels each strategy needed to reach the reference strategy's final F1 (None: never)."""
+    ref = [r for r in records if r["strategy"] == reference]
+    if not ref:
+        return {}
+    target = max(ref, key=lambda r: r["labels"])["f1_macro"]
+    out: dict[str, int | None] = {}
+    for s in dict.fromkeys(r["strategy"] for r in records):
+        hit = [r["labels"] for r in records if r["strategy"] == s and r["f1_macro"] >= target]
+        out[s] = min(hit) if hit else None
+    return out
+
+
+def active_table(records: Sequence[dict]) -> str:
+    strategies = list(dict.fromkeys(r["strategy"] for r in records))
+    sizes = sorted({r["labels"] for r in records})
+    head = f"{'labels':>7}" + "".join(f"{s:>18}" for s in strategies)
+    lines = [head, "-" * len(head)]
+    for n in sizes:
+        cells = []
+        for s in strategies:
+            v = [r["f1_macro"] for r in records if r["strategy"] == s and r["labels"] == n]
+            cells.append(f"{v[0]:>18.1f}" if v else f"{'-':>18}")
+        lines.append(f"{n:>7}" + "".join(cells))
+    reach = labels_to_reach(records)
+    if reach:
+        lines.append(
+            "labels needed to reach random's final F1: "
+            + ", ".join(f"{s} {n if n is not None else 'never'}" for s, n in reach.items())
+        )
+    return "\n".join(lines)
+
+
+def plot(records: Sequence[dict], out: str | Path, *, x: str, group: str, title: str) -> None:
+    """F1 (mean over seeds, with a band of one standard deviation) against the labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for g in dict.fromkeys(r[group] for r in records):
+        xs = sorted({r[x] for r in records if r[group] == g})
+        means, sds = [], []
+        for v in xs:
+            vals = [r["f1_macro"] for r in records if r[group] == g and r[x] == v]
+            means.append(statistics.mean(vals))
+            sds.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
+        label = Path(str(g)).name or str(g)
+        ax.plot(xs, means, marker="o", label=label)
+        ax.fill_between(
+            xs,
+            [m - s for m, s in zip(means, sds, strict=True)],
+            [m + s for m, s in zip(means, sds, strict=True)],
+            alpha=0.15,
+        )
+    ax.set_xlabel("labeled documents")
+    ax.set_ylabel("macro span F1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def write_json(records: Sequence[dict], path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(list(records), indent=1) + "\n")
