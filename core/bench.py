@@ -90,6 +90,7 @@ def resolve_bases(
     work_dir: Path,
     backbone: str,
     pretrain_minutes: float,
+    pretrain_steps: int | None = None,
     progress: Progress,
 ) -> dict[str, str]:
     """Base name -> model location. `base` is the backbone; `mlm`/`aligned` are pretrained
@@ -104,12 +105,19 @@ def resolve_bases(
             if not (target / "tagger.json").is_file():
                 from core.model.pretrain import PretrainArgs, pretrain
 
-                progress(f"pretraining {name} on {len(train_texts)} texts ({pretrain_minutes} min)")
+                budget = f"{pretrain_steps} steps" if pretrain_steps else f"{pretrain_minutes} min"
+                progress(f"pretraining {name} on {len(train_texts)} texts ({budget})")
                 pretrain(
                     train_texts,
                     task=task,
                     out_dir=target,
-                    args=PretrainArgs(objective=name, base=backbone, max_minutes=pretrain_minutes),
+                    args=PretrainArgs(
+                        objective=name,
+                        base=backbone,
+                        steps=pretrain_steps,
+                        max_minutes=None if pretrain_steps else pretrain_minutes,
+                    ),
+                    corpus_names=[f"{task} benchmark training texts"],
                 )
             out[name] = str(target)
         else:
@@ -129,6 +137,7 @@ def fewshot(
     backbone: str = "default",
     epochs: int | None = None,
     pretrain_minutes: float = 15.0,
+    pretrain_steps: int | None = None,
     work_dir: str | Path = "bench_out",
     progress: Progress = print,
 ) -> list[dict]:
@@ -148,6 +157,7 @@ def fewshot(
         work_dir=work,
         backbone=backbone,
         pretrain_minutes=pretrain_minutes,
+        pretrain_steps=pretrain_steps,
         progress=progress,
     )
     records: list[dict] = []

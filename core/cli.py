@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--backbone", default="default", help="what `base` means")
     bf.add_argument("--epochs", type=int)
     bf.add_argument("--pretrain-minutes", type=float, default=15.0)
+    bf.add_argument("--pretrain-steps", type=int, help="instead of minutes (quick runs, tests)")
     bf.add_argument("--work-dir", default="bench_out", help="where on-the-fly bases are kept")
     bf.add_argument("--json", required=True)
     bf.add_argument("--plot")
@@ -322,6 +323,7 @@ def cmd_bench(args, url: str) -> int:
             backbone=args.backbone,
             epochs=args.epochs,
             pretrain_minutes=args.pretrain_minutes,
+            pretrain_steps=args.pretrain_steps,
             work_dir=args.work_dir,
             progress=progress,
         )

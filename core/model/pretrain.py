@@ -1,0 +1,355 @@
+"""Continued pretraining: objective-aligned (weak tagging + masked LM) or masked LM alone.
+
+The paper's idea (Pierse & Lu, 2020): before finetuning on a few hundred labels, train the
+model on an objective of the same form as the task, token tagging with the same label space,
+using labels that cost nothing (core.weak), together with masked-LM so the encoder keeps its
+language knowledge. The weak-tagging loss goes through the *same* head finetuning uses, so
+the checkpoint already tags; `mlm` is the paper's "without objective alignment" baseline.
+
+Both losses are computed on one forward pass over the masked input (half the cost of two
+passes; the masking also acts as noise on the weak labels). The shipped MiniLM has no MLM
+head, so one is initialised: a dense + GELU + LayerNorm transform whose decoder is tied to
+the word embeddings. A checkpoint is a tagger folder (loadable as a finetuning base) plus
+`pretrain_state.pt` (MLM head, optimizer, step) for resuming.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.errors import FewlabelError
+from core.model.backbone import DEFAULT, Tagger, autocast, is_tagger_checkpoint, resolve_device
+from core.model.encoding import IGNORE, collate, length_batches
+from core.model.finetune import (
+    TrainingCancelled,
+    _available_cores,
+    _chunks_for,
+    _param_groups,
+    lr_factor,
+    seed_everything,
+)
+from core.text import TASK_LABELS, Word
+
+Progress = Callable[[float, str], None]
+STATE_FILE = "pretrain_state.pt"
+
+
+@dataclass
+class PretrainArgs:
+    """Continued-pretraining arguments (`fewlabel pretrain` and the benchmark's bases)."""
+
+    objective: str = field(default="aligned", metadata={"help": "aligned | mlm"})
+    base: str = field(default=DEFAULT, metadata={"help": "backbone id or path"})
+    steps: int | None = field(default=None, metadata={"help": "optimizer steps (or max_minutes)"})
+    max_minutes: float | None = field(default=None, metadata={"help": "wall-clock budget"})
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    mlm_probability: float = 0.15
+    mlm_weight: float = 1.0
+    tag_weight: float = 1.0
+    max_length: int = 128
+    seed: int = 13
+    freeze_embeddings: bool = True
+    shape_features: bool = True
+    shape_lr_mult: float = 10.0
+    head_lr_mult: float = 1.0
+    grad_clip: float = 1.0
+    checkpoint_every: int = 500
+    device: str = "auto"
+    precision: str = "auto"
+    num_threads: int | None = None
+
+    def budget(self) -> tuple[int | None, float | None]:
+        """(steps, minutes): 15 minutes when neither is given."""
+        if self.steps is None and self.max_minutes is None:
+            return None, 15.0
+        return self.steps, self.max_minutes
+
+
+class MLMHead(nn.Module):
+    """BERT's prediction head with its decoder tied to the (possibly frozen) word embeddings."""
+
+    def __init__(self, embeddings: nn.Embedding, eps: float = 1e-12):
+        super().__init__()
+        hidden = embeddings.embedding_dim
+        self.dense = nn.Linear(hidden, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=eps)
+        self.embeddings = [embeddings]  # a list: not a submodule, so not saved twice
+        self.bias = nn.Parameter(torch.zeros(embeddings.num_embeddings))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        h = self.norm(nn.functional.gelu(self.dense(hidden)))
+        return h @ self.embeddings[0].weight.T + self.bias
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    special_ids: Sequence[int],
+    mask_id: int,
+    vocab_size: int,
+    probability: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: of the chosen tokens 80% [MASK], 10% random, 10% kept; other labels -100."""
+    labels = input_ids.clone()
+    maskable = attention_mask.bool()
+    for sid in special_ids:
+        maskable &= input_ids != sid
+    rand = torch.rand(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
+    chosen = maskable & (rand < probability)
+    labels[~chosen] = IGNORE
+    masked = input_ids.clone()
+    action = torch.rand(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
+    masked[chosen & (action < 0.8)] = mask_id
+    swap = chosen & (action >= 0.8) & (action < 0.9)
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator, device="cpu").to(
+        input_ids.device
+    )
+    masked[swap] = random_ids[swap]
+    return masked, labels
+
+
+def weak_examples(texts: Sequence[tuple[str, list[Word]]], task: str, labeler=None):
+    """(text, words, weak spans) for every text, labeled by the task's weak labeler."""
+    from core.weak import weak_labeler
+
+    if labeler is None:
+        labeler = (
+            weak_labeler(task, corpus=[t for t, _ in texts])
+            if task == "concept"
+            else weak_labeler(task)
+        )
+    return [(text, words, labeler(text, words)) for text, words in texts]
+
+
+def pretrain(
+    texts: Sequence[tuple[str, list[Word]]],
+    *,
+    task: str,
+    out_dir: str | os.PathLike,
+    args: PretrainArgs | None = None,
+    labeler=None,
+    corpus_names: Sequence[str] = (),
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
+    """Continue pretraining on `texts` and write a checkpoint folder; resumes one found there.
+
+    Returns the folder, a tagger (`Tagger.load`, or `base` for finetuning) whose tagger.json
+    records the objective, corpus, weak labelers, steps, label map and pretraining metrics.
+    """
+    args = args or PretrainArgs()
+    if args.objective not in ("aligned", "mlm"):
+        raise FewlabelError(f"unknown objective {args.objective!r}; use aligned or mlm")
+    if task not in TASK_LABELS:
+        raise FewlabelError(f"pretraining knows the tasks {', '.join(TASK_LABELS)}")
+    texts = [(t, w) for t, w in texts if w]
+    if not texts:
+        raise FewlabelError("the pretraining corpus has no text")
+    out = Path(out_dir)
+    device = resolve_device(args.device)
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(args.num_threads or _available_cores())
+    try:
+        return _pretrain(
+            texts, task, out, args, labeler, corpus_names, progress, should_stop, device
+        )
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_stop, device):
+    def report(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(min(1.0, max(0.0, fraction)), message)
+
+    seed_everything(args.seed)
+    labels = list(TASK_LABELS[task])
+    resume = is_tagger_checkpoint(out) and (out / STATE_FILE).is_file()
+    report(0.0, "resuming" if resume else "loading the backbone")
+    model = (
+        Tagger.load(out, device="cpu")
+        if resume
+        else Tagger.from_base(args.base, labels, shape_features=args.shape_features)
+    )
+    model.max_length = min(model.max_length, args.max_length)
+    if args.freeze_embeddings:
+        model.word_embeddings().weight.requires_grad_(False)
+    mlm_head = MLMHead(model.word_embeddings())
+    model.to(device)
+    mlm_head.to(device)
+
+    t_label = time.perf_counter()
+    if args.objective == "aligned":
+        examples = weak_examples(texts, task, labeler)
+        n_weak = sum(1 for _, _, spans in examples if spans)
+    else:
+        examples = [(t, w, []) for t, w in texts]
+        n_weak = 0
+    label_seconds = time.perf_counter() - t_label
+    chunks, _ = _chunks_for(model, examples, model.max_length)
+    lengths = [len(c) for c in chunks]
+
+    tok = model.tokenizer
+    if tok.mask_token_id is None:
+        raise FewlabelError("the backbone's tokenizer has no [MASK] token; MLM needs one")
+    special_ids = [
+        i for i in (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id) if i is not None
+    ]
+    pad_id = tok.pad_token_id or 0
+    vocab = model.word_embeddings().num_embeddings
+
+    groups = _param_groups(model, args)  # reads lr, weight_decay and the lr multipliers
+    groups.append(
+        {
+            "params": list(mlm_head.parameters()),
+            "lr": args.lr,
+            "initial_lr": args.lr,
+            "weight_decay": 0.0,
+        }
+    )
+    optimizer = torch.optim.AdamW(groups, lr=args.lr)
+    step, seconds_before = 0, 0.0
+    if resume:
+        state = torch.load(out / STATE_FILE, map_location=device, weights_only=False)
+        mlm_head.load_state_dict(state["mlm_head"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds_before = int(state["step"]), float(state.get("seconds", 0.0))
+    max_steps, max_minutes = args.budget()
+    # The LR schedule needs a horizon: the step budget, or an estimate refined as we go.
+    horizon = max_steps or max(1, step + 1000)
+    generator = torch.Generator().manual_seed(args.seed + step)
+    batch_rng = random.Random(args.seed + step)
+    tag_loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    mlm_loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    t0 = time.perf_counter()
+    start_step = step
+    ema_tag = ema_mlm = None
+    last_report = 0.0
+
+    def elapsed() -> float:
+        return time.perf_counter() - t0
+
+    def done() -> bool:
+        if max_steps is not None and step >= max_steps:
+            return True
+        return max_minutes is not None and (seconds_before + elapsed()) >= 60 * max_minutes
+
+    def save() -> None:
+        info = {
+            "objective": args.objective,
+            "task": task,
+            "corpus": list(corpus_names),
+            "corpus_texts": len(texts),
+            "weak_labelers": _labeler_name(labeler, task) if args.objective == "aligned" else None,
+            "weakly_labeled_texts": n_weak,
+            "steps": step,
+            "pretrain_seconds": round(seconds_before + elapsed(), 1),
+            "pretrain_args": asdict(args),
+            "losses": {"tag": ema_tag, "mlm": ema_mlm},
+        }
+        model.save(out, pretraining=info, objective=args.objective)
+        torch.save(
+            {
+                "mlm_head": mlm_head.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "seconds": seconds_before + elapsed(),
+            },
+            out / STATE_FILE,
+        )
+
+    model.train()
+    mlm_head.train()
+    report(0.0, f"{len(texts)} texts, {n_weak} weakly labeled ({label_seconds:.1f} s)")
+    while not done():
+        for idx in length_batches(lengths, args.batch_size, rng=batch_rng):
+            if done():
+                break
+            if should_stop is not None and should_stop():
+                save()
+                raise TrainingCancelled("pretraining was cancelled (checkpoint saved)")
+            if max_steps is None:
+                # Time budget: estimate the total steps from the pace so far.
+                pace = (step - start_step) / max(elapsed(), 1e-6)
+                remaining = 60 * max_minutes - seconds_before - elapsed()
+                horizon = (
+                    max(step + 1, int(step + pace * remaining))
+                    if step > start_step + 5
+                    else horizon
+                )
+            factor = lr_factor(step, horizon, int(horizon * args.warmup_ratio))
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
+            batch = collate([chunks[i] for i in idx], pad_id, device)
+            masked, mlm_labels = mask_tokens(
+                batch["input_ids"],
+                batch["attention_mask"],
+                special_ids=special_ids,
+                mask_id=tok.mask_token_id,
+                vocab_size=vocab,
+                probability=args.mlm_probability,
+                generator=generator,
+            )
+            with autocast(device, args.precision):
+                hidden = model.hidden_states(masked, batch["attention_mask"], batch["shape_ids"])
+                picked = hidden[mlm_labels != IGNORE]
+                mlm_logits = mlm_head(picked)
+                loss_mlm = mlm_loss_fn(mlm_logits.float(), mlm_labels[mlm_labels != IGNORE])
+                loss = args.mlm_weight * loss_mlm
+                if args.objective == "aligned":
+                    logits = model.head(model.dropout(hidden)).float()
+                    loss_tag = tag_loss_fn(
+                        logits.view(-1, logits.shape[-1]), batch["labels"].view(-1)
+                    )
+                    loss = loss + args.tag_weight * loss_tag
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.grad_clip > 0:
+                nn.utils.clip_grad_norm_(
+                    [p for g in optimizer.param_groups for p in g["params"]], args.grad_clip
+                )
+            optimizer.step()
+            step += 1
+            ema_mlm = _ema(ema_mlm, float(loss_mlm.detach()))
+            if args.objective == "aligned":
+                ema_tag = _ema(ema_tag, float(loss_tag.detach()))
+            if args.checkpoint_every and step % args.checkpoint_every == 0:
+                save()
+            now = time.perf_counter()
+            if now - last_report > 1.0:
+                last_report = now
+                frac = (
+                    step / max_steps
+                    if max_steps
+                    else (seconds_before + elapsed()) / (60 * max_minutes)
+                )
+                tag_note = f" tag {ema_tag:.3f}" if ema_tag is not None else ""
+                report(frac, f"step {step}: mlm {ema_mlm:.3f}{tag_note}")
+    save()
+    report(1.0, f"done: {step} steps in {seconds_before + elapsed():.0f} s")
+    return out
+
+
+def _ema(prev: float | None, value: float, decay: float = 0.98) -> float:
+    return value if prev is None or math.isnan(prev) else decay * prev + (1 - decay) * value
+
+
+def _labeler_name(labeler, task: str) -> str:
+    if labeler is None:
+        return f"default {task} weak labeler (core.weak.weak_labeler)"
+    return getattr(labeler, "__name__", type(labeler).__name__)

@@ -1,0 +1,202 @@
+"""Aligned and MLM-only pretraining on a tiny model, and both benchmarks end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import ACRONYM_SENTENCES, POOL_SENTENCES
+
+from core.cli import main
+from core.model.backbone import Tagger
+from core.model.finetune import TrainArgs, finetune
+from core.model.pretrain import STATE_FILE, PretrainArgs, pretrain
+from core.text import tokenize
+
+pytestmark = pytest.mark.slow
+
+CORPUS = [
+    "Support vector machines ( SVM ) are popular .",
+    "We use a convolutional neural network ( CNN ) here .",
+    "The WHO and NASA agreed .",
+    "Long short term memory ( LSTM ) models help .",
+] * 4
+
+
+def _texts(sentences):
+    return [(s, tokenize(s)) for s in sentences]
+
+
+@pytest.mark.parametrize("objective", ["aligned", "mlm"])
+def test_pretraining_writes_a_loadable_checkpoint_with_the_task_head(
+    tmp_path, tiny_model_dir, objective
+):
+    out = pretrain(
+        _texts(CORPUS),
+        task="acronym",
+        out_dir=tmp_path / objective,
+        args=PretrainArgs(objective=objective, base=tiny_model_dir, steps=4, batch_size=8),
+        corpus_names=["corpus.txt"],
+    )
+    model = Tagger.load(out)
+    assert model.labels == ["SHORT", "LONG"]
+    assert model.tags == ["O", "B-SHORT", "I-SHORT", "B-LONG", "I-LONG"]
+    info = model.info["pretraining"]
+    assert info["objective"] == objective and info["steps"] == 4
+    assert info["corpus"] == ["corpus.txt"] and info["corpus_texts"] == len(CORPUS)
+    assert (info["weakly_labeled_texts"] > 0) == (objective == "aligned")
+    assert (out / STATE_FILE).is_file()
+    # resumable: asking for more steps continues from the saved step
+    pretrain(
+        _texts(CORPUS),
+        task="acronym",
+        out_dir=out,
+        args=PretrainArgs(objective=objective, base=tiny_model_dir, steps=6, batch_size=8),
+    )
+    assert Tagger.load(out).info["pretraining"]["steps"] == 6
+    # and finetuning takes it as a base, keeping the head (same label map)
+    result = finetune(
+        [(s, tokenize(s), []) for s in ACRONYM_SENTENCES],
+        ["SHORT", "LONG"],
+        base=out,
+        args=TrainArgs(epochs=1),
+    )
+    assert result.model.info["head_reused"] == "full"
+
+
+def test_aligned_pretraining_moves_the_tagging_head_and_mlm_does_not(tmp_path, tiny_model_dir):
+    heads = {}
+    for objective in ("aligned", "mlm"):
+        out = pretrain(
+            _texts(CORPUS),
+            task="acronym",
+            out_dir=tmp_path / objective,
+            args=PretrainArgs(objective=objective, base=tiny_model_dir, steps=3, batch_size=8),
+        )
+        heads[objective] = Tagger.load(out).head.bias.detach().abs().sum().item()
+    assert heads["mlm"] == 0.0 and heads["aligned"] > 0.0
+
+
+def _write_sciad(path, sentences):
+    recs = []
+    for i, s in enumerate(sentences):
+        toks = s.split()
+        recs.append(
+            {
+                "id": str(i),
+                "tokens": toks,
+                "labels": ["B-short" if t.isupper() and len(t) > 1 else "O" for t in toks],
+            }
+        )
+    path.write_text(json.dumps(recs))
+    return str(path)
+
+
+def test_bench_fewshot_and_active_run_end_to_end(tmp_path, tiny_model_dir, capsys):
+    train = _write_sciad(tmp_path / "train.json", ACRONYM_SENTENCES + POOL_SENTENCES[:10])
+    test = _write_sciad(tmp_path / "test.json", POOL_SENTENCES[10:])
+    out = tmp_path / "fewshot.json"
+    code = main(
+        [
+            "bench",
+            "fewshot",
+            "--task",
+            "acronym",
+            "--train",
+            train,
+            "--test",
+            test,
+            "--n",
+            "4,8",
+            "--seeds",
+            "2",
+            "--bases",
+            f"base,mlm,aligned,{tiny_model_dir}",
+            "--rule",
+            "--pretrain-steps",
+            "2",
+            "--backbone",
+            tiny_model_dir,
+            "--epochs",
+            "1",
+            "--json",
+            str(out),
+            "--plot",
+            str(tmp_path / "fewshot.png"),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ]
+    )
+    assert code == 0
+    records = json.loads(out.read_text())
+    keys = {"base", "n", "seed", "f1_macro", "f1_micro", "per_label", "train_seconds"}
+    assert all(keys <= r.keys() for r in records)
+    assert {(r["base"], r["n"]) for r in records} >= {
+        ("rule", 4),
+        ("base", 8),
+        ("mlm", 4),
+        ("aligned", 8),
+        (tiny_model_dir, 4),
+    }
+    assert (tmp_path / "work" / "pretrained-acronym-aligned" / "tagger.json").is_file()
+    rule = [r for r in records if r["base"] == "rule"][0]
+    assert rule["per_label"]["SHORT"]["f1"] > 50  # the rule finds all-caps short forms
+    assert (tmp_path / "fewshot.png").stat().st_size > 1000
+    assert "n=4" in capsys.readouterr().out
+
+    out = tmp_path / "active.json"
+    code = main(
+        [
+            "bench",
+            "active",
+            "--task",
+            "acronym",
+            "--train",
+            train,
+            "--test",
+            test,
+            "--strategies",
+            "random,entropy",
+            "--seed-size",
+            "4",
+            "--step",
+            "4",
+            "--budget",
+            "12",
+            "--base",
+            tiny_model_dir,
+            "--epochs",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    records = json.loads(out.read_text())
+    assert [(r["strategy"], r["labels"]) for r in records] == [
+        ("random", 4),
+        ("random", 8),
+        ("random", 12),
+        ("entropy", 4),
+        ("entropy", 8),
+        ("entropy", 12),
+    ]
+    assert "labels needed to reach random" in capsys.readouterr().out
+
+
+def test_benchmarks_without_data_exit_non_zero(tmp_path, capsys):
+    code = main(
+        [
+            "bench",
+            "fewshot",
+            "--task",
+            "acronym",
+            "--train",
+            str(tmp_path / "no.json"),
+            "--test",
+            str(tmp_path / "no.json"),
+            "--json",
+            str(tmp_path / "o.json"),
+        ]
+    )
+    assert code != 0 and "no such file" in capsys.readouterr().err
