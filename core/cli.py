@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     we.add_argument("--fit", help="a file of texts to fit the keyphrase statistics on (concept)")
     we.add_argument("--format", default="auto")
 
+    pv = sub.add_parser("eval", help="span P/R/F1 of a predictions file against a gold file")
+    pv.add_argument("--task", required=True, choices=["acronym", "concept"])
+    pv.add_argument("--gold", required=True)
+    pv.add_argument("--pred", required=True)
+
     pr = sub.add_parser("pretrain", help="objective-aligned (or MLM-only) continued pretraining")
     pr.add_argument("--task", required=True, choices=["acronym", "concept"])
     pr.add_argument(
@@ -353,6 +358,20 @@ def cmd_bench(args, url: str) -> int:
     return 0
 
 
+def cmd_eval(args, url: str) -> int:
+    from core.bench import load_labeled, task_labels
+    from core.metrics import span_prf
+    from core.weak.evaluate import format_report
+
+    gold, pred = load_labeled(args.gold, args.task), load_labeled(args.pred, args.task)
+    if [d.text for d in gold] != [d.text for d in pred]:
+        raise FewlabelError("the gold and predicted files do not hold the same texts in order")
+    result = span_prf([d.spans for d in gold], [d.spans for d in pred], task_labels(args.task))
+    result.update(labeler="predictions", path=args.pred, task=args.task, documents=len(gold))
+    print(format_report(result))
+    return 0
+
+
 def cmd_pretrain(args, url: str) -> int:
     from core.corpus import read_texts
     from core.model.pretrain import PretrainArgs, pretrain
@@ -521,6 +540,7 @@ COMMANDS = {
     "weak": cmd_weak,
     "bench": cmd_bench,
     "pretrain": cmd_pretrain,
+    "eval": cmd_eval,
 }
 
 
