@@ -19,6 +19,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
+# Uncertainty sampling from the first model on; see core.active for the others.
+DEFAULT_STRATEGY = "least_confidence"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -37,7 +41,8 @@ class Project(Base):
     # Spelling of labels in the files they came from (e.g. {"SHORT": "short"}), so a CoNLL
     # export writes labels back exactly as they were imported.
     label_spelling: Mapped[dict] = mapped_column(JSON, default=dict)
-    strategy: Mapped[str] = mapped_column(String(40), default="random")
+    # How the queue is ordered after each model scores the pool (random = import order).
+    strategy: Mapped[str] = mapped_column(String(40), default=DEFAULT_STRATEGY)
     base_model: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.model.backbone import Tagger, autocast, resolve_device
+from core.model.backbone import Tagger, autocast, choose_threads, resolve_device, torch_threads
 from core.model.encoding import collate, encode_docs, length_batches
 from core.text import Word, bio_to_spans
 
@@ -115,13 +115,16 @@ def predict(
     progress: Progress | None = None,
     mc_dropout: int = 0,
     precision: str = "auto",
+    num_threads: int | None = None,
 ) -> list[DocPrediction]:
     """Predictions for (text, words) documents, in input order.
 
     `mc_dropout=k` adds k extra forward passes with dropout on (k x the cost) for BALD.
     `precision` as in TrainArgs: "auto" runs bf16 autocast where the hardware has it (about
     2.5x faster on a bf16 CPU; probabilities differ from fp32 in the third decimal).
-    The model is left in eval mode.
+    `num_threads` None picks torch CPU threads from the cores other processes leave idle
+    (a 0.2 s probe, so only for more than a few batches; a handful of documents keep the
+    current setting). The model is left in eval mode.
     """
     tag_names = model.tags
     n_tags = len(tag_names)
@@ -141,8 +144,11 @@ def predict(
     pad_id = model.tokenizer.pad_token_id or 0
     device = model.device
     batches = length_batches([len(c) for c in chunks], batch_size)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and (num_threads or len(batches) > 4):
+        threads = choose_threads(num_threads)
     model.eval()
-    with torch.inference_mode(), autocast(device, precision):
+    with torch_threads(threads), torch.inference_mode(), autocast(device, precision):
         for b, idx in enumerate(batches):
             batch_chunks = [chunks[i] for i in idx]
             batch = collate(batch_chunks, pad_id, device)

@@ -27,11 +27,18 @@ import torch
 from torch import nn
 
 from core.errors import FewlabelError
-from core.model.backbone import DEFAULT, Tagger, autocast, is_tagger_checkpoint, resolve_device
+from core.model.backbone import (
+    DEFAULT,
+    Tagger,
+    autocast,
+    choose_threads,
+    is_tagger_checkpoint,
+    resolve_device,
+    torch_threads,
+)
 from core.model.encoding import IGNORE, collate, length_batches
 from core.model.finetune import (
     TrainingCancelled,
-    _available_cores,
     _chunks_for,
     _param_groups,
     lr_factor,
@@ -161,15 +168,11 @@ def pretrain(
         raise FewlabelError("the pretraining corpus has no text")
     out = Path(out_dir)
     device = resolve_device(args.device)
-    threads_before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(args.num_threads or _available_cores())
-    try:
+    threads = choose_threads(args.num_threads) if device.type == "cpu" else torch.get_num_threads()
+    with torch_threads(threads):
         return _pretrain(
             texts, task, out, args, labeler, corpus_names, progress, should_stop, device
         )
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_stop, device):
