@@ -28,3 +28,7 @@ class ConflictError(FewlabelError):
 
 class EmptyPoolError(FewlabelError):
     """There is nothing left to label or to score."""
+
+
+class Cancelled(FewlabelError):
+    """Work stopped because a user asked it to (a job's cancel button, `fewlabel jobs --cancel`)."""

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
-from core.errors import ConflictError, FewlabelError, NotFoundError
+from core.errors import Cancelled, ConflictError, FewlabelError, NotFoundError
 from core.schema import Job, Project, utcnow
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,6 @@ ACTIVE = ("queued", "running")
 HEARTBEAT_TIMEOUT = timedelta(minutes=5)
 # A queued job nobody started within this long (its worker failed to start) is failed.
 START_TIMEOUT = timedelta(minutes=2)
-
-
-class JobCancelled(FewlabelError):
-    """The job was cancelled while it ran."""
 
 
 # kind -> handler(url, job_id, params, reporter) -> result dict. Handlers register themselves
@@ -204,7 +200,7 @@ def run_job(url: str, job_id: int) -> Job:
         if handler is None:
             raise FewlabelError(f"no handler for job kind {kind!r}")
         result = handler(url, job_id, params, reporter)
-    except (JobCancelled, _cancelled_types()) as exc:
+    except Cancelled as exc:
         status, error = "cancelled", str(exc) or "cancelled"
     except FewlabelError as exc:
         status, error = "failed", str(exc)
@@ -221,14 +217,6 @@ def run_job(url: str, job_id: int) -> Job:
         ]
     with session_scope(url) as s:
         return get_job(s, job_id)
-
-
-def _cancelled_types() -> type[BaseException]:
-    try:
-        from core.model.finetune import TrainingCancelled
-    except ImportError:  # pragma: no cover - torch missing
-        return JobCancelled
-    return TrainingCancelled
 
 
 def spawn_worker(url: str, job_id: int, log_dir: Path | None = None) -> subprocess.Popen:

@@ -18,7 +18,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
 # Uncertainty sampling from the first model on; see core.active for the others.
 DEFAULT_STRATEGY = "least_confidence"
 

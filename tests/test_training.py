@@ -120,3 +120,24 @@ def test_a_killed_worker_leaves_annotations_intact_and_the_job_failed(db_url, ti
         assert job.status == "failed" and "died" in job.error
         assert s.scalar(select(func.count(Annotation.id))) == n_ann
         assert current_version(s, get_project(s, "p")) is None
+
+
+def test_cancelling_a_running_job_stops_it_and_registers_nothing(db_url, tiny, project):
+    import threading
+
+    job_id = _train(db_url, tiny, epochs=2000)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(job=run_job(db_url, job_id)))
+    worker.start()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        with session_scope(db_url) as s:
+            job = get_job(s, job_id)
+            if job.status == "running" and job.progress > 0:
+                request_cancel(s, job_id)
+                break
+        time.sleep(0.2)
+    worker.join(timeout=120)
+    assert result["job"].status == "cancelled"
+    with session_scope(db_url) as s:
+        assert current_version(s, get_project(s, "p")) is None

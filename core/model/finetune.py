@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.errors import FewlabelError, SpanError
+from core.errors import Cancelled, FewlabelError, SpanError
 from core.metrics import span_prf
 from core.model.backbone import (
     DEFAULT,
@@ -40,7 +40,7 @@ Example = tuple[str, list[Word], Sequence[Span | dict]]
 Progress = Callable[[float, str], None]
 
 
-class TrainingCancelled(FewlabelError):
+class TrainingCancelled(Cancelled):
     """`should_stop()` returned True: training stopped between two steps; nothing was saved."""
 
 
