@@ -60,11 +60,27 @@ def task_labels(task: str) -> list[str]:
 
 
 def evaluate(model, test: Sequence[LabeledDoc], labels: Sequence[str]) -> dict:
-    """Span P/R/F1 of a model on labeled documents."""
-    from core.model.predict import predict
+    """Span P/R/F1 of a model's own predictions (no decode-time rules) on labeled documents."""
+    return evaluate_variants(model, test, labels)[""]
 
-    preds = predict(model, [(d.text, d.words) for d in test])
-    return span_prf([d.spans for d in test], [p.spans for p in preds], labels)
+
+def evaluate_variants(model, test: Sequence[LabeledDoc], labels: Sequence[str]) -> dict:
+    """{"": the model alone, "+rules": with the label space's decode-time rules merged in}.
+
+    One forward pass serves both; "+rules" is absent when no rule set fits the labels.
+    """
+    from core.model.predict import predict
+    from core.model.rules import RULE_SETS, merge, rules_for
+
+    preds = predict(model, [(d.text, d.words) for d in test], rules=False)
+    gold = [d.spans for d in test]
+    out = {"": span_prf(gold, [p.spans for p in preds], labels)}
+    rule_set = rules_for(labels)
+    if rule_set:
+        apply = RULE_SETS[rule_set]
+        merged = [merge(p.spans, apply(d.text, d.words)) for d, p in zip(test, preds, strict=True)]
+        out["+rules"] = span_prf(gold, merged, labels)
+    return out
 
 
 def _record(base: str, n: int, seed: int, metrics: dict, seconds: float) -> dict:
@@ -184,13 +200,13 @@ def fewshot(
             for name, location in locations.items():
                 args = TrainArgs(seed=seed, **({"epochs": epochs} if epochs else {}))
                 result = finetune(examples, labels, base=location, args=args)
-                metrics = evaluate(result.model, test, labels)
-                rec = _record(name, n, seed, metrics, result.train_seconds)
-                records.append(rec)
-                progress(
-                    f"{name:>10} n={n:<4} seed={seed}: macro F1 {rec['f1_macro']:.1f} "
-                    f"({rec['train_seconds']:.0f} s)"
-                )
+                for suffix, metrics in evaluate_variants(result.model, test, labels).items():
+                    rec = _record(name + suffix, n, seed, metrics, result.train_seconds)
+                    records.append(rec)
+                    progress(
+                        f"{name + suffix:>16} n={n:<4} seed={seed}: macro F1 "
+                        f"{rec['f1_macro']:.1f} ({rec['train_seconds']:.0f} s)"
+                    )
     return records
 
 

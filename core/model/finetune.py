@@ -34,6 +34,7 @@ from core.model.backbone import (
 )
 from core.model.encoding import IGNORE, Chunk, collate, encode_docs, length_batches
 from core.model.predict import predict
+from core.model.rules import rules_for
 from core.text import Span, Word, bio_to_spans, spans_to_bio
 
 Example = tuple[str, list[Word], Sequence[Span | dict]]
@@ -93,6 +94,10 @@ class TrainArgs:
         default=None, metadata={"help": "dropout before the head; None = the backbone's own"}
     )
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm (0 = off)"})
+    decode_rules: bool = field(
+        default=True,
+        metadata={"help": "merge high-precision rule spans at prediction (acronym labels)"},
+    )
     device: str = field(default="auto", metadata={"help": "auto (CUDA when present), cuda, cpu"})
     precision: str = field(
         default="auto", metadata={"help": "auto (bf16 where native, else fp32), bf16, fp32"}
@@ -343,6 +348,8 @@ def _train(
     else:
         best_epoch = len(history)
     model.eval()
+    # Set before the final evaluation, so dev metrics describe the model as it will predict.
+    model.info["decode_rules"] = rules_for(labels) if args.decode_rules else None
     dev_metrics = _evaluate(model, dev, args.batch_size, args.precision) if dev else None
     seconds = time.perf_counter() - t_start
     metrics = {

@@ -17,7 +17,8 @@ from torch import nn
 
 from core.model.backbone import Tagger, autocast, choose_threads, resolve_device, torch_threads
 from core.model.encoding import collate, encode_docs, length_batches
-from core.text import Word, bio_to_spans
+from core.model.rules import RULE_SETS, merge, rules_for
+from core.text import Word, bio_to_spans, spans_to_bio
 
 Progress = Callable[[float, str], None]
 
@@ -114,6 +115,7 @@ def predict(
     batch_size: int = 32,
     progress: Progress | None = None,
     mc_dropout: int = 0,
+    rules: str | bool | None = None,
     precision: str = "auto",
     num_threads: int | None = None,
 ) -> list[DocPrediction]:
@@ -124,7 +126,9 @@ def predict(
     2.5x faster on a bf16 CPU; probabilities differ from fp32 in the third decimal).
     `num_threads` None picks torch CPU threads from the cores other processes leave idle
     (a 0.2 s probe, so only for more than a few batches; a handful of documents keep the
-    current setting). The model is left in eval mode.
+    current setting). `rules` merges a rule set's high-precision spans (core.model.rules):
+    None follows the model's `info["decode_rules"]`, False turns it off, True picks the rule
+    set that fits the labels, a name picks that one. The model is left in eval mode.
     """
     tag_names = model.tags
     n_tags = len(tag_names)
@@ -167,9 +171,16 @@ def predict(
                     samples[chunk.doc][s, first[pos]] = sample[row, pos]
             if progress is not None:
                 progress((b + 1) / len(batches), f"scored {b + 1}/{len(batches)} batches")
+    rule_set = model.info.get("decode_rules") if rules is None else (rules or None)
+    if rule_set is True:
+        rule_set = rules_for(model.labels)
+    apply_rules = RULE_SETS.get(rule_set) if rule_set else None
     results = []
-    for (_, words), p, mc in zip(docs, probs, samples, strict=True):
+    for (text, words), p, mc in zip(docs, probs, samples, strict=True):
         tags = decode_bio(p, tag_names)
         spans = spans_with_confidence(words, tags, p, tag_names)
+        if apply_rules is not None:
+            spans = merge(spans, apply_rules(text, words))
+            tags = spans_to_bio(words, spans)
         results.append(DocPrediction(spans=spans, word_probs=p, tags=tags, mc_probs=mc))
     return results
