@@ -341,3 +341,57 @@ def version_table(session: Session, project: Project) -> list[dict]:
             row[f"f1_{label}"] = m.get("f1")
         rows.append(row)
     return rows
+
+
+def project_texts(session: Session, project: Project) -> list[tuple[str, list]]:
+    """Every text of a project with its words (labels unused): a pretraining corpus."""
+    rows = session.execute(
+        select(Document.text, Document.tokens).where(Document.project_id == project.id)
+    )
+    return [(text, words_of(text, tokens)) for text, tokens in rows]
+
+
+def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
+    """The `pretrain` job: aligned pretraining on the project's texts plus the sample corpus;
+    the checkpoint becomes the project's base model for the next Retrain."""
+    from core.config import SAMPLE_DATA
+    from core.corpus import read_texts
+    from core.model.pretrain import PretrainArgs, pretrain
+
+    with session_scope(url) as s:
+        project = s.get(Project, params["project_id"])
+        if project is None:
+            raise NotFoundError(f"project {params['project_id']} no longer exists")
+        if project.task not in ("acronym", "concept"):
+            raise FewlabelError(
+                "aligned pretraining needs weak labels, which exist for the acronym and concept "
+                f"tasks, not {project.task!r}"
+            )
+        texts = project_texts(s, project)
+        task, project_id, name = project.task, project.id, project.name
+        base = params.get("base") or project.base_model or "default"
+    corpus = [f"project {name} ({len(texts)} texts)"]
+    sample = SAMPLE_DATA / "wiki_sentences.jsonl"
+    if params.get("sample_corpus", True) and sample.is_file():
+        extra = [(r.text, words_of(r.text, r.tokens)) for r in read_texts(sample)]
+        texts += extra
+        corpus.append(f"{sample.name} ({len(extra)} texts)")
+    out = get_settings().models_dir / f"{project_id}-{_slug(name)}" / f"aligned-{job_id}"
+    args = PretrainArgs(
+        objective="aligned",
+        base=base,
+        steps=params.get("steps"),
+        max_minutes=None if params.get("steps") else float(params.get("max_minutes", 15)),
+    )
+    pretrain(
+        texts,
+        task=task,
+        out_dir=out,
+        args=args,
+        corpus_names=corpus,
+        progress=report,
+        should_stop=report.should_stop,
+    )
+    with session_scope(url) as s:
+        s.get(Project, project_id).base_model = str(out)
+    return {"checkpoint": str(out), "texts": len(texts), "base_model_set": True}

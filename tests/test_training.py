@@ -141,3 +141,24 @@ def test_cancelling_a_running_job_stops_it_and_registers_nothing(db_url, tiny, p
     assert result["job"].status == "cancelled"
     with session_scope(db_url) as s:
         assert current_version(s, get_project(s, "p")) is None
+
+
+def test_a_pretrain_job_builds_an_aligned_base_for_the_project(db_url, tiny, project):
+    from core.model.backbone import Tagger
+
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        p.base_model = tiny
+        job_id = enqueue(s, "pretrain", p, {"project_id": p.id, "steps": 3}).id
+    job = run_job(db_url, job_id)
+    assert job.status == "done", job.error
+    with session_scope(db_url) as s:
+        base = get_project(s, "p").base_model
+    assert base == job.result["checkpoint"] != tiny
+    info = Tagger.load(base).info["pretraining"]
+    assert info["objective"] == "aligned" and info["steps"] == 3
+    assert info["corpus"][0].startswith("project p") and "wiki_sentences" in info["corpus"][1]
+    # the next retrain starts from it, and says so
+    assert run_job(db_url, _train(db_url, base)).status == "done"
+    with session_scope(db_url) as s:
+        assert current_version(s, get_project(s, "p")).aligned is True

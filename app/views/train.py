@@ -68,9 +68,14 @@ def job_status() -> None:
         )
     elif job.status == "done":
         result = job.result or {}
-        scored = result.get("scored")
-        version = f"version {result['version']} · " if "version" in result else ""
-        st.success(f"{label} · {version}{scored} unlabeled texts scored")
+        parts = []
+        if "version" in result:
+            parts.append(f"version {result['version']}")
+        if "scored" in result:
+            parts.append(f"{result['scored']} unlabeled texts scored")
+        if "checkpoint" in result:
+            parts.append(f"aligned base built from {result['texts']} texts and selected")
+        st.success(" · ".join([label, *parts]))
     elif job.status == "failed":
         st.error(f"{label}: {md_escape(job.error)}")
     else:
@@ -122,6 +127,17 @@ with right:
         st.toast(f"Strategy set to {chosen}; it applies from the next scoring.")
     if st.button("Rescore the queue now", icon=":material/sort:"):
         _start("score", {})
+        st.rerun()
+
+with st.expander("Aligned pretraining: a better base from this project's own texts"):
+    st.caption(
+        "Continues pretraining the base on this project's texts (and the sample corpus) "
+        "with masked-LM plus free weak labels from rules, through the same tagging head. "
+        "The checkpoint becomes the base of the next Retrain. Acronym and concept tasks."
+    )
+    minutes = st.number_input("Minutes", 1, 240, 15, key="pretrain_minutes")
+    if st.button("Build an aligned base", icon=":material/auto_awesome:"):
+        _start("pretrain", {"max_minutes": float(minutes), "base": base_default})
         st.rerun()
 
 if error := st.session_state.pop("_fl_train_error", None):
