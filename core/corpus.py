@@ -154,7 +154,9 @@ def read_csv(stream: IO[str], name: str, text_column: str | None = None) -> Iter
             name, 1, f"no column {text_column!r}; columns are {', '.join(columns)}"
         )
     id_column = next((c for c in ("id", "external_id") if c in columns), None)
-    derived = {"tagged_text", "document_id", "annotator", "status", "updated_at"}
+    # Columns our own export derives from the labels; only dropped from a file that is one.
+    ours = "tagged_text" in columns and "spans" in columns
+    derived = {"tagged_text", "annotator", "status", "updated_at"} if ours else set()
     try:
         for row in reader:
             line = reader.line_num

@@ -173,3 +173,10 @@ def test_export_bytes_matches_stream_export(db_url, project):
     _import(db_url, "g.conll", "The\tO\nWHO\tB-SHORT\n", annotator="gold")
     with session_scope(db_url) as s:
         assert export_bytes(s, get_project(s, "p"), "conll").decode() == _export(db_url, "conll")
+
+
+def test_a_plain_csv_keeps_columns_named_like_export_fields_as_metadata(db_url, project):
+    _import(db_url, "h.csv", "text,status,annotator\nSome text,draft,kim\n")
+    with session_scope(db_url) as s:
+        doc = s.scalar(select(Document).where(Document.text == "Some text"))
+        assert doc.meta == {"status": "draft", "annotator": "kim"}
