@@ -231,6 +231,58 @@ def test_clicking_a_span_removes_it_and_keys_leave_text_inputs_alone(server, pag
     assert "Body mass index" in shown_text(page)
 
 
+def test_model_suggestions_are_shown_and_accepted_with_a(server, page):
+    """The pre-annotation path: the current model's stored spans appear as suggestions;
+    A accepts them, Enter saves, and the export holds them."""
+    from core.schema import ModelVersion, Prediction
+
+    text = "Support vector machines (SVM) separate classes."
+    (doc_id,) = seed_project(server["url"], "sugg", [text])
+    with session_scope(server["url"]) as s:
+        project = get_project(s, "sugg")
+        version = ModelVersion(
+            project_id=project.id,
+            version=1,
+            path=str(server["tmp"]),
+            base="default",
+            n_labels=0,
+            is_current=True,
+        )
+        s.add(version)
+        s.flush()
+        s.add(
+            Prediction(
+                document_id=doc_id,
+                model_version_id=version.id,
+                score=0.42,
+                spans=[
+                    {"start": 0, "end": 23, "label": "LONG", "confidence": 0.8},
+                    {"start": 25, "end": 28, "label": "SHORT", "confidence": 0.9},
+                ],
+            )
+        )
+    page.goto(f"{server['base']}/?annotator=suggester&project=sugg")
+    wait_for_text(page, "Support vector machines")
+    assert page.locator(".fl-sugg").count() == 2
+    page.get_by_text("score 0.42").first.wait_for()  # why this text: its uncertainty
+    page.keyboard.press("a")
+    page.locator(".fl-span[data-label='LONG']").wait_for()
+    assert page.locator(".fl-span").count() == 2
+    page.keyboard.press("Enter")
+    page.get_by_text("The queue is empty").first.wait_for()
+    out = server["tmp"] / "sugg.csv"
+    subprocess.run(
+        [*_fewlabel(), "export", "sugg", "-o", str(out), "--db", server["url"]],
+        check=True,
+        capture_output=True,
+    )
+    (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert json.loads(row["spans"]) == [
+        {"start": 0, "end": 23, "label": "LONG", "text": "Support vector machines"},
+        {"start": 25, "end": 28, "label": "SHORT", "text": "SVM"},
+    ]
+
+
 def test_component_alone_suggestions_and_hostile_text(page):
     """The component's JS on a bare page: suggestions, keys, events; markup stays text."""
     from app.components.span_annotator import component_data
