@@ -353,15 +353,21 @@ def iter_records(
     raise FewlabelError(f"unknown format {fmt!r}; use one of auto, {', '.join(IMPORT_FORMATS)}")
 
 
-def read_texts(path: str | Path, fmt: str = "auto") -> Iterator[Record]:
-    """Records of any importable file, without a database (pretraining corpora, predict)."""
+def resolve_format(path: str | Path, fmt: str = "auto") -> str:
+    """The format of a file on disk: `fmt` itself, or sniffed from its name and first lines."""
     path = Path(path)
     if not path.is_file():
         raise FewlabelError(f"{path}: no such file")
+    if fmt != "auto":
+        return fmt
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        head = fh.read(8192)
-        fh.seek(0)
-        fmt = detect_format(path.name, head) if fmt == "auto" else fmt
+        return detect_format(path.name, fh.read(8192))
+
+
+def read_texts(path: str | Path, fmt: str = "auto") -> Iterator[Record]:
+    """Records of any importable file, without a database (pretraining corpora, predict)."""
+    fmt = resolve_format(path, fmt)
+    with Path(path).open(encoding="utf-8-sig", newline="") as fh:
         yield from iter_records(fh, str(path), fmt)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from core.corpus import Record, detect_format, iter_records, neutralise
+from core.corpus import Record, neutralise, read_texts, resolve_format
 from core.errors import FewlabelError
 from core.text import tagged_text, words_of
 
@@ -53,13 +53,8 @@ def predict_file(
     src, dst = Path(input_path), Path(output_path)
     if not Path(model_dir).is_dir():
         raise FewlabelError(f"{model_dir}: no such model directory")
-    if not src.is_file():
-        raise FewlabelError(f"{src}: no such file")
-    with src.open(encoding="utf-8-sig", newline="") as fh:
-        head = fh.read(8192)
-        fh.seek(0)
-        fmt = detect_format(src.name, head) if fmt == "auto" else fmt
-        records = [r for r in iter_records(fh, str(src), fmt) if r.text.strip() or r.tokens]
+    fmt = resolve_format(src, fmt)
+    records = [r for r in read_texts(src, fmt) if r.text.strip() or r.tokens]
     model = load_tagger(model_dir)
     spelling = _spelling(model.info, records, list(model.labels))
     docs = [(r.text, words_of(r.text, r.tokens)) for r in records]
