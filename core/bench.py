@@ -8,6 +8,8 @@ means and standard deviations, and can plot F1 against the number of labels.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import random
 import statistics
@@ -236,15 +238,15 @@ def active(
     budget: int = 200,
     base: str = "default",
     seed: int = 0,
+    seeds: int = 1,
     epochs: int | None = None,
     diversity: bool = False,
     progress: Progress = print,
 ) -> list[dict]:
     """Simulated annotation: from `seed_size` random labels, add `step` per round by each
-    strategy until `budget`; F1 on the test file after every round."""
-    from core.active import STRATEGIES, score_documents, select
-    from core.model.finetune import TrainArgs, finetune
-    from core.model.predict import predict
+    strategy until `budget`; F1 on the test file after every round. With `seeds` > 1 the
+    whole simulation repeats from seeds seed, seed+1, ... (each with its own start set)."""
+    from core.active import STRATEGIES
 
     labels = task_labels(task)
     for s in strategies:
@@ -253,78 +255,125 @@ def active(
     pool, test = load_labeled(train_path, task), load_labeled(test_path, task)
     if budget > len(pool):
         raise FewlabelError(f"--budget {budget} is more than the {len(pool)} pool documents")
-    start = random.Random(seed).sample(range(len(pool)), seed_size)
+    run = functools.partial(
+        _simulate,
+        pool,
+        test,
+        labels,
+        seed_size=seed_size,
+        step=step,
+        budget=budget,
+        base=base,
+        epochs=epochs,
+        diversity=diversity,
+        progress=progress,
+    )
     records: list[dict] = []
-    for strategy in strategies:
-        labeled = list(start)
-        rng_seed = seed
-        while True:
-            examples = [(pool[i].text, pool[i].words, pool[i].spans) for i in labeled]
-            args = TrainArgs(seed=seed, **({"epochs": epochs} if epochs else {}))
-            result = finetune(examples, labels, base=base, args=args)
-            metrics = evaluate(result.model, test, labels)
-            records.append(
-                {
-                    "strategy": strategy,
-                    "labels": len(labeled),
-                    "words": sum(len(pool[i].words) for i in labeled),
-                    "f1_macro": round(100 * metrics["f1_macro"], 2),
-                    "f1_micro": round(100 * metrics["f1_micro"], 2),
-                    "train_seconds": round(result.train_seconds, 2),
-                }
-            )
-            progress(
-                f"{strategy:>16} labels={len(labeled):<4} macro F1 {records[-1]['f1_macro']:.1f}"
-            )
-            if len(labeled) >= budget:
-                break
-            taken = set(labeled)
-            rest = [i for i in range(len(pool)) if i not in taken]
-            k = min(step, budget - len(labeled))
-            spec = STRATEGIES[strategy]
-            if strategy == "random":
-                rng_seed += 1
-                picks = random.Random(rng_seed).sample(rest, k)
-            else:
-                preds = predict(
-                    result.model,
-                    [(pool[i].text, pool[i].words) for i in rest],
-                    mc_dropout=8 if spec.needs_samples else 0,
-                )
-                scores = score_documents(
-                    [p.word_probs for p in preds],
-                    strategy=strategy,
-                    samples_list=[p.mc_probs for p in preds] if spec.needs_samples else None,
-                )
-                chosen = select(scores, k, texts=[pool[i].text for i in rest], diversity=diversity)
-                picks = [rest[j] for j in chosen]
-            labeled += picks
+    for run_seed, strategy in itertools.product(range(seed, seed + seeds), strategies):
+        records += run(strategy, run_seed)
     return records
 
 
+def _simulate(
+    pool: Sequence[LabeledDoc],
+    test: Sequence[LabeledDoc],
+    labels: Sequence[str],
+    strategy: str,
+    seed: int,
+    *,
+    seed_size: int,
+    step: int,
+    budget: int,
+    base: str,
+    epochs: int | None,
+    diversity: bool,
+    progress: Progress,
+) -> list[dict]:
+    """One simulated annotation run of one strategy from one seed: its records per round."""
+    from core.active import STRATEGIES, score_documents, select
+    from core.model.finetune import TrainArgs, finetune
+    from core.model.predict import predict
+
+    records: list[dict] = []
+    labeled = random.Random(seed).sample(range(len(pool)), seed_size)
+    rng_seed = seed
+    while True:
+        examples = [(pool[i].text, pool[i].words, pool[i].spans) for i in labeled]
+        args = TrainArgs(seed=seed, **({"epochs": epochs} if epochs else {}))
+        result = finetune(examples, labels, base=base, args=args)
+        metrics = evaluate(result.model, test, labels)
+        records.append(
+            {
+                "strategy": strategy,
+                "seed": seed,
+                "labels": len(labeled),
+                "words": sum(len(pool[i].words) for i in labeled),
+                "f1_macro": round(100 * metrics["f1_macro"], 2),
+                "f1_micro": round(100 * metrics["f1_micro"], 2),
+                "train_seconds": round(result.train_seconds, 2),
+            }
+        )
+        progress(
+            f"{strategy:>16} seed={seed} labels={len(labeled):<4} "
+            f"macro F1 {records[-1]['f1_macro']:.1f}"
+        )
+        if len(labeled) >= budget:
+            break
+        taken = set(labeled)
+        rest = [i for i in range(len(pool)) if i not in taken]
+        k = min(step, budget - len(labeled))
+        spec = STRATEGIES[strategy]
+        if strategy == "random":
+            rng_seed += 1
+            picks = random.Random(rng_seed).sample(rest, k)
+        else:
+            preds = predict(
+                result.model,
+                [(pool[i].text, pool[i].words) for i in rest],
+                mc_dropout=8 if spec.needs_samples else 0,
+            )
+            scores = score_documents(
+                [p.word_probs for p in preds],
+                strategy=strategy,
+                samples_list=[p.mc_probs for p in preds] if spec.needs_samples else None,
+            )
+            chosen = select(scores, k, texts=[pool[i].text for i in rest], diversity=diversity)
+            picks = [rest[j] for j in chosen]
+        labeled += picks
+    return records
+
+
+def mean_curves(records: Sequence[dict], key: str = "f1_macro") -> dict[str, dict[int, float]]:
+    """Strategy -> {labels: mean of `key` over seeds}."""
+    groups: dict[str, dict[int, list[float]]] = {}
+    for r in records:
+        groups.setdefault(r["strategy"], {}).setdefault(r["labels"], []).append(r[key])
+    return {s: {n: statistics.mean(v) for n, v in sorted(c.items())} for s, c in groups.items()}
+
+
 def labels_to_reach(records: Sequence[dict], reference: str = "random") -> dict[str, int | None]:
-    """Labels each strategy needed to reach the reference strategy's final F1 (None: never)."""
-    ref = [r for r in records if r["strategy"] == reference]
-    if not ref:
+    """Labels each strategy needed to reach the reference strategy's final F1 (None: never),
+    on F1 averaged over seeds."""
+    curves = mean_curves(records)
+    if reference not in curves:
         return {}
-    target = max(ref, key=lambda r: r["labels"])["f1_macro"]
+    ref = curves[reference]
+    target = ref[max(ref)]
     out: dict[str, int | None] = {}
-    for s in dict.fromkeys(r["strategy"] for r in records):
-        hit = [r["labels"] for r in records if r["strategy"] == s and r["f1_macro"] >= target]
+    for s, curve in curves.items():
+        hit = [n for n, f1 in curve.items() if f1 >= target]
         out[s] = min(hit) if hit else None
     return out
 
 
 def active_table(records: Sequence[dict]) -> str:
-    strategies = list(dict.fromkeys(r["strategy"] for r in records))
+    """Mean macro F1 (over seeds) per round and strategy, and the labels each needed."""
+    curves = mean_curves(records)
     sizes = sorted({r["labels"] for r in records})
-    head = f"{'labels':>7}" + "".join(f"{s:>18}" for s in strategies)
+    head = f"{'labels':>7}" + "".join(f"{s:>18}" for s in curves)
     lines = [head, "-" * len(head)]
     for n in sizes:
-        cells = []
-        for s in strategies:
-            v = [r["f1_macro"] for r in records if r["strategy"] == s and r["labels"] == n]
-            cells.append(f"{v[0]:>18.1f}" if v else f"{'-':>18}")
+        cells = [f"{c[n]:>18.1f}" if n in c else f"{'-':>18}" for c in curves.values()]
         lines.append(f"{n:>7}" + "".join(cells))
     reach = labels_to_reach(records)
     if reach:

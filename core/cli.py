@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--step", type=int, default=20)
     ba.add_argument("--budget", type=int, default=200)
     ba.add_argument("--base", default="default")
-    ba.add_argument("--seed", type=int, default=0)
+    ba.add_argument("--seed", type=int, default=0, help="first seed")
+    ba.add_argument("--seeds", type=int, default=1, help="runs from seed, seed+1, ...; F1 averaged")
     ba.add_argument("--epochs", type=int)
     ba.add_argument("--diversity", action="store_true", help="no near-duplicates in a round")
     ba.add_argument("--json", required=True)
@@ -347,6 +348,7 @@ def cmd_bench(args, url: str) -> int:
         budget=args.budget,
         base=args.base,
         seed=args.seed,
+        seeds=args.seeds,
         epochs=args.epochs,
         diversity=args.diversity,
         progress=progress,

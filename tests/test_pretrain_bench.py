@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import ACRONYM_SENTENCES, POOL_SENTENCES
 
+from core.bench import active_table, labels_to_reach, mean_curves
 from core.cli import main
 from core.model.backbone import Tagger
 from core.model.finetune import TrainArgs, finetune
@@ -45,6 +46,8 @@ def test_pretraining_writes_a_loadable_checkpoint_with_the_task_head(
     assert info["objective"] == objective and info["steps"] == 4
     assert info["corpus"] == ["corpus.txt"] and info["corpus_texts"] == len(CORPUS)
     assert (info["weakly_labeled_texts"] > 0) == (objective == "aligned")
+    # only the aligned run sees the weak labeler, as evidence too; MLM-only stays without
+    assert model.evidence == ("acronym" if objective == "aligned" else None)
     assert (out / STATE_FILE).is_file()
     # resumable: asking for more steps continues from the saved step
     pretrain(
@@ -163,6 +166,8 @@ def test_bench_fewshot_and_active_run_end_to_end(tmp_path, tiny_model_dir, capsy
             "4",
             "--budget",
             "12",
+            "--seeds",
+            "2",
             "--base",
             tiny_model_dir,
             "--epochs",
@@ -173,15 +178,36 @@ def test_bench_fewshot_and_active_run_end_to_end(tmp_path, tiny_model_dir, capsy
     )
     assert code == 0
     records = json.loads(out.read_text())
-    assert [(r["strategy"], r["labels"]) for r in records] == [
-        ("random", 4),
-        ("random", 8),
-        ("random", 12),
-        ("entropy", 4),
-        ("entropy", 8),
-        ("entropy", 12),
+    runs = [(s, strategy) for s in (0, 1) for strategy in ("random", "entropy")]
+    assert [(r["seed"], r["strategy"], r["labels"]) for r in records] == [
+        (s, strategy, n) for s, strategy in runs for n in (4, 8, 12)
     ]
+    # each seed starts from its own random sentences
+    starts = {r["seed"]: r["words"] for r in records if r["labels"] == 4}
+    assert starts[0] != starts[1]
     assert "labels needed to reach random" in capsys.readouterr().out
+
+
+def test_labels_to_reach_uses_f1_averaged_over_seeds():
+    def rec(strategy, seed, labels, f1):
+        return {"strategy": strategy, "seed": seed, "labels": labels, "f1_macro": f1}
+
+    records = [
+        rec("random", 0, 20, 50.0),
+        rec("random", 0, 40, 70.0),
+        rec("random", 1, 20, 50.0),
+        rec("random", 1, 40, 60.0),  # random's final mean F1: 65
+        rec("entropy", 0, 20, 66.0),
+        rec("entropy", 1, 20, 62.0),  # mean 64: not yet
+        rec("entropy", 0, 40, 66.0),
+        rec("entropy", 1, 40, 64.0),  # mean 65: reached
+        rec("margin", 0, 20, 90.0),  # one seed only at 20 labels, mean 90
+        rec("margin", 0, 40, 10.0),
+    ]
+    assert labels_to_reach(records) == {"random": 40, "entropy": 40, "margin": 20}
+    assert mean_curves(records)["entropy"] == {20: 64.0, 40: 65.0}
+    table = active_table(records)
+    assert "entropy 40" in table and "64.0" in table
 
 
 def test_benchmarks_without_data_exit_non_zero(tmp_path, capsys):
