@@ -100,6 +100,13 @@ def _record(base: str, n: int, seed: int, metrics: dict, seconds: float) -> dict
     }
 
 
+def _train_args(seed: int, epochs: int | None, evidence: bool):
+    """The benchmarks' finetuning arguments: the product's defaults, except what is asked."""
+    from core.model.finetune import TrainArgs
+
+    return TrainArgs(seed=seed, evidence=evidence, **({"epochs": epochs} if epochs else {}))
+
+
 def resolve_bases(
     bases: Sequence[str],
     *,
@@ -154,13 +161,14 @@ def fewshot(
     rule: bool = False,
     backbone: str = "default",
     epochs: int | None = None,
+    evidence: bool = True,
     pretrain_minutes: float = 15.0,
     pretrain_steps: int | None = None,
     work_dir: str | Path = "bench_out",
     progress: Progress = print,
 ) -> list[dict]:
     """The few-example benchmark; returns its records (see the module docstring)."""
-    from core.model.finetune import TrainArgs, finetune
+    from core.model.finetune import finetune
 
     labels = task_labels(task)
     train, test = load_labeled(train_path, task), load_labeled(test_path, task)
@@ -196,7 +204,7 @@ def fewshot(
             sample = random.Random(seed).sample(train, n)
             examples = [(d.text, d.words, d.spans) for d in sample]
             for name, location in locations.items():
-                args = TrainArgs(seed=seed, **({"epochs": epochs} if epochs else {}))
+                args = _train_args(seed, epochs, evidence)
                 result = finetune(examples, labels, base=location, args=args)
                 for suffix, metrics in evaluate_variants(result.model, test, labels).items():
                     rec = _record(name + suffix, n, seed, metrics, result.train_seconds)
@@ -240,6 +248,7 @@ def active(
     seed: int = 0,
     seeds: int = 1,
     epochs: int | None = None,
+    evidence: bool = True,
     diversity: bool = False,
     progress: Progress = print,
 ) -> list[dict]:
@@ -265,6 +274,7 @@ def active(
         budget=budget,
         base=base,
         epochs=epochs,
+        evidence=evidence,
         diversity=diversity,
         progress=progress,
     )
@@ -286,12 +296,13 @@ def _simulate(
     budget: int,
     base: str,
     epochs: int | None,
+    evidence: bool,
     diversity: bool,
     progress: Progress,
 ) -> list[dict]:
     """One simulated annotation run of one strategy from one seed: its records per round."""
     from core.active import STRATEGIES, score_documents, select
-    from core.model.finetune import TrainArgs, finetune
+    from core.model.finetune import finetune
     from core.model.predict import predict
 
     records: list[dict] = []
@@ -299,8 +310,7 @@ def _simulate(
     rng_seed = seed
     while True:
         examples = [(pool[i].text, pool[i].words, pool[i].spans) for i in labeled]
-        args = TrainArgs(seed=seed, **({"epochs": epochs} if epochs else {}))
-        result = finetune(examples, labels, base=base, args=args)
+        result = finetune(examples, labels, base=base, args=_train_args(seed, epochs, evidence))
         metrics = evaluate(result.model, test, labels)
         records.append(
             {

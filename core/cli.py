@@ -15,6 +15,8 @@ from pathlib import Path
 from core.config import PROJECT_ROOT, get_settings
 from core.errors import FewlabelError
 
+_NO_EVIDENCE = "do not give the model the weak labeler's tags as input (acronyms)"
+
 
 def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--base", help="backbone: default, a Hugging Face id, or a local path")
     pt.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     pt.add_argument("--warm-start", action="store_true", help="start from the current version")
+    pt.add_argument("--no-evidence", action="store_true", help=_NO_EVIDENCE)
     pt.add_argument(
         "--background", action="store_true", help="start a worker process and return at once"
     )
@@ -147,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--rule", action="store_true", help="add the weak labeler alone")
     bf.add_argument("--backbone", default="default", help="what `base` means")
     bf.add_argument("--epochs", type=int)
+    bf.add_argument("--no-evidence", action="store_true", help=_NO_EVIDENCE)
     bf.add_argument("--pretrain-minutes", type=float, default=15.0)
     bf.add_argument("--pretrain-steps", type=int, help="instead of minutes (quick runs, tests)")
     bf.add_argument("--work-dir", default="bench_out", help="where on-the-fly bases are kept")
@@ -164,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--seed", type=int, default=0, help="first seed")
     ba.add_argument("--seeds", type=int, default=1, help="runs from seed, seed+1, ...; F1 averaged")
     ba.add_argument("--epochs", type=int)
+    ba.add_argument("--no-evidence", action="store_true", help=_NO_EVIDENCE)
     ba.add_argument("--diversity", action="store_true", help="no near-duplicates in a round")
     ba.add_argument("--json", required=True)
     ba.add_argument("--plot")
@@ -195,8 +200,11 @@ def cmd_train(args, url: str) -> int:
     params: dict = {"warm_start": args.warm_start}
     if args.base:
         params["base"] = args.base
-    if args.epochs:
-        params["train_args"] = {"epochs": args.epochs}
+    train_args = {"epochs": args.epochs} if args.epochs else {}
+    if args.no_evidence:
+        train_args["evidence"] = False
+    if train_args:
+        params["train_args"] = train_args
     with session_scope(url) as session:
         project = get_project(session, args.project)
         job = enqueue(session, "train", project, {**params, "project_id": project.id})
@@ -328,6 +336,7 @@ def cmd_bench(args, url: str) -> int:
             rule=args.rule,
             backbone=args.backbone,
             epochs=args.epochs,
+            evidence=not args.no_evidence,
             pretrain_minutes=args.pretrain_minutes,
             pretrain_steps=args.pretrain_steps,
             work_dir=args.work_dir,
@@ -350,6 +359,7 @@ def cmd_bench(args, url: str) -> int:
         seed=args.seed,
         seeds=args.seeds,
         epochs=args.epochs,
+        evidence=not args.no_evidence,
         diversity=args.diversity,
         progress=progress,
     )

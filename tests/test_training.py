@@ -162,3 +162,17 @@ def test_a_pretrain_job_builds_an_aligned_base_for_the_project(db_url, tiny, pro
     assert run_job(db_url, _train(db_url, base)).status == "done"
     with session_scope(db_url) as s:
         assert current_version(s, get_project(s, "p")).aligned is True
+
+
+def test_cli_train_gives_acronym_models_evidence_unless_told_not_to(db_url, tiny, project):
+    from core.cli import main
+    from core.model.backbone import Tagger
+
+    evidence = []
+    for extra in ([], ["--no-evidence"]):
+        argv = ["train", "p", "--db", db_url, "--base", tiny, "--epochs", "1", *extra]
+        assert main(argv) == 0
+        with session_scope(db_url) as s:
+            path = current_version(s, get_project(s, "p")).path
+        evidence.append(Tagger.load(path).evidence)
+    assert evidence == ["acronym", None]

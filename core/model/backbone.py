@@ -1,9 +1,10 @@
-"""The tagger: a Hugging Face encoder + word-shape embedding + dropout + linear BIO head.
+"""The tagger: a Hugging Face encoder + word-shape and evidence embeddings + dropout + BIO head.
 
 One directory holds a whole model version: the encoder and tokenizer (`save_pretrained`), the
-head and shape embedding (`head.safetensors`) and `tagger.json` (label map, shape settings,
-training arguments, metrics). Aligned pretraining and finetuning build the same `Tagger`, so
-a pretrained checkpoint whose label map matches is finetuned with its head, not a fresh one.
+head and the input-feature embeddings (`head.safetensors`) and `tagger.json` (label map,
+feature settings, training arguments, metrics). Aligned pretraining and finetuning build the
+same `Tagger`, so a pretrained checkpoint whose label map matches is finetuned with its head,
+not a fresh one.
 Nothing here downloads: a Hub id loads from the local cache unless the caller allows it.
 """
 
@@ -22,7 +23,9 @@ import torch
 from torch import nn
 
 from core.errors import FewlabelError, NotFoundError
-from core.model.encoding import SHAPES
+from core.model.encoding import SHAPES, Chunk, encode_docs
+from core.model.rules import evidence_for, evidence_tags
+from core.text import Word
 
 DEFAULT = "default"
 TAGGER_FILE = "tagger.json"
@@ -235,11 +238,15 @@ def autocast(device: torch.device, precision: str = "auto") -> contextlib.Abstra
 
 
 class Tagger(nn.Module):
-    """Encoder + word-shape embedding + dropout + linear head over BIO tags.
+    """Encoder + word-shape and evidence embeddings + dropout + linear head over BIO tags.
 
     The shape embedding is added to the encoder's input embeddings and starts at zero, so a
     fresh tagger computes exactly what the plain encoder does; training moves it (give it a
     larger learning rate: at the encoder's rate a zero-initialised table barely moves).
+    The evidence embedding works the same way for the BIO tag that a weak labeler (named by
+    `evidence`, see core.model.rules) gives each word: the model sees the rule's opinion and
+    learns from gold labels when to follow it, instead of relearning the rule from a few
+    hundred sentences.
     `tokenizer`, `labels`, `tags` and `info` travel with the module so a loaded model explains
     itself; `info` is written to tagger.json (backbone, train_args, metrics, ...).
     """
@@ -251,6 +258,7 @@ class Tagger(nn.Module):
         labels: Sequence[str],
         *,
         shape_features: bool = True,
+        evidence: str | None = None,
         dropout: float | None = None,
         max_length: int | None = None,
         info: dict | None = None,
@@ -273,6 +281,11 @@ class Tagger(nn.Module):
         if self.shape_features:
             self.shape_embedding = nn.Embedding(len(SHAPES), hidden)
             nn.init.zeros_(self.shape_embedding.weight)
+        self.evidence = evidence or None
+        self.evidence_embedding: nn.Embedding | None = None
+        if self.evidence:
+            self.evidence_embedding = nn.Embedding(len(self.tags) + 1, hidden)
+            nn.init.zeros_(self.evidence_embedding.weight)
         limits = [512, getattr(cfg, "max_position_embeddings", 512)]
         tok_max = getattr(tokenizer, "model_max_length", None)
         if isinstance(tok_max, int) and tok_max < 100_000:
@@ -297,16 +310,22 @@ class Tagger(nn.Module):
         return self.encoder.get_input_embeddings()
 
     def input_embeddings(
-        self, input_ids: torch.Tensor, shape_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        shape_ids: torch.Tensor | None = None,
+        evidence_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Word embeddings plus the shape embedding; pass to any HF model as inputs_embeds.
+        """Word embeddings plus the shape and evidence embeddings; pass to any HF model as
+        inputs_embeds.
 
         Aligned pretraining feeds the same inputs_embeds to its masked-LM head, so both
-        objectives see the shape of every word.
+        objectives see the shape (and the weak tag) of every word.
         """
         embeds = self.word_embeddings()(input_ids)
         if self.shape_embedding is not None and shape_ids is not None:
             embeds = embeds + self.shape_embedding(shape_ids)
+        if self.evidence_embedding is not None and evidence_ids is not None:
+            embeds = embeds + self.evidence_embedding(evidence_ids)
         return embeds
 
     def hidden_states(
@@ -314,10 +333,11 @@ class Tagger(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         shape_ids: torch.Tensor | None = None,
+        evidence_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Last-layer hidden states (batch, length, hidden)."""
         out = self.encoder(
-            inputs_embeds=self.input_embeddings(input_ids, shape_ids),
+            inputs_embeds=self.input_embeddings(input_ids, shape_ids, evidence_ids),
             attention_mask=attention_mask,
         )
         return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
@@ -327,10 +347,24 @@ class Tagger(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         shape_ids: torch.Tensor | None = None,
+        evidence_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Tag logits (batch, length, n_tags) for every sub-token."""
-        hidden = self.hidden_states(input_ids, attention_mask, shape_ids)
+        hidden = self.hidden_states(input_ids, attention_mask, shape_ids, evidence_ids)
         return self.head(self.dropout(hidden))
+
+    def encode(
+        self, docs: Sequence[tuple[str, Sequence[Word]]], max_length: int | None = None
+    ) -> list[Chunk]:
+        """Model inputs for (text, words) documents: sub-tokens, shapes and, for a model that
+        takes evidence, the weak labeler's tag of every word."""
+        return encode_docs(
+            self.tokenizer,
+            [[w.text for w in words] for _, words in docs],
+            max_length=max_length or self.max_length,
+            shape_features=self.shape_features,
+            evidence=evidence_tags(self.evidence, self.tags, docs) if self.evidence else None,
+        )
 
     def settings(self) -> dict:
         """What tagger.json records besides `info`: enough to rebuild the module."""
@@ -342,6 +376,7 @@ class Tagger(nn.Module):
             "id2label": {str(i): t for i, t in self.id2label.items()},
             "shape_features": self.shape_features,
             "shape_classes": list(SHAPES),
+            "evidence": self.evidence,
             "dropout": self.dropout_p,
             "max_length": self.max_length,
             "hidden_size": int(self.encoder.config.hidden_size),
@@ -365,6 +400,8 @@ class Tagger(nn.Module):
         }
         if self.shape_embedding is not None:
             extras["shape_embedding.weight"] = self.shape_embedding.weight
+        if self.evidence_embedding is not None:
+            extras["evidence_embedding.weight"] = self.evidence_embedding.weight
         save_file({k: v.detach().cpu().contiguous() for k, v in extras.items()}, out / HEAD_FILE)
         meta = self.settings()
         meta["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -390,6 +427,7 @@ class Tagger(nn.Module):
             tokenizer,
             meta["labels"],
             shape_features=bool(meta.get("shape_features")),
+            evidence=meta.get("evidence"),
             dropout=meta.get("dropout"),
             max_length=meta.get("max_length"),
             info=meta.get("info") or {},
@@ -401,6 +439,8 @@ class Tagger(nn.Module):
             if model.shape_embedding is not None and shape_ok:
                 if "shape_embedding.weight" in state:
                     model.shape_embedding.weight.copy_(state["shape_embedding.weight"])
+            if model.evidence_embedding is not None:
+                model.evidence_embedding.weight.copy_(state["evidence_embedding.weight"])
         model.to(resolve_device(device))
         model.eval()
         return model
@@ -412,6 +452,7 @@ class Tagger(nn.Module):
         labels: Sequence[str],
         *,
         shape_features: bool = True,
+        evidence: bool = True,
         dropout: float | None = None,
         max_length: int | None = None,
         allow_download: bool = False,
@@ -421,9 +462,13 @@ class Tagger(nn.Module):
         A plain encoder gets a fresh head. A checkpoint (aligned pretraining or an earlier
         model version) keeps its encoder and shape embedding, and its head rows for every tag
         it shares with `labels`: the whole head when the label maps match (a warm start).
-        `info["head_reused"]` says which: "none", "partial" or "full".
+        `info["head_reused"]` says which: "none", "partial" or "full". `evidence=True` gives
+        the model the weak labeler of its label space as input, where one exists
+        (core.model.rules.evidence_for); a checkpoint's evidence embedding carries over when
+        its tags are the same.
         """
         location = DEFAULT if base is None else str(base)
+        evidence_name = evidence_for(labels) if evidence else None
         if location != DEFAULT and is_tagger_checkpoint(os.path.expanduser(location)):
             old = cls.load(os.path.expanduser(location), device="cpu")
             model = cls(
@@ -431,6 +476,7 @@ class Tagger(nn.Module):
                 old.tokenizer,
                 labels,
                 shape_features=shape_features,
+                evidence=evidence_name,
                 dropout=dropout if dropout is not None else old.dropout_p,
                 max_length=max_length or old.max_length,
             )
@@ -441,6 +487,9 @@ class Tagger(nn.Module):
                     model.head.bias[model.label2id[t]] = old.head.bias[old.label2id[t]]
                 if model.shape_embedding is not None and old.shape_embedding is not None:
                     model.shape_embedding.weight.copy_(old.shape_embedding.weight)
+                same_evidence = model.evidence == old.evidence and model.tags == old.tags
+                if model.evidence_embedding is not None and same_evidence:
+                    model.evidence_embedding.weight.copy_(old.evidence_embedding.weight)
             reused = "full" if len(shared) == len(model.tags) else "partial" if shared else "none"
             # Lineage (backbone, objective of a pretraining run) carries over; results do not.
             inherited = {
@@ -462,6 +511,7 @@ class Tagger(nn.Module):
             tokenizer,
             labels,
             shape_features=shape_features,
+            evidence=evidence_name,
             dropout=dropout,
             max_length=max_length,
             info={"backbone": location if location != DEFAULT else resolved, "head_reused": "none"},

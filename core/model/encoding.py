@@ -57,13 +57,15 @@ class Chunk:
     """One model input: sub-token ids with specials, their shapes, and where each word starts.
 
     `first[i]` is the index (in the document) of the word whose first sub-token is at position
-    i, or -1. `labels` is filled for training only.
+    i, or -1. `evidence_ids` holds, per sub-token, 1 + the weak labeler's tag id of its word
+    (0 for specials, or when the model takes no evidence). `labels` is filled for training only.
     """
 
     doc: int
     input_ids: list[int]
     shape_ids: list[int]
     first: list[int]
+    evidence_ids: list[int] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -102,9 +104,11 @@ def encode_docs(
     *,
     max_length: int,
     shape_features: bool,
+    evidence: Sequence[Sequence[int]] | None = None,
 ) -> list[Chunk]:
     """Chunks for documents given as lists of word strings; one tokenizer call for all of them.
 
+    `evidence` (optional) gives a weak tag id per word of every document (see Chunk).
     A word with more sub-tokens than fit in a window keeps only its first ones; a word the
     tokenizer maps to nothing (a zero-width character) gets no position at all.
     """
@@ -130,16 +134,22 @@ def encode_docs(
             ids: list[int] = list(head)
             shapes: list[int] = [0] * len(head)
             first: list[int] = [-1] * len(head)
+            hints: list[int] = [0] * len(head)
             for w in window:
                 word_pieces = pieces[w][:budget]
                 shape = word_shape(words[w]) if shape_features else 0
+                hint = evidence[doc_idx][w] + 1 if evidence is not None else 0
                 ids.extend(word_pieces)
                 shapes.extend([shape] * len(word_pieces))
+                hints.extend([hint] * len(word_pieces))
                 first.extend([w] + [-1] * (len(word_pieces) - 1))
             ids.extend(tail)
             shapes.extend([0] * len(tail))
+            hints.extend([0] * len(tail))
             first.extend([-1] * len(tail))
-            chunks.append(Chunk(doc=doc_idx, input_ids=ids, shape_ids=shapes, first=first))
+            chunks.append(
+                Chunk(doc=doc_idx, input_ids=ids, shape_ids=shapes, first=first, evidence_ids=hints)
+            )
     return chunks
 
 
@@ -167,7 +177,8 @@ def length_batches(
 
 
 def collate(chunks: Sequence[Chunk], pad_id: int, device: Any = None) -> dict[str, Any]:
-    """Pad a batch to its longest chunk: input_ids, attention_mask, shape_ids, labels tensors."""
+    """Pad a batch to its longest chunk: input_ids, attention_mask, shape_ids, evidence_ids and
+    labels tensors."""
     import torch
 
     width = max(len(c) for c in chunks)
@@ -175,18 +186,22 @@ def collate(chunks: Sequence[Chunk], pad_id: int, device: Any = None) -> dict[st
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
     attention = torch.zeros((n, width), dtype=torch.long)
     shape_ids = torch.zeros((n, width), dtype=torch.long)
+    evidence_ids = torch.zeros((n, width), dtype=torch.long)
     labels = torch.full((n, width), IGNORE, dtype=torch.long)
     for i, c in enumerate(chunks):
         k = len(c)
         input_ids[i, :k] = torch.tensor(c.input_ids)
         attention[i, :k] = 1
         shape_ids[i, :k] = torch.tensor(c.shape_ids)
+        if c.evidence_ids:
+            evidence_ids[i, :k] = torch.tensor(c.evidence_ids)
         if c.labels:
             labels[i, :k] = torch.tensor(c.labels)
     batch = {
         "input_ids": input_ids,
         "attention_mask": attention,
         "shape_ids": shape_ids,
+        "evidence_ids": evidence_ids,
         "labels": labels,
     }
     if device is not None:

@@ -32,7 +32,7 @@ from core.model.backbone import (
     resolve_device,
     torch_threads,
 )
-from core.model.encoding import IGNORE, Chunk, collate, encode_docs, length_batches
+from core.model.encoding import IGNORE, Chunk, collate, length_batches
 from core.model.predict import predict
 from core.model.rules import rules_for
 from core.text import Span, Word, bio_to_spans, spans_to_bio
@@ -85,7 +85,19 @@ class TrainArgs:
         default=True, metadata={"help": "add a learned word-shape embedding (case for uncased)"}
     )
     shape_lr_mult: float = field(
-        default=10.0, metadata={"help": "learning-rate multiplier of the shape embedding"}
+        default=10.0,
+        metadata={"help": "learning-rate multiplier of the shape and evidence embeddings"},
+    )
+    evidence: bool = field(
+        default=True,
+        metadata={
+            "help": "give the model the weak labeler's tag of every word as input, where the "
+            "label space has one (acronyms)"
+        },
+    )
+    evidence_dropout: float = field(
+        default=0.0,
+        metadata={"help": "share of training chunks whose evidence is hidden, per step"},
     )
     head_lr_mult: float = field(
         default=1.0, metadata={"help": "learning-rate multiplier of the tagging head"}
@@ -149,12 +161,7 @@ def _chunks_for(
     """Training chunks with labels on first sub-tokens; also the count of labeled words."""
     label2id = model.label2id
     word_tags = [_word_tag_ids(ex, model.labels, label2id) for ex in examples]
-    chunks = encode_docs(
-        model.tokenizer,
-        [[w.text for w in ex[1]] for ex in examples],
-        max_length=max_length,
-        shape_features=model.shape_features,
-    )
+    chunks = model.encode([(text, words) for text, words, _ in examples], max_length)
     n_words = 0
     for c in chunks:
         c.labels = [word_tags[c.doc][w] if w >= 0 else IGNORE for w in c.first]
@@ -162,8 +169,20 @@ def _chunks_for(
     return chunks, n_words
 
 
+def hide_evidence(
+    evidence_ids: torch.Tensor, share: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """The batch's evidence with a random `share` of its rows zeroed (no evidence): the model
+    must also tag without the rule's opinion, so it does not merely copy it."""
+    if share <= 0:
+        return evidence_ids
+    keep = torch.rand(evidence_ids.shape[0], generator=generator) >= share
+    return evidence_ids * keep.to(evidence_ids.device).unsqueeze(1)
+
+
 def _param_groups(model: Tagger, args: TrainArgs) -> list[dict]:
-    """AdamW groups: encoder (decay / no decay), head, shape embedding at lr * shape_lr_mult."""
+    """AdamW groups: encoder (decay / no decay), head, and the zero-initialised feature
+    embeddings (shape, evidence) at lr * shape_lr_mult."""
     groups: dict[str, dict[str, Any]] = {
         "decay": {"params": [], "lr": args.lr, "weight_decay": args.weight_decay},
         "no_decay": {"params": [], "lr": args.lr, "weight_decay": 0.0},
@@ -173,7 +192,7 @@ def _param_groups(model: Tagger, args: TrainArgs) -> list[dict]:
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if name.startswith("shape_embedding."):
+        if name.startswith(("shape_embedding.", "evidence_embedding.")):
             groups["shape"]["params"].append(p)
         elif name.startswith("head."):
             groups["head"]["params"].append(p)
@@ -258,7 +277,13 @@ def _train(
 
     seed_everything(args.seed)
     report(0.0, "loading the backbone")
-    model = Tagger.from_base(base, labels, shape_features=args.shape_features, dropout=args.dropout)
+    model = Tagger.from_base(
+        base,
+        labels,
+        shape_features=args.shape_features,
+        evidence=args.evidence,
+        dropout=args.dropout,
+    )
     model.max_length = min(model.max_length, args.max_length)
     if args.freeze_embeddings:
         model.word_embeddings().weight.requires_grad_(False)
@@ -274,6 +299,7 @@ def _train(
     chunks, _ = _chunks_for(model, train, model.max_length)
     lengths = [len(c) for c in chunks]
     batch_rng = random.Random(args.seed)
+    hide_rng = torch.Generator().manual_seed(args.seed)
     steps_per_epoch = math.ceil(len(chunks) / args.batch_size)
     total = steps_per_epoch * args.epochs
     warmup = int(total * args.warmup_ratio)
@@ -298,8 +324,11 @@ def _train(
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
             batch = collate([chunks[i] for i in idx], pad_id, device)
+            evidence = hide_evidence(batch["evidence_ids"], args.evidence_dropout, hide_rng)
             with autocast(device, args.precision):
-                logits = model(batch["input_ids"], batch["attention_mask"], batch["shape_ids"])
+                logits = model(
+                    batch["input_ids"], batch["attention_mask"], batch["shape_ids"], evidence
+                )
             logits = logits.float()
             loss = loss_fn(logits.view(-1, logits.shape[-1]), batch["labels"].view(-1))
             optimizer.zero_grad(set_to_none=True)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from core.model.backbone import Tagger, autocast, choose_threads, resolve_device, torch_threads
-from core.model.encoding import collate, encode_docs, length_batches
+from core.model.encoding import collate, length_batches
 from core.model.rules import RULE_SETS, merge, rules_for
 from core.text import Word, bio_to_spans, spans_to_bio
 
@@ -132,15 +132,9 @@ def predict(
     """
     tag_names = model.tags
     n_tags = len(tag_names)
-    word_lists = [[w.text for w in words] for _, words in docs]
-    chunks = encode_docs(
-        model.tokenizer,
-        word_lists,
-        max_length=model.max_length,
-        shape_features=model.shape_features,
-    )
+    chunks = model.encode(docs)
     probs = []
-    for words in word_lists:
+    for _, words in docs:
         p = np.zeros((len(words), n_tags), dtype=np.float32)
         p[:, 0] = 1.0
         probs.append(p)
@@ -156,7 +150,12 @@ def predict(
         for b, idx in enumerate(batches):
             batch_chunks = [chunks[i] for i in idx]
             batch = collate(batch_chunks, pad_id, device)
-            args = (batch["input_ids"], batch["attention_mask"], batch["shape_ids"])
+            args = (
+                batch["input_ids"],
+                batch["attention_mask"],
+                batch["shape_ids"],
+                batch["evidence_ids"],
+            )
             out = model(*args).float().softmax(-1).cpu().numpy()
             mc_out = []
             if mc_dropout > 0:

@@ -41,6 +41,7 @@ from core.model.finetune import (
     TrainingCancelled,
     _chunks_for,
     _param_groups,
+    hide_evidence,
     lr_factor,
     seed_everything,
 )
@@ -69,6 +70,8 @@ class PretrainArgs:
     seed: int = 13
     freeze_embeddings: bool = True
     shape_features: bool = True
+    evidence: bool = True
+    evidence_dropout: float = 0.5
     shape_lr_mult: float = 10.0
     head_lr_mult: float = 1.0
     grad_clip: float = 1.0
@@ -183,7 +186,13 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
     model = (
         Tagger.load(out, device="cpu")
         if resume
-        else Tagger.from_base(args.base, labels, shape_features=args.shape_features)
+        else Tagger.from_base(
+            args.base,
+            labels,
+            shape_features=args.shape_features,
+            # MLM-only is the run without the weak labeler: no evidence either.
+            evidence=args.evidence and args.objective == "aligned",
+        )
     )
     model.max_length = min(model.max_length, args.max_length)
     if args.freeze_embeddings:
@@ -305,7 +314,10 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
                 generator=generator,
             )
             with autocast(device, args.precision):
-                hidden = model.hidden_states(masked, batch["attention_mask"], batch["shape_ids"])
+                evidence = hide_evidence(batch["evidence_ids"], args.evidence_dropout, generator)
+                hidden = model.hidden_states(
+                    masked, batch["attention_mask"], batch["shape_ids"], evidence
+                )
                 picked = hidden[mlm_labels != IGNORE]
                 mlm_logits = mlm_head(picked)
                 loss_mlm = mlm_loss_fn(mlm_logits.float(), mlm_labels[mlm_labels != IGNORE])

@@ -1,4 +1,11 @@
-"""Decode-time rules: high-precision rule spans merged into a model's predictions.
+"""Rules the model uses: evidence features at its input, high-precision spans at decoding.
+
+Evidence: a model whose label space has a weak labeler here (`evidence_for`) sees, for every
+word, the BIO tag that labeler gives it, as a learned input embedding (core.model.backbone).
+The rule's opinion is then one more input the model weighs, trained on gold labels, rather
+than a pattern it must rediscover from a few hundred sentences.
+
+Decode-time rules: high-precision rule spans merged into a model's predictions.
 
 A learned tagger trained on a few hundred sentences misplaces long-form boundaries about ten
 times more often than a Schwartz-Hearst style definition rule, whose spans are ~95% precise
@@ -9,9 +16,10 @@ set in `info["decode_rules"]`, so predictions from the CLI, the queue and the UI
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
-from core.text import Span, Word
+from core.text import Span, Word, spans_to_bio
 
 RuleSet = Callable[[str, Sequence[Word]], list[Span]]
 
@@ -29,6 +37,37 @@ RULES_FOR_LABELS: dict[tuple[str, ...], str] = {("SHORT", "LONG"): "acronym"}
 
 def rules_for(labels: Sequence[str]) -> str | None:
     return RULES_FOR_LABELS.get(tuple(labels))
+
+
+@functools.cache
+def _evidence_labeler(name: str) -> RuleSet:
+    from core.weak import weak_labeler
+
+    return weak_labeler(name)
+
+
+# Tasks whose weak labeler (core.weak.weak_labeler) serves as evidence. It must need no
+# corpus statistics, so that a saved model recomputes it on any text: the acronym rules
+# qualify; the concept labeler (TF-IDF fitted on a corpus) does not.
+EVIDENCE_SETS = frozenset({"acronym"})
+
+
+def evidence_for(labels: Sequence[str]) -> str | None:
+    """The evidence labeler that fits a label space, if any."""
+    name = RULES_FOR_LABELS.get(tuple(labels))
+    return name if name in EVIDENCE_SETS else None
+
+
+def evidence_tags(
+    name: str, tags: Sequence[str], docs: Sequence[tuple[str, Sequence[Word]]]
+) -> list[list[int]]:
+    """Per document, the index in `tags` of the evidence labeler's BIO tag for every word."""
+    labeler = _evidence_labeler(name)
+    index = {t: i for i, t in enumerate(tags)}
+    return [
+        [index.get(t, 0) for t in spans_to_bio(list(words), labeler(text, words))]
+        for text, words in docs
+    ]
 
 
 def merge(model_spans: Sequence[dict], rule_spans: Sequence[Span]) -> list[dict]:

@@ -1,0 +1,99 @@
+"""Evidence features: the weak labeler's tag of every word as a learned input embedding."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from conftest import ACRONYM_SENTENCES
+
+from core.metrics import span_prf
+from core.model.backbone import Tagger
+from core.model.finetune import TrainArgs, finetune, hide_evidence
+from core.model.predict import predict
+from core.model.rules import evidence_for, evidence_tags
+from core.text import tokenize
+from core.weak import label_acronyms
+
+LABELS = ["SHORT", "LONG"]
+DEFINITION = "We train a support vector machine ( SVM ) on GPU clusters ."
+FAST = TrainArgs(epochs=10, lr=3e-3, batch_size=4, seed=1, precision="fp32", decode_rules=False)
+
+
+def _doc(text: str):
+    return text, tokenize(text)
+
+
+def test_evidence_tags_are_the_rule_tags_of_every_word():
+    tags = ["O", "B-SHORT", "I-SHORT", "B-LONG", "I-LONG"]
+    text, words = _doc(DEFINITION)
+    [ids] = evidence_tags("acronym", tags, [(text, words)])
+    named = dict(zip([w.text for w in words], [tags[i] for i in ids], strict=True))
+    assert [named[w] for w in ("support", "vector", "machine")] == ["B-LONG", "I-LONG", "I-LONG"]
+    assert named["SVM"] == "B-SHORT" and named["GPU"] == "B-SHORT" and named["train"] == "O"
+    assert evidence_for(LABELS) == "acronym" and evidence_for(["KEY"]) is None
+
+
+def test_every_subtoken_of_a_word_carries_its_evidence(tiny_model_dir):
+    model = Tagger.from_base(tiny_model_dir, LABELS)
+    assert model.evidence == "acronym"
+    text, words = _doc(DEFINITION)
+    [tags] = evidence_tags("acronym", model.tags, [(text, words)])
+    [chunk] = model.encode([(text, words)])
+    owner, word = [], -1  # the word each position belongs to (-1: a special token)
+    for pos, first in enumerate(chunk.first):
+        special = chunk.input_ids[pos] in model.tokenizer.all_special_ids
+        word = first if first >= 0 else (-1 if special else word)
+        owner.append(word)
+        assert chunk.evidence_ids[pos] == (0 if special else tags[word] + 1)
+    # "support" is not in the tiny vocabulary: several sub-tokens, all B-LONG
+    support = [e for w, e in zip(owner, chunk.evidence_ids, strict=True) if w == 3]
+    assert len(support) > 1 and set(support) == {model.tags.index("B-LONG") + 1}
+
+
+def test_other_label_spaces_take_no_evidence(tiny_model_dir):
+    model = Tagger.from_base(tiny_model_dir, ["KEY"])
+    assert model.evidence is None and model.evidence_embedding is None
+    assert all(e == 0 for c in model.encode([_doc(DEFINITION)]) for e in c.evidence_ids)
+
+
+def test_fresh_evidence_embedding_changes_nothing(tiny_model_dir):
+    model = Tagger.from_base(tiny_model_dir, LABELS).eval()
+    assert torch.count_nonzero(model.evidence_embedding.weight) == 0
+    ids, mask = torch.tensor([[2, 10, 11, 3]]), torch.ones((1, 4), dtype=torch.long)
+    evidence = torch.tensor([[0, 4, 5, 0]])
+    with torch.no_grad():
+        assert torch.equal(model(ids, mask, None, evidence), model(ids, mask, None, None))
+
+
+def test_hide_evidence_zeroes_whole_rows():
+    evidence = torch.arange(1, 13).reshape(4, 3)
+    assert torch.equal(hide_evidence(evidence, 0.0), evidence)
+    assert torch.count_nonzero(hide_evidence(evidence, 1.0)) == 0
+    half = hide_evidence(evidence, 0.5, torch.Generator().manual_seed(0))
+    for row, orig in zip(half, evidence, strict=True):
+        assert torch.equal(row, orig) or torch.count_nonzero(row) == 0
+
+
+def test_finetuned_evidence_model_saves_loads_and_warm_starts(tiny_model_dir, tmp_path):
+    sentences = [DEFINITION, *ACRONYM_SENTENCES] * 3
+    examples = [(t, w, label_acronyms(t, w)) for t, w in map(_doc, sentences)]
+    result = finetune(examples, LABELS, base=tiny_model_dir, args=FAST)
+    model = result.model
+    assert torch.count_nonzero(model.evidence_embedding.weight) > 0
+    docs = [(t, w) for t, w, _ in examples]
+    # the labels are the rule's own, which the model sees: it learns to follow them
+    preds = predict(model, docs, precision="fp32")
+    f1 = span_prf([s for _, _, s in examples], [p.spans for p in preds], LABELS)["f1_macro"]
+    assert f1 >= 0.9
+    saved = model.save(tmp_path / "v1")
+    loaded = Tagger.load(saved)
+    assert loaded.evidence == "acronym"
+    assert torch.equal(loaded.evidence_embedding.weight, model.evidence_embedding.weight)
+    again = predict(loaded, docs, precision="fp32")
+    assert [p.spans for p in again] == [p.spans for p in preds]
+    warm = Tagger.from_base(saved, LABELS)
+    assert torch.equal(warm.evidence_embedding.weight, model.evidence_embedding.weight)
+    # evidence=False trains without it, and a base that had it is not forced on the model
+    off = finetune(examples, LABELS, base=saved, args=replace(FAST, epochs=1, evidence=False))
+    assert off.model.evidence is None and off.model.evidence_embedding is None
