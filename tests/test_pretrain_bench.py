@@ -226,3 +226,21 @@ def test_benchmarks_without_data_exit_non_zero(tmp_path, capsys):
         ]
     )
     assert code != 0 and "no such file" in capsys.readouterr().err
+
+
+def test_masked_rows_are_padded_to_a_bucket_without_changing_the_loss():
+    import torch
+
+    from core.model.encoding import IGNORE
+    from core.model.pretrain import _bucketed
+
+    hidden = torch.randn(2, 5, 4)
+    labels = torch.full((2, 5), IGNORE)
+    labels[0, 1], labels[1, 3], labels[1, 4] = 7, 2, 9
+    picked, targets = _bucketed(hidden, labels, bucket=8)
+    assert picked.shape == (8, 4) and targets.tolist()[:3] == [7, 2, 9]
+    assert torch.equal(picked[:3], hidden[labels != IGNORE])
+    head = torch.nn.Linear(4, 10)
+    loss = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
+    unpadded = loss(head(hidden[labels != IGNORE]), labels[labels != IGNORE])
+    assert torch.allclose(loss(head(picked), targets), unpadded)

@@ -49,6 +49,10 @@ from core.text import TASK_LABELS, Word
 
 Progress = Callable[[float, str], None]
 STATE_FILE = "pretrain_state.pt"
+# Masked-LM rows are padded to a multiple of this: the (rows x vocabulary) logits then take
+# a few shapes, and the CPU allocator and oneDNN's primitive cache stop growing with every
+# new one (peak RSS of a 10-minute run was 5.6-6.5 GB before; see docs/benchmarks.md).
+MLM_BUCKET = 256
 
 
 @dataclass
@@ -166,6 +170,11 @@ def pretrain(
     if not texts:
         raise FewlabelError("the pretraining corpus has no text")
     out = Path(out_dir)
+    # oneDNN caches a primitive per tensor shape; pretraining makes new shapes every step and
+    # the cache held gigabytes (a 60-step run: 3.1 GB with it, 2.6 GB without, same speed).
+    # Read when oneDNN first builds a primitive, so it works when pretraining comes first in
+    # its process (the CLI, a job worker, a benchmark's on-the-fly bases).
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
     device = resolve_device(args.device)
     threads = choose_threads(args.num_threads) if device.type == "cpu" else torch.get_num_threads()
     with torch_threads(threads):
@@ -318,9 +327,9 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
                 hidden = model.hidden_states(
                     masked, batch["attention_mask"], batch["shape_ids"], evidence
                 )
-                picked = hidden[mlm_labels != IGNORE]
+                picked, targets = _bucketed(hidden, mlm_labels)
                 mlm_logits = mlm_head(picked)
-                loss_mlm = mlm_loss_fn(mlm_logits.float(), mlm_labels[mlm_labels != IGNORE])
+                loss_mlm = mlm_loss_fn(mlm_logits.float(), targets)
                 loss = args.mlm_weight * loss_mlm
                 if args.objective == "aligned":
                     logits = model.head(model.dropout(hidden)).float()
@@ -354,6 +363,20 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
     save()
     report(1.0, f"done: {step} steps in {seconds_before + elapsed():.0f} s")
     return out
+
+
+def _bucketed(
+    hidden: torch.Tensor, mlm_labels: torch.Tensor, bucket: int = MLM_BUCKET
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hidden states of the masked positions and their targets, padded with ignored rows
+    to a multiple of `bucket`, so the vocabulary-wide logits take a few shapes, not hundreds."""
+    chosen = mlm_labels != IGNORE
+    picked, targets = hidden[chosen], mlm_labels[chosen]
+    pad = -picked.shape[0] % bucket
+    if pad:
+        picked = torch.cat([picked, picked.new_zeros(pad, picked.shape[1])])
+        targets = torch.cat([targets, targets.new_full((pad,), IGNORE)])
+    return picked, targets
 
 
 def _ema(prev: float | None, value: float, decay: float = 0.98) -> float:
