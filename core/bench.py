@@ -21,7 +21,7 @@ from pathlib import Path
 from core.corpus import read_texts
 from core.errors import FewlabelError
 from core.metrics import span_prf
-from core.text import TASK_LABELS, Span, Word, words_of
+from core.text import TASK_LABELS, Span, Word, snap_span, words_of
 
 Progress = Callable[[str], None]
 
@@ -34,7 +34,12 @@ class LabeledDoc:
 
 
 def load_labeled(path: str | Path, task: str) -> list[LabeledDoc]:
-    """A labeled file (SciAD JSON, CoNLL, JSONL with spans) with labels mapped to the task's."""
+    """A labeled file (SciAD JSON, CoNLL, JSONL with spans) with labels mapped to the task's.
+
+    Spans are snapped to word boundaries, as `fewlabel import` and `fewlabel weak eval` snap
+    them: a model tags whole words, and raw-text corpora hold spans that cut one ("Finite
+    State Automato" in SDU@AAAI-22), which no tagger could match exactly.
+    """
     from core.weak.evaluate import map_label
 
     if not Path(path).is_file():
@@ -44,11 +49,12 @@ def load_labeled(path: str | Path, task: str) -> list[LabeledDoc]:
         if not rec.text.strip():
             continue
         words = words_of(rec.text, rec.tokens)
-        spans = []
+        spans = set()
         for sp in rec.spans or []:
             label = map_label(task, str(sp["label"]))
-            if label is not None:
-                spans.append(Span(int(sp["start"]), int(sp["end"]), label))
+            snapped = snap_span(int(sp["start"]), int(sp["end"]), words)
+            if label is not None and snapped is not None:
+                spans.add(Span(*snapped, label))
         docs.append(LabeledDoc(rec.text, words, sorted(spans)))
     if not docs:
         raise FewlabelError(f"{path}: no documents")

@@ -244,3 +244,18 @@ def test_masked_rows_are_padded_to_a_bucket_without_changing_the_loss():
     loss = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
     unpadded = loss(head(hidden[labels != IGNORE]), labels[labels != IGNORE])
     assert torch.allclose(loss(head(picked), targets), unpadded)
+
+
+def test_benchmark_gold_spans_are_snapped_to_words_like_imports(tmp_path):
+    from core.bench import load_labeled
+    from core.text import Span
+
+    text = "We use Finite State Automaton ( FSA ) here ."
+    start = text.index("Finite")
+    cut = {"start": start, "end": text.index("Automaton") + 8, "label": "LONG"}  # "Automato"
+    short = {"start": text.index("FSA"), "end": text.index("FSA") + 3, "label": "SHORT"}
+    path = tmp_path / "raw.jsonl"
+    path.write_text(json.dumps({"id": "1", "text": text, "spans": [cut, short]}) + "\n")
+    [doc] = load_labeled(path, "acronym")
+    end = text.index("Automaton") + len("Automaton")
+    assert doc.spans == [Span(start, end, "LONG"), Span(short["start"], short["end"], "SHORT")]
