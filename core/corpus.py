@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import random
 import re
@@ -679,9 +680,14 @@ def export(
     *,
     annotator: str | None = None,
     include_unlabeled: bool = False,
+    limit: int | None = None,
 ) -> int:
-    """Write a project's labels to a text stream; returns the number of documents written."""
+    """Write a project's labels to a text stream; returns the number of documents written.
+
+    `limit` stops after that many documents (a preview)."""
     rows = export_rows(session, project, annotator=annotator, include_unlabeled=include_unlabeled)
+    if limit is not None:
+        rows = itertools.islice(rows, limit)
     if fmt == "csv":
         return write_csv(rows, out)
     if fmt == "jsonl":

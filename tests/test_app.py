@@ -14,13 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.state.session_state import STREAMLIT_INTERNAL_KEY_PREFIX
 from streamlit.testing.v1 import AppTest
 
 from app.components.span_annotator import label_palette, parse_event
 from app.ui import md_escape
-from core import annotations
+from core import annotations, corpus
 from core.annotations import browse, progress, save
 from core.corpus import export_bytes
 from core.db import session_scope
@@ -297,35 +297,53 @@ def test_review_opens_a_row_and_saves_it_as_the_current_annotator(app, make_proj
 
 
 @pytest.fixture
-def downloads(monkeypatch) -> list[bytes]:
-    """Bytes handed to Streamlit's media storage (where st.download_button puts its data)."""
-    seen: list[bytes] = []
-    original = MemoryMediaFileStorage.load_and_get_id
+def downloads(monkeypatch) -> list:
+    """The data callables of deferred download buttons, as Streamlit registers them: it runs
+    one when the browser requests the file (the click), not while the page renders."""
+    seen: list = []
+    original = MediaFileManager.add_deferred
 
-    def spy(self, path_or_data, mimetype, kind, filename=None):
-        seen.append(path_or_data)
-        return original(self, path_or_data, mimetype, kind, filename)
+    def spy(self, data_callable, *args, **kwargs):
+        seen.append(data_callable)
+        return original(self, data_callable, *args, **kwargs)
 
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
     return seen
 
 
-def test_export_download_holds_the_core_export(app, make_project, db_url, downloads):
+def _click_download(button, downloads: list) -> bytes:
+    """The bytes the browser gets from the deferred download button rendered last."""
+    assert button.proto.deferred_file_id, "the export is built on click, not on every rerun"
+    return downloads[-1]()
+
+
+def test_export_download_holds_the_core_export(
+    app, make_project, db_url, downloads, monkeypatch
+):
     _labeled(make_project, db_url)
+    limits: list = []  # the `limit` of every export the page runs
+    real_export = corpus.export
+    monkeypatch.setattr(
+        corpus, "export", lambda *a, **kw: limits.append(kw.get("limit")) or real_export(*a, **kw)
+    )
     at = app("views/export.py")
     (button,) = at.download_button
     assert button.label == "Download p.csv"
+    assert limits and None not in limits  # rendering built a preview, not the whole file
     with session_scope(db_url) as s:
         expected = export_bytes(s, get_project(s, "p"), "csv")
-    assert downloads[-1] == expected
-    rows = pd.read_csv(io.BytesIO(downloads[-1]))
+    data = _click_download(button, downloads)
+    assert data == expected and limits[-1] is None
+    rows = pd.read_csv(io.BytesIO(data))
     assert sorted(rows["annotator"]) == ["alice", "bob"]
+    assert "alice" in at.code[1].value  # the preview shows the same rows
 
     at.segmented_control(key="export_format").set_value("jsonl")
     at.selectbox(key="export_annotator").set_value("bob")
     at.checkbox(key="export_all").check().run()
     assert at.download_button[0].label == "Download p.jsonl"
-    records = [json.loads(line) for line in downloads[-1].decode().splitlines()]
+    data = _click_download(at.download_button[0], downloads)
+    records = [json.loads(line) for line in data.decode().splitlines()]
     assert len(records) == 3  # bob's one label, and the two texts he has not labeled
     assert [r["status"] for r in records].count("done") == 1
     assert "fewlabel export p -o p.jsonl --format jsonl --annotator bob --all" in at.code[0].value

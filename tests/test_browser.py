@@ -8,6 +8,7 @@ FEWLABEL_UPDATE_SCREENSHOT=1 to refresh docs/annotate.png from the demo corpus.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import seed_project
 
-from core.annotations import browse, set_ranks
+from core.annotations import browse, save, set_ranks
 from core.config import SAMPLE_DATA
 from core.corpus import import_file
 from core.db import session_scope, upgrade
@@ -358,3 +359,27 @@ def test_annotate_screenshot(server, page):
     if os.environ.get("FEWLABEL_UPDATE_SCREENSHOT"):
         (ROOT / "docs").mkdir(exist_ok=True)
         shutil.copy(shot, ROOT / "docs" / "annotate.png")
+
+
+def test_export_page_downloads_the_file_built_on_click(server, page):
+    """The Export page builds the file only when its button is clicked (a deferred
+    download); the browser receives the same bytes as `fewlabel export`."""
+    (doc_id,) = seed_project(server["url"], "exp", [SECOND])
+    who = {"start": SECOND.index("WHO"), "end": SECOND.index("WHO") + 3, "label": "SHORT"}
+    with session_scope(server["url"]) as s:
+        save(s, get_project(s, "exp"), doc_id, "exporter", [who])
+    page.goto(f"{server['base']}/export?project=exp")
+    button = page.get_by_role("button", name="Download exp.csv")
+    button.wait_for()
+    with page.expect_download() as info:
+        button.click()
+    got = Path(info.value.path()).read_bytes()
+    out = server["tmp"] / "exp.csv"
+    subprocess.run(
+        [*_fewlabel(), "export", "exp", "-o", str(out), "--db", server["url"]],
+        check=True,
+        capture_output=True,
+    )
+    assert got == out.read_bytes()
+    (row,) = list(csv.DictReader(io.StringIO(got.decode("utf-8"))))
+    assert json.loads(row["spans"]) == [{**who, "text": "WHO"}]

@@ -1,4 +1,9 @@
-"""Export: the project's labels as CSV, JSONL or CoNLL, the same bytes as `fewlabel export`."""
+"""Export: the project's labels as CSV, JSONL or CoNLL, the same bytes as `fewlabel export`.
+
+The file is built when the button is clicked (a deferred download), not on every rerun: a
+project of 100,000 texts would otherwise rebuild it whenever an option changes. The page
+itself shows a preview of the first few documents only.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from core.projects import get_project
 EVERYONE = "Everyone"
 MIME = {"csv": "text/csv", "jsonl": "application/x-ndjson", "conll": "text/plain"}
 PREVIEW_LINES = 12
+PREVIEW_DOCS = 12  # documents exported for the preview (CoNLL: a dozen lines is one or two)
 
 project = require_project()
 
@@ -37,20 +43,24 @@ who = who_col.selectbox("Annotator", (EVERYONE, *people), key="export_annotator"
 include_unlabeled = st.checkbox("Include texts nobody has labeled yet", key="export_all")
 
 options = dict(annotator=None if who == EVERYONE else who, include_unlabeled=include_unlabeled)
-with services.session() as s:
-    data = export_bytes(s, get_project(s, project.id), fmt, **options)
+
+
+def build(limit: int | None = None) -> bytes:
+    with services.session() as s:
+        return export_bytes(s, get_project(s, project.id), fmt, limit=limit, **options)
+
 
 file_name = f"{project.name}.{fmt}"
 st.download_button(
     f"Download {file_name}",
-    data,
+    build,
     file_name=file_name,
     mime=MIME.get(fmt, "text/plain"),
     type="primary",
     icon=":material/download:",
     on_click="ignore",
 )
-st.caption(f"{len(data):,} bytes. The same file from a shell:")
+st.caption("The file is built when you click. The same file from a shell:")
 command = ["fewlabel", "export", project.name, "-o", file_name, "--format", fmt]
 if options["annotator"]:
     command += ["--annotator", options["annotator"]]
@@ -58,10 +68,10 @@ if include_unlabeled:
     command.append("--all")
 st.code(shlex.join(command), language="bash")
 
-lines = data.decode("utf-8").splitlines()
+lines = build(PREVIEW_DOCS).decode("utf-8").splitlines()
 st.subheader("Preview")
 if lines:
-    more = f"\n… {len(lines) - PREVIEW_LINES} more lines" if len(lines) > PREVIEW_LINES else ""
+    more = "\n…" if len(lines) > PREVIEW_LINES else ""
     st.code("\n".join(lines[:PREVIEW_LINES]) + more, language=None, wrap_lines=True)
 else:
     st.caption("Nothing to export yet: label some texts, or include unlabeled ones.")
