@@ -84,3 +84,20 @@ def test_rescore_without_a_model_says_why(db_url, train_page):
 def get_base(db_url: str) -> str:
     with session_scope(db_url) as s:
         return get_project(s, "p").base_model
+
+
+def test_a_queued_job_shows_progress_and_cancel_then_a_static_status(db_url, train_page):
+    from core.jobs import enqueue
+
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        job_id = enqueue(s, "train", p, {"project_id": p.id}).id  # no worker: stays queued
+    at = train_page()
+    assert any(f"Job {job_id} (train): queued" in b.text for b in at.get("progress"))
+    cancel = next(b for b in at.button if b.label == "Cancel")
+    cancel.click().run()
+    assert not at.exception, at.exception
+    with session_scope(db_url) as s:
+        assert recent_jobs(s, get_project(s, "p"), limit=1)[0].status == "cancelled"
+    assert not at.get("progress") and not any(b.label == "Cancel" for b in at.button)
+    assert any(f"Job {job_id} (train): cancelled" in i.value for i in at.info)

@@ -42,22 +42,19 @@ def _cancel(job_id: int) -> None:
         request_cancel(s, job_id)
 
 
-@st.fragment(run_every=2.0)
-def job_status() -> None:
-    """The newest job and its progress, refreshed every two seconds."""
+def _newest_job():
     with services.session() as s:
         jobs = recent_jobs(s, get_project(s, project.id), limit=1)
-    if not jobs:
+    return jobs[0] if jobs else None
+
+
+def _show(job) -> None:
+    """The newest job: progress and Cancel while it runs, else how it ended."""
+    if job is None:
         st.caption("No training yet. Label a few texts, then press Retrain.")
         return
-    job = jobs[0]
-    active = job.status in ACTIVE
-    was_active = st.session_state.get("_fl_job_active")
-    st.session_state["_fl_job_active"] = (job.id, active)
-    if was_active and was_active[0] == job.id and was_active[1] and not active:
-        st.rerun()  # a job just finished: redraw the versions table and chart
     label = f"Job {job.id} ({job.kind}): {job.status}"
-    if active:
+    if job.status in ACTIVE:
         st.progress(job.progress, text=f"{label} · {md_escape(job.message)}")
         st.button(
             "Cancel",
@@ -80,6 +77,24 @@ def job_status() -> None:
         st.error(f"{label}: {md_escape(job.error)}")
     else:
         st.info(label)
+
+
+@st.fragment(run_every=2.0)
+def _live_status(job_id: int) -> None:
+    """Refreshed every two seconds, and only while a job runs: when it ends, the whole page
+    reruns (new version in the table and chart) and renders without this timer."""
+    job = _newest_job()
+    if job is None or job.id != job_id or job.status not in ACTIVE:
+        st.rerun()
+    _show(job)
+
+
+def job_status() -> None:
+    job = _newest_job()
+    if job is not None and job.status in ACTIVE:
+        _live_status(job.id)
+    else:
+        _show(job)
 
 
 with services.session() as s:
