@@ -324,49 +324,44 @@ def _ints(value: str) -> list[int]:
 def cmd_bench(args, url: str) -> int:
     from core import bench
 
-    progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    common = dict(
+        task=args.task,
+        train_path=args.train,
+        test_path=args.test,
+        epochs=args.epochs,
+        evidence=not args.no_evidence,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
     if args.bench_command == "fewshot":
         records = bench.fewshot(
-            task=args.task,
-            train_path=args.train,
-            test_path=args.test,
+            **common,
             ns=_ints(args.n),
             seeds=args.seeds,
             bases=[b.strip() for b in args.bases.split(",") if b.strip()],
             rule=args.rule,
             backbone=args.backbone,
-            epochs=args.epochs,
-            evidence=not args.no_evidence,
             pretrain_minutes=args.pretrain_minutes,
             pretrain_steps=args.pretrain_steps,
             work_dir=args.work_dir,
-            progress=progress,
         )
-        bench.write_json(records, args.json)
-        print(bench.fewshot_table(records))
-        if args.plot:
-            bench.plot(records, args.plot, x="n", group="base", title=f"{args.task}: few-example")
-        return 0
-    records = bench.active(
-        task=args.task,
-        train_path=args.train,
-        test_path=args.test,
-        strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
-        seed_size=args.seed_size,
-        step=args.step,
-        budget=args.budget,
-        base=args.base,
-        seed=args.seed,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        evidence=not args.no_evidence,
-        diversity=args.diversity,
-        progress=progress,
-    )
+        table, x, group, title = bench.fewshot_table(records), "n", "base", "few-example"
+    else:
+        records = bench.active(
+            **common,
+            strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
+            seed_size=args.seed_size,
+            step=args.step,
+            budget=args.budget,
+            base=args.base,
+            seed=args.seed,
+            seeds=args.seeds,
+            diversity=args.diversity,
+        )
+        table, x, group, title = bench.active_table(records), "labels", "strategy", "active"
     bench.write_json(records, args.json)
-    print(bench.active_table(records))
+    print(table)
     if args.plot:
-        bench.plot(records, args.plot, x="labels", group="strategy", title=f"{args.task}: active")
+        bench.plot(records, args.plot, x=x, group=group, title=f"{args.task}: {title}")
     return 0
 
 
