@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.db import session_scope
 from core.jobs import recent_jobs
+from core.model.backbone import Tagger
 from core.projects import get_project
 from core.training import list_versions
 
@@ -54,6 +55,7 @@ def test_retrain_runs_in_a_worker_and_the_version_appears(db_url, train_page):
     assert any("No model version yet" in c.value for c in at.caption)
     assert at.text_input[0].value == get_base(db_url)
     at.number_input[0].set_value(2)
+    assert at.checkbox(key="train_evidence").value is True  # an acronym project: on
     at.button(key="FormSubmitter:retrain-Retrain").click().run()
     assert not at.exception, at.exception
     assert _wait_for_job(db_url) == "done"
@@ -62,7 +64,19 @@ def test_retrain_runs_in_a_worker_and_the_version_appears(db_url, train_page):
     table = at.dataframe[0].value
     assert list(table["version"]) == [1] and list(table["labels"]) == [6]
     with session_scope(db_url) as s:
-        assert [v.version for v in list_versions(s, get_project(s, "p"))] == [1]
+        versions = list_versions(s, get_project(s, "p"))
+        assert [v.version for v in versions] == [1]
+        assert Tagger.load(versions[0].path).evidence == "acronym"
+
+    # Without the rule's tags: the next version takes no evidence.
+    at.number_input[0].set_value(1)
+    at.checkbox(key="train_evidence").uncheck()
+    at.button(key="FormSubmitter:retrain-Retrain").click().run()
+    assert _wait_for_job(db_url) == "done"
+    with session_scope(db_url) as s:
+        versions = {v.version: v.path for v in list_versions(s, get_project(s, "p"))}
+        assert sorted(versions) == [1, 2]
+        assert Tagger.load(versions[2]).evidence is None
 
 
 def test_strategy_choice_is_saved(db_url, train_page):

@@ -10,6 +10,7 @@ from app.ui import md_escape, require_project, show_flashes
 from core.active import STRATEGIES
 from core.errors import FewlabelError
 from core.jobs import ACTIVE, enqueue, recent_jobs, request_cancel, spawn_worker
+from core.model.rules import evidence_for
 from core.projects import get_project
 from core.training import set_strategy, version_table
 
@@ -114,14 +115,20 @@ with left.form("retrain"):
     )
     epochs = st.number_input("Max epochs", 1, 100, 15, help="early stopping may end sooner")
     warm = st.checkbox("Start from the current version", help="faster; same label set only")
+    train_args = {"epochs": int(epochs)}
+    if evidence_for(project.labels):
+        train_args["evidence"] = st.checkbox(
+            "Show the model the acronym rule's tags",
+            value=True,
+            key="train_evidence",
+            help="Every word's tag from the built-in acronym rule is an input the model "
+            "learns to trust or overrule from your labels; by far the largest gain with few "
+            "labels. Turn it off if the rule misleads on your texts.",
+        )
     if st.form_submit_button("Retrain", type="primary", icon=":material/model_training:"):
         _start(
             "train",
-            {
-                "base": base.strip() or "default",
-                "warm_start": warm,
-                "train_args": {"epochs": int(epochs)},
-            },
+            {"base": base.strip() or "default", "warm_start": warm, "train_args": train_args},
         )
         st.rerun()
 
