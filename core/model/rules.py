@@ -16,7 +16,6 @@ set in `info["decode_rules"]`, so predictions from the CLI, the queue and the UI
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 
 from core.text import Span, Word, spans_to_bio
@@ -39,13 +38,6 @@ def rules_for(labels: Sequence[str]) -> str | None:
     return RULES_FOR_LABELS.get(tuple(labels))
 
 
-@functools.cache
-def _evidence_labeler(name: str) -> RuleSet:
-    from core.weak import weak_labeler
-
-    return weak_labeler(name)
-
-
 # Tasks whose weak labeler (core.weak.weak_labeler) serves as evidence. It must need no
 # corpus statistics, so that a saved model recomputes it on any text: the acronym rules
 # qualify; the concept labeler (TF-IDF fitted on a corpus) does not.
@@ -54,7 +46,7 @@ EVIDENCE_SETS = frozenset({"acronym"})
 
 def evidence_for(labels: Sequence[str]) -> str | None:
     """The evidence labeler that fits a label space, if any."""
-    name = RULES_FOR_LABELS.get(tuple(labels))
+    name = rules_for(labels)
     return name if name in EVIDENCE_SETS else None
 
 
@@ -62,7 +54,9 @@ def evidence_tags(
     name: str, tags: Sequence[str], docs: Sequence[tuple[str, Sequence[Word]]]
 ) -> list[list[int]]:
     """Per document, the index in `tags` of the evidence labeler's BIO tag for every word."""
-    labeler = _evidence_labeler(name)
+    from core.weak import weak_labeler
+
+    labeler = weak_labeler(name)
     index = {t: i for i, t in enumerate(tags)}
     return [
         [index.get(t, 0) for t in spans_to_bio(list(words), labeler(text, words))]
