@@ -78,15 +78,17 @@ def evaluate_variants(model, test: Sequence[LabeledDoc], labels: Sequence[str]) 
     One forward pass serves both; "+rules" is absent when no rule set fits the labels.
     """
     from core.model.predict import predict
-    from core.model.rules import RULE_SETS, merge, rules_for
+    from core.model.rules import apply_rules, rules_for
 
     preds = predict(model, [(d.text, d.words) for d in test], rules=False)
     gold = [d.spans for d in test]
     out = {"": span_prf(gold, [p.spans for p in preds], labels)}
     rule_set = rules_for(labels)
     if rule_set:
-        apply = RULE_SETS[rule_set]
-        merged = [merge(p.spans, apply(d.text, d.words)) for d, p in zip(test, preds, strict=True)]
+        merged = [
+            apply_rules(rule_set, d.text, d.words, p.spans)
+            for d, p in zip(test, preds, strict=True)
+        ]
         out["+rules"] = span_prf(gold, merged, labels)
     return out
 

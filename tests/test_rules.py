@@ -1,6 +1,6 @@
 """Decode-time rules: definition spans win over overlapping model spans."""
 
-from core.model.rules import merge, rules_for
+from core.model.rules import VOUCHED, apply_rules, merge, rules_for
 from core.text import Span, tokenize
 
 TEXT = "We use support vector machines ( SVM ) and CNN here ."
@@ -19,6 +19,29 @@ def test_rule_spans_replace_overlapping_model_spans_and_keep_the_rest():
         (43, 46, "SHORT"),
     ]
     assert [s.get("source") for s in merged] == ["rule", "rule", None]
+
+
+def test_a_vouched_label_needs_the_rule_or_a_sure_model():
+    text = "A hidden Markov model and a neural network tag LSTM outputs ."
+    words = tokenize(text)
+    assert apply_rules("acronym", text, words, []) == []  # no definition: the rule is silent
+    threshold = VOUCHED["acronym"]["LONG"]
+    unsure = {"start": 2, "end": 21, "label": "LONG", "confidence": threshold - 0.1}
+    sure = {"start": 28, "end": 42, "label": "LONG", "confidence": threshold}
+    short = {"start": 47, "end": 51, "label": "SHORT", "confidence": 0.5}
+    merged = apply_rules("acronym", text, words, [unsure, sure, short])
+    assert merged == [sure, short]  # the unsure long form goes; short forms are not vouched
+    assert merge([unsure, sure, short], []) == [unsure, sure, short]  # merge alone keeps all
+
+
+def test_a_long_form_the_rule_finds_replaces_the_models_whatever_its_confidence():
+    words = tokenize(TEXT)
+    model = [{"start": 11, "end": 30, "label": "LONG", "confidence": 0.99}]
+    merged = apply_rules("acronym", TEXT, words, model)
+    assert [(s["start"], s["end"], s["label"], s["source"]) for s in merged] == [
+        (7, 30, "LONG", "rule"),
+        (33, 36, "SHORT", "rule"),
+    ]
 
 
 def test_rules_fit_the_acronym_label_space_only():

@@ -17,7 +17,7 @@ from torch import nn
 
 from core.model.backbone import Tagger, autocast, choose_threads, resolve_device, torch_threads
 from core.model.encoding import collate, length_batches
-from core.model.rules import RULE_SETS, merge, rules_for
+from core.model.rules import RULE_SETS, apply_rules, rules_for
 from core.text import Word, bio_to_spans, spans_to_bio
 
 Progress = Callable[[float, str], None]
@@ -173,13 +173,14 @@ def predict(
     rule_set = model.info.get("decode_rules") if rules is None else (rules or None)
     if rule_set is True:
         rule_set = rules_for(model.labels)
-    apply_rules = RULE_SETS.get(rule_set) if rule_set else None
+    if rule_set is not None and rule_set not in RULE_SETS:
+        rule_set = None
     results = []
     for (text, words), p, mc in zip(docs, probs, samples, strict=True):
         tags = decode_bio(p, tag_names)
         spans = spans_with_confidence(words, tags, p, tag_names)
-        if apply_rules is not None:
-            spans = merge(spans, apply_rules(text, words))
+        if rule_set is not None:
+            spans = apply_rules(rule_set, text, words, spans)
             tags = spans_to_bio(words, spans)
         results.append(DocPrediction(spans=spans, word_probs=p, tags=tags, mc_probs=mc))
     return results
