@@ -382,16 +382,16 @@ def cmd_eval(args, url: str) -> int:
 def cmd_pretrain(args, url: str) -> int:
     from core.corpus import read_texts
     from core.model.pretrain import PretrainArgs, pretrain
-    from core.text import words_of
+    from core.weak import plain_corpus
 
-    texts = [
-        (r.text, words_of(r.text, r.tokens))
-        for path in args.corpus
-        for r in read_texts(path)
-        if r.text.strip()
-    ]
+    texts, anchors = plain_corpus(
+        (r.text, r.tokens) for path in args.corpus for r in read_texts(path) if r.text.strip()
+    )
+    if anchors:
+        print(f"{len(anchors)} texts with link anchors (markup stripped)", file=sys.stderr)
     out = pretrain(
         texts,
+        anchors=anchors,
         task=args.task,
         out_dir=args.out,
         args=PretrainArgs(

@@ -345,20 +345,13 @@ def version_table(session: Session, project: Project) -> list[dict]:
     return rows
 
 
-def project_texts(session: Session, project: Project) -> list[tuple[str, list]]:
-    """Every text of a project with its words (labels unused): a pretraining corpus."""
-    rows = session.execute(
-        select(Document.text, Document.tokens).where(Document.project_id == project.id)
-    )
-    return [(text, words_of(text, tokens)) for text, tokens in rows]
-
-
 def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
     """The `pretrain` job: aligned pretraining on the project's texts plus the sample corpus;
     the checkpoint becomes the project's base model for the next Retrain."""
     from core.config import SAMPLE_DATA
     from core.corpus import read_texts
     from core.model.pretrain import PretrainArgs, pretrain
+    from core.weak import plain_corpus
 
     with session_scope(url) as s:
         project = s.get(Project, params["project_id"])
@@ -369,15 +362,21 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
                 "aligned pretraining needs weak labels, which exist for the acronym and concept "
                 f"tasks, not {project.task!r}"
             )
-        texts = project_texts(s, project)
+        records = list(
+            s.execute(
+                select(Document.text, Document.tokens).where(Document.project_id == project.id)
+            )
+        )
         task, project_id, name = project.task, project.id, project.name
         base = params.get("base") or project.base_model or "default"
-    corpus = [f"project {name} ({len(texts)} texts)"]
+    corpus = [f"project {name} ({len(records)} texts)"]
     sample = SAMPLE_DATA / "wiki_sentences.jsonl"
     if params.get("sample_corpus", True) and sample.is_file():
-        extra = [(r.text, words_of(r.text, r.tokens)) for r in read_texts(sample)]
-        texts += extra
+        extra = [(r.text, r.tokens) for r in read_texts(sample)]
+        records += extra
         corpus.append(f"{sample.name} ({len(extra)} texts)")
+    # texts imported with link markup train as plain text, their anchors as concept labels
+    texts, anchors = plain_corpus(records)
     out = project_models_dir(project_id, name) / f"aligned-{job_id}"
     args = PretrainArgs(
         objective="aligned",
@@ -387,6 +386,7 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
     )
     pretrain(
         texts,
+        anchors=anchors,
         task=task,
         out_dir=out,
         args=args,

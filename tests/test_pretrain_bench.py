@@ -67,6 +67,25 @@ def test_pretraining_writes_a_loadable_checkpoint_with_the_task_head(
     assert result.model.info["head_reused"] == "full"
 
 
+def test_pretraining_a_linked_corpus_trains_on_plain_text_with_anchors_as_labels(
+    tmp_path, tiny_model_dir, capsys
+):
+    corpus = tmp_path / "notes.md"
+    corpus.write_text(
+        "A [support vector machine](https://w.org/SVM) separates classes.\n\n"
+        "Trees and [[Random forest|random forests]] vote on <a href='/x'>decision trees</a>.\n\n"
+        "A paragraph without links about kernels and margins.\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "ck"
+    args = ["pretrain", "--task", "concept", "--corpus", str(corpus), "--out", str(out)]
+    assert main([*args, "--base", tiny_model_dir, "--steps", "2"]) == 0
+    assert "2 texts with link anchors" in capsys.readouterr().err
+    info = Tagger.load(out).info["pretraining"]
+    assert info["corpus_texts"] == 3 and info["weakly_labeled_texts"] == 3
+    assert info["weak_labelers"].startswith("link anchors (2 texts), then ")
+
+
 def test_aligned_pretraining_moves_the_tagging_head_and_mlm_does_not(tmp_path, tiny_model_dir):
     heads = {}
     for objective in ("aligned", "mlm"):

@@ -9,12 +9,14 @@ from core.weak import (
     LABELERS,
     Gazetteer,
     KeyphraseExtractor,
+    anchored,
     find_definitions,
     label_acronyms,
     label_short_forms,
     load_phrases,
     load_wiki_titles,
     looks_like_short_form,
+    plain_corpus,
     strip_links,
     vote,
     weak_labeler,
@@ -216,6 +218,43 @@ def test_wiki_links_piped_blended_and_namespaced():
 
 def test_plain_text_passes_through():
     assert strip_links("a < b and [x] (y) stay") == ("a < b and [x] (y) stay", [])
+
+
+def test_a_marked_up_corpus_becomes_plain_texts_with_their_anchors():
+    texts, anchors = plain_corpus(
+        [
+            ("<p>A [support vector machine](https://x) beats [[Random forest|forests]].</p>", None),
+            ("No links here .", None),
+            ("pre tokenized [ x ]", ["pre", "tokenized", "[", "x", "]"]),
+        ]
+    )
+    plain = [t for t, _ in texts]
+    assert plain == [
+        "A support vector machine beats forests.",
+        "No links here .",
+        "pre tokenized [ x ]",  # tokens given: the record is kept as it is
+    ]
+    assert [w.text for w in texts[2][1]] == ["pre", "tokenized", "[", "x", "]"]
+    assert list(anchors) == [plain[0]]
+    assert tagged(plain[0], anchors[plain[0]]) == [
+        ("support vector machine", "CONCEPT"),
+        ("forests", "CONCEPT"),
+    ]
+
+
+def test_anchors_win_over_the_labelers_own_spans():
+    text = "A support vector machine beats random forests on kernel methods ."
+
+    def guesses(text, words=None):  # a labeler that overlaps the anchor and adds one more
+        return [Span(9, 30, "CONCEPT"), Span(49, 63, "CONCEPT")]
+
+    labeler = anchored(guesses, {text: [Span(2, 24, "CONCEPT")]})
+    assert tagged(text, labeler(text)) == [
+        ("support vector machine", "CONCEPT"),
+        ("kernel methods", "CONCEPT"),
+    ]
+    assert labeler("Another text .") == guesses("Another text .")
+    assert labeler.__name__ == "link anchors (1 text), then guesses"
 
 
 # ---------------------------------------------------------------------------- gazetteer

@@ -19,7 +19,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -145,6 +145,17 @@ def weak_examples(texts: Sequence[tuple[str, list[Word]]], task: str, labeler=No
     return [(text, words, labeler(text, words)) for text, words in texts]
 
 
+def corpus_labeler(task: str, texts: Sequence[tuple[str, list[Word]]], anchors=None):
+    """The weak labeler for a pretraining corpus: the task's default, fitted on `texts`; for
+    concepts, the corpus's link anchors ({plain text: spans}, core.weak.plain_corpus) first."""
+    from core.weak import anchored, weak_labeler
+
+    labeler = weak_labeler(task, corpus=[t for t, _ in texts])
+    if anchors and task == "concept":
+        labeler = anchored(labeler, anchors)
+    return labeler
+
+
 def pretrain(
     texts: Sequence[tuple[str, list[Word]]],
     *,
@@ -152,11 +163,15 @@ def pretrain(
     out_dir: str | os.PathLike,
     args: PretrainArgs | None = None,
     labeler=None,
+    anchors: Mapping[str, Sequence] | None = None,
     corpus_names: Sequence[str] = (),
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Path:
     """Continue pretraining on `texts` and write a checkpoint folder; resumes one found there.
+
+    `labeler` defaults to `corpus_labeler(task, texts, anchors)`: `anchors` are the link
+    anchors of a marked-up corpus (core.weak.plain_corpus), concept labels for free.
 
     Returns the folder, a tagger (`Tagger.load`, or `base` for finetuning) whose tagger.json
     records the objective, corpus, weak labelers, steps, label map and pretraining metrics.
@@ -169,6 +184,8 @@ def pretrain(
     texts = [(t, w) for t, w in texts if w]
     if not texts:
         raise FewlabelError("the pretraining corpus has no text")
+    if labeler is None and args.objective == "aligned":
+        labeler = corpus_labeler(task, texts, anchors)
     out = Path(out_dir)
     # oneDNN caches a primitive per tensor shape; pretraining makes new shapes every step and
     # the cache held gigabytes (a 60-step run: 3.1 GB with it, 2.6 GB without, same speed).
@@ -272,7 +289,7 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
             "task": task,
             "corpus": list(corpus_names),
             "corpus_texts": len(texts),
-            "weak_labelers": _labeler_name(labeler, task) if args.objective == "aligned" else None,
+            "weak_labelers": _labeler_name(labeler) if args.objective == "aligned" else None,
             "weakly_labeled_texts": n_weak,
             "steps": step,
             "pretrain_seconds": round(seconds_before + elapsed(), 1),
@@ -383,7 +400,5 @@ def _ema(prev: float | None, value: float, decay: float = 0.98) -> float:
     return value if prev is None or math.isnan(prev) else decay * prev + (1 - decay) * value
 
 
-def _labeler_name(labeler, task: str) -> str:
-    if labeler is None:
-        return f"default {task} weak labeler (core.weak.weak_labeler)"
-    return getattr(labeler, "__name__", type(labeler).__name__)
+def _labeler_name(labeler) -> str | None:
+    return None if labeler is None else getattr(labeler, "__name__", type(labeler).__name__)

@@ -9,6 +9,11 @@ own tokens via core.text.words_of).
     weak_labeler("acronym")                   # the default labeler of a task
     weak_labeler("concept", corpus=texts)     # gazetteer (when titles exist) + keyphrases
 
+Hyperlinks, the paper's source of concept labels, are not a labeler of plain text: their
+anchors exist only in marked-up text. `plain_corpus` strips the markup (Markdown, HTML,
+wiki) from a pretraining corpus and keeps each text's anchors; `anchored` puts them in
+front of a labeler's own spans.
+
 New labelers plug in with `@register(task, name)` on a factory.
 """
 
@@ -16,10 +21,10 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from core.errors import FewlabelError
-from core.text import Span, Word
+from core.text import Span, Word, tokenize, words_of
 from core.weak.acronyms import (
     find_definitions,
     label_acronyms,
@@ -44,6 +49,7 @@ LABELERS: dict[str, dict[str, Factory]] = {"acronym": {}, "concept": {}}
 __all__ = [
     "LABELERS",
     "Gazetteer",
+    "anchored",
     "KeyphraseExtractor",
     "find_definitions",
     "label_acronyms",
@@ -51,6 +57,7 @@ __all__ = [
     "load_phrases",
     "load_wiki_titles",
     "looks_like_short_form",
+    "plain_corpus",
     "register",
     "strip_links",
     "vote",
@@ -150,3 +157,55 @@ def weak_labeler(task: str, **options) -> Labeler:
             return labelers[0]
         return voter(labelers, min_votes)
     raise FewlabelError(f"no weak labeler for task {task!r}; choose acronym or concept")
+
+
+# ---------------------------------------------------------------------------- links
+
+
+def plain_corpus(
+    items: Iterable[tuple[str, Sequence[str] | None]],
+) -> tuple[list[tuple[str, list[Word]]], dict[str, list[Span]]]:
+    """(text, tokens) records -> pretraining texts with their words, and link anchors by text.
+
+    Raw texts (no tokens) lose their link markup (core.weak.concepts.strip_links): the model
+    trains on what a reader sees, and each `[text](url)`, `<a>text</a>` or `[[Title|text]]`
+    anchor becomes a CONCEPT span of the plain text. Pre-tokenized records are kept as they
+    are: their tokens are the words.
+    """
+    texts: list[tuple[str, list[Word]]] = []
+    anchors: dict[str, list[Span]] = {}
+    for text, tokens in items:
+        if tokens:
+            texts.append((text, words_of(text, tokens)))
+            continue
+        plain, spans = strip_links(text)
+        lead = len(plain) - len(plain.lstrip())  # markup removed at the start leaves spaces
+        plain = plain.strip()
+        if spans:
+            anchors.setdefault(plain, [Span(s.start - lead, s.end - lead, s.label) for s in spans])
+        texts.append((plain, tokenize(plain)))
+    return texts, anchors
+
+
+def anchored(labeler: Labeler, anchors: Mapping[str, Sequence[Span]]) -> Labeler:
+    """A labeler that gives a text's link anchors first and its own spans where none lies.
+
+    Anchors are a person's choice of what to link; they win over a statistic's guesses
+    rather than tie with them in a vote.
+    """
+
+    def label(text: str, words: Sequence[Word] | None = None) -> list[Span]:
+        words = tokenize(text) if words is None else words
+        mine = list(anchors.get(text, ()))
+        rest = [
+            s
+            for s in labeler(text, words)
+            if all(s.end <= a.start or s.start >= a.end for a in mine)
+        ]
+        return sorted(mine + rest)
+
+    name = getattr(labeler, "__name__", type(labeler).__name__)
+    label.__name__ = (
+        f"link anchors ({len(anchors)} text{'' if len(anchors) == 1 else 's'}), then {name}"
+    )
+    return label
