@@ -16,7 +16,7 @@ overlaps is kept only when the model is sure of it (confidence >= the threshold)
 acronyms that label is LONG: the rule's long forms are precise (~92% on SDU@AAAI-22, text it
 was not written on), the model's long forms outside any rule definition mostly are not.
 The threshold 0.95 was picked on held-out training texts of both acronym benchmarks
-(SciAD: 0.95; SDU@AAAI-22: 0.98 and 1.0 on two seeds; docs/benchmarks.md). A model
+(two seeds each; SciAD picked 0.95 and 1.0, SDU@AAAI-22 0.98 and 1.0; docs/benchmarks.md). A model
 carries the name of its rule set in `info["decode_rules"]`, so predictions from the CLI,
 the queue and the UI agree.
 """
