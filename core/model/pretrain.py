@@ -136,12 +136,8 @@ def mask_tokens(
     return masked, labels
 
 
-def weak_examples(texts: Sequence[tuple[str, list[Word]]], task: str, labeler=None):
-    """(text, words, weak spans) for every text, labeled by the task's weak labeler."""
-    from core.weak import weak_labeler
-
-    if labeler is None:
-        labeler = weak_labeler(task, corpus=[t for t, _ in texts])
+def weak_examples(texts: Sequence[tuple[str, list[Word]]], labeler):
+    """(text, words, weak spans) for every text, labeled by `labeler` (see corpus_labeler)."""
     return [(text, words, labeler(text, words)) for text, words in texts]
 
 
@@ -229,7 +225,7 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
 
     t_label = time.perf_counter()
     if args.objective == "aligned":
-        examples = weak_examples(texts, task, labeler)
+        examples = weak_examples(texts, labeler)
         n_weak = sum(1 for _, _, spans in examples if spans)
     else:
         examples = [(t, w, []) for t, w in texts]

@@ -195,7 +195,6 @@ def anchored(labeler: Labeler, anchors: Mapping[str, Sequence[Span]]) -> Labeler
     """
 
     def label(text: str, words: Sequence[Word] | None = None) -> list[Span]:
-        words = tokenize(text) if words is None else words
         mine = list(anchors.get(text, ()))
         rest = [
             s

@@ -100,6 +100,8 @@ def strip_links(marked: str, *, label: str = CONCEPT) -> tuple[str, list[Span]]:
                 anchors.append((start, length))
     emit(marked[pos:])
     plain = "".join(out)
+    if not anchors:
+        return plain, []
     words = tokenize(plain)
     spans: list[Span] = []
     last_end = -1
