@@ -337,6 +337,17 @@ def test_keyphrase_candidates_are_clean_ngrams():
     assert not any("recently" in t or "the" in t.split() or t.endswith("developed") for t in texts)
 
 
+def test_keyphrases_skip_variables_and_judging_adjectives():
+    text = "a simple fuzzy controller for the plant g with existing sensor arrays"
+    words = tokenize(text)
+    texts = {
+        text[words[a].start : words[b - 1].end] for a, b in KeyphraseExtractor().candidates(words)
+    }
+    assert {"fuzzy controller", "sensor arrays", "plant"} <= texts
+    assert not any(t.split()[0] in ("simple", "existing") for t in texts)  # may not open one
+    assert "g" not in texts and not any("plant g" in t for t in texts)  # a variable, not a word
+
+
 # ---------------------------------------------------------------------------- vote
 
 

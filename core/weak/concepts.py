@@ -305,10 +305,22 @@ _LY_NOUNS = frozenset(
 )
 
 
+# Adjectives that open no keyphrase in scientific abstracts: they judge or count the thing
+# ("simple", "existing", "multiple") rather than name it. A candidate may still start after them.
+_KP_NO_START = frozenset(
+    """simple efficient general conventional single current standard traditional existing
+    multiple specific particular common typical certain recent previous useful effective
+    significant major basic overall entire potential additional corresponding appropriate
+    suitable similar related relevant original practical successful desired required
+    specified whole underlying resulting associated great little""".split()
+)
+
+
 def _is_kp_word(token: str) -> bool:
-    """A word a keyphrase may contain: no stop word, number, punctuation or -ly adverb."""
+    """A word a keyphrase may contain: no stop word, number, punctuation, -ly adverb or
+    single character (a variable: "g", "x")."""
     low = token.lower()
-    if not _KP_TOKEN_RE.match(token) or low in _KP_STOP:
+    if not _KP_TOKEN_RE.match(token) or low in _KP_STOP or len(token) < 2:
         return False
     if low.endswith("ly") and len(low) > 4 and low not in _LY_NOUNS:
         return False  # adverbs: "greatly improved", "recently developed"
@@ -334,7 +346,7 @@ class KeyphraseExtractor:
         max_words: int = 4,
         words_per_phrase: float = 6.0,
         min_score: float = 0.0,
-        length_bonus: float = 0.5,
+        length_bonus: float = 1.0,
         label: str = CONCEPT,
     ) -> None:
         self.max_words = max_words
@@ -372,7 +384,7 @@ class KeyphraseExtractor:
         ok = [_is_kp_word(u[2]) for u in units]
         out = []
         for i in range(len(units)):
-            if not ok[i]:
+            if not ok[i] or units[i][2].lower() in _KP_NO_START:
                 continue
             for j in range(i + 1, min(len(units), i + self.max_words) + 1):
                 if not ok[j - 1]:
