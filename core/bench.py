@@ -184,10 +184,13 @@ def fewshot(
         raise FewlabelError(f"--n {max(ns)} is more than the {len(train)} training documents")
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    # unlabeled text is free: pretraining reads all of the training file, and so does evidence
+    # that learns corpus statistics, as a project's learns them from all of its texts
+    corpus = [(d.text, d.words) for d in train]
     locations = resolve_bases(
         bases,
         task=task,
-        train_texts=[(d.text, d.words) for d in train],
+        train_texts=corpus,
         work_dir=work,
         backbone=backbone,
         pretrain_minutes=pretrain_minutes,
@@ -213,7 +216,7 @@ def fewshot(
             examples = [(d.text, d.words, d.spans) for d in sample]
             for name, location in locations.items():
                 args = _train_args(seed, epochs, evidence)
-                result = finetune(examples, labels, base=location, args=args)
+                result = finetune(examples, labels, base=location, args=args, corpus=corpus)
                 for suffix, metrics in evaluate_variants(result.model, test, labels).items():
                     rec = _record(name + suffix, n, seed, metrics, result.train_seconds)
                     records.append(rec)
@@ -315,10 +318,17 @@ def _simulate(
 
     records: list[dict] = []
     labeled = random.Random(seed).sample(range(len(pool)), seed_size)
+    corpus = [(d.text, d.words) for d in pool]  # the evidence's corpus statistics, if any
     rng_seed = seed
     while True:
         examples = [(pool[i].text, pool[i].words, pool[i].spans) for i in labeled]
-        result = finetune(examples, labels, base=base, args=_train_args(seed, epochs, evidence))
+        result = finetune(
+            examples,
+            labels,
+            base=base,
+            args=_train_args(seed, epochs, evidence),
+            corpus=corpus,
+        )
         metrics = evaluate(result.model, test, labels)
         records.append(
             {

@@ -15,7 +15,7 @@ from pathlib import Path
 from core.config import PROJECT_ROOT, get_settings
 from core.errors import FewlabelError
 
-_NO_EVIDENCE = "do not give the model the weak labeler's tags as input (acronyms)"
+_NO_EVIDENCE = "do not give the model the weak labeler's tags as input (acronym and concept tasks)"
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:

@@ -49,6 +49,16 @@ def training_examples(session: Session, project: Project) -> list[tuple[str, lis
     ]
 
 
+def project_texts(session: Session, project: Project) -> list[tuple[str, list]]:
+    """(text, words) of every document of a project, labeled or not."""
+    rows = session.execute(
+        select(Document.text, Document.tokens)
+        .where(Document.project_id == project.id)
+        .order_by(Document.id)
+    )
+    return [(text, words_of(text, tokens)) for text, tokens in rows]
+
+
 def current_version(session: Session, project: Project) -> ModelVersion | None:
     return session.scalar(
         select(ModelVersion).where(
@@ -102,6 +112,7 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
     """The `train` job: finetune on the project's labels, register the version, score the pool."""
     from core.model.backbone import is_tagger_checkpoint
     from core.model.finetune import finetune
+    from core.model.rules import evidence_needs_corpus
 
     with session_scope(url) as s:
         project = s.get(Project, params["project_id"])
@@ -109,6 +120,8 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
             raise NotFoundError(f"project {params['project_id']} no longer exists")
         examples = training_examples(s, project)
         labels = list(project.labels)
+        # concept evidence learns its IDFs from every text of the project, not only the labeled
+        corpus = project_texts(s, project) if evidence_needs_corpus(labels) else None
         spelling = dict(project.label_spelling or {})
         base = params.get("base") or project.base_model or "default"
         current = current_version(s, project)
@@ -127,6 +140,7 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         labels,
         base=base,
         args=args,
+        corpus=corpus,
         progress=lambda f, m: report(0.85 * f, m),
         should_stop=report.should_stop,
     )

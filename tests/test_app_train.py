@@ -115,3 +115,18 @@ def test_a_queued_job_shows_progress_and_cancel_then_a_static_status(db_url, tra
         assert recent_jobs(s, get_project(s, "p"), limit=1)[0].status == "cancelled"
     assert not at.get("progress") and not any(b.label == "Cancel" for b in at.button)
     assert any(f"Job {job_id} (train): cancelled" in i.value for i in at.info)
+
+
+def test_a_concept_project_offers_the_keyphrase_evidence(db_url, tmp_path, monkeypatch):
+    from conftest import seed_project
+
+    monkeypatch.setenv("FEWLABEL_DB", db_url)
+    monkeypatch.setenv("FEWLABEL_HOME", str(tmp_path / "home"))
+    seed_project(db_url, "c", ["Graph coloring is hard.", "It is slow."], task="concept")
+    at = AppTest.from_file(MAIN, default_timeout=30)
+    at.query_params["annotator"] = "alice"
+    at.run()
+    at.switch_page("views/train.py").run()
+    assert not at.exception, at.exception
+    box = at.checkbox(key="train_evidence")
+    assert box.value is True and "keyphrase" in box.label

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import torch
@@ -11,9 +12,9 @@ from core.metrics import span_prf
 from core.model.backbone import Tagger
 from core.model.finetune import TrainArgs, finetune, hide_evidence
 from core.model.predict import predict
-from core.model.rules import evidence_for, evidence_tags
-from core.text import tokenize
-from core.weak import label_acronyms
+from core.model.rules import evidence_for, evidence_labeler, evidence_tags, fit_evidence
+from core.text import spans_to_bio, tokenize
+from core.weak import KeyphraseExtractor, label_acronyms
 
 LABELS = ["SHORT", "LONG"]
 DEFINITION = "We train a support vector machine ( SVM ) on GPU clusters ."
@@ -97,3 +98,62 @@ def test_finetuned_evidence_model_saves_loads_and_warm_starts(tiny_model_dir, tm
     # evidence=False trains without it, and a base that had it is not forced on the model
     off = finetune(examples, LABELS, base=saved, args=replace(FAST, epochs=1, evidence=False))
     assert off.model.evidence is None and off.model.evidence_embedding is None
+
+
+# ---------------------------------------------------------------------------- concepts
+
+CONCEPT_CORPUS = [
+    "sentence number one mentions graph coloring today .",
+    "graph coloring is hard , and graph coloring is slow .",
+    "the learning rate of gradient descent matters .",
+    "gradient descent with a small learning rate converges .",
+    "cats and dogs sleep under trees .",
+]
+
+
+def test_concept_evidence_is_keyphrases_fitted_on_a_corpus():
+    docs = [_doc(t) for t in CONCEPT_CORPUS]
+    assert evidence_for(["CONCEPT"]) == "concept"
+    state = fit_evidence("concept", docs)
+    assert fit_evidence("acronym", docs) is None  # the rules need no statistics
+    # the state is plain JSON and rebuilds the very extractor that was fitted
+    assert json.loads(json.dumps(state)) == state
+    fitted = KeyphraseExtractor().fit(docs)
+    assert [fitted(t, w) for t, w in docs] == [
+        evidence_labeler("concept", state)(t, w) for t, w in docs
+    ]
+    tags = ["O", "B-CONCEPT", "I-CONCEPT"]
+    text, words = docs[1]
+    [ids] = evidence_tags("concept", tags, [(text, words)], state)
+    named = [(w.text, tags[i]) for w, i in zip(words, ids, strict=True)]
+    assert [t for _, t in named] == spans_to_bio(words, fitted(text, words))
+    assert named[:2] == [("graph", "B-CONCEPT"), ("coloring", "I-CONCEPT")]
+    assert ("is", "O") in named and (",", "O") in named
+
+
+def test_a_concept_model_keeps_its_fitted_evidence(tiny_model_dir, tmp_path):
+    docs = [_doc(t) for t in CONCEPT_CORPUS]
+    examples = [(t, w, KeyphraseExtractor().fit(docs)(t, w)) for t, w in docs[:3]]
+    args = replace(FAST, epochs=2)
+    # without a corpus, the examples' texts are the corpus
+    alone = finetune(examples, ["CONCEPT"], base=tiny_model_dir, args=args).model
+    assert alone.evidence == "concept"
+    assert alone.evidence_state == fit_evidence("concept", [(t, w) for t, w, _ in examples])
+    model = finetune(examples, ["CONCEPT"], base=tiny_model_dir, args=args, corpus=docs).model
+    assert model.evidence_state == fit_evidence("concept", docs) != alone.evidence_state
+    saved = model.save(tmp_path / "v1")
+    assert (saved / "evidence.json").is_file()
+    loaded = Tagger.load(saved)
+    assert loaded.evidence_state == model.evidence_state
+    assert [c.evidence_ids for c in loaded.encode(docs)] == [
+        c.evidence_ids for c in model.encode(docs)
+    ]
+    assert [p.spans for p in predict(loaded, docs, precision="fp32")] == [
+        p.spans for p in predict(model, docs, precision="fp32")
+    ]
+    # a retrain from it without a corpus keeps the statistics it learned from the project
+    warm = finetune(examples, ["CONCEPT"], base=saved, args=replace(args, epochs=1)).model
+    assert warm.evidence_state == model.evidence_state
+    # a model without evidence leaves no stale statistics behind in its folder
+    off = finetune(examples, ["CONCEPT"], base=saved, args=replace(args, evidence=False)).model
+    assert off.evidence is None and not (off.save(saved) / "evidence.json").exists()

@@ -176,3 +176,30 @@ def test_cli_train_gives_acronym_models_evidence_unless_told_not_to(db_url, tiny
             path = current_version(s, get_project(s, "p")).path
         evidence.append(Tagger.load(path).evidence)
     assert evidence == ["acronym", None]
+
+
+def test_a_concept_retrain_learns_its_evidence_from_every_project_text(db_url, tiny, project):
+    from core.corpus import import_bytes
+    from core.model.backbone import Tagger
+    from core.model.rules import fit_evidence
+    from core.projects import create_project
+    from core.training import project_texts
+
+    labeled, pool = POOL[:6], POOL[6:]
+    conll = "\n\n".join(
+        "\n".join(f"{w}\t{'B-CONCEPT' if w == 'cats' else 'O'}" for w in s.split()) for s in labeled
+    )
+    with session_scope(db_url) as s:
+        p = create_project(s, "c", "concept")
+        import_bytes(s, p, "gold.conll", (conll + "\n").encode(), annotator="gold")
+        import_bytes(s, p, "pool.txt", "\n".join(pool).encode())
+        params = {"project_id": p.id, "base": tiny, "train_args": {"epochs": 1}}
+        job_id = enqueue(s, "train", p, params).id
+    job = run_job(db_url, job_id)
+    assert job.status == "done", job.error
+    with session_scope(db_url) as s:
+        p = get_project(s, "c")
+        model, texts = Tagger.load(current_version(s, p).path), project_texts(s, p)
+    assert len(texts) == len(POOL)  # the labeled and the unlabeled texts
+    assert model.evidence == "concept"
+    assert model.evidence_state == fit_evidence("concept", texts)

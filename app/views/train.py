@@ -21,6 +21,22 @@ STRATEGY_HELP = {
     "entropy": "the most spread-out tag distribution",
     "bald": "disagreement between dropout samples (8 extra passes per text)",
 }
+# The evidence checkbox, per evidence labeler (core.model.rules.evidence_for): label, help.
+EVIDENCE_TEXT = {
+    "acronym": (
+        "Show the model the acronym rule's tags",
+        "Every word's tag from the built-in acronym rule is an input the model learns to "
+        "trust or overrule from your labels; by far the largest gain with few labels. Turn "
+        "it off if the rule misleads on your texts.",
+    ),
+    "concept": (
+        "Show the model the keyphrase statistics' tags",
+        "Every word's tag from a TF-IDF keyphrase extractor fitted on all of this project's "
+        "texts is an input the model learns to trust or overrule from your labels: it tells "
+        "the model which phrases recur in a text and are rare in the project. Turn it off "
+        "if your concepts are not keyphrase-like.",
+    ),
+}
 
 project = require_project()
 st.title("Train")
@@ -116,15 +132,10 @@ with left.form("retrain"):
     epochs = st.number_input("Max epochs", 1, 100, 15, help="early stopping may end sooner")
     warm = st.checkbox("Start from the current version", help="faster; same label set only")
     train_args = {"epochs": int(epochs)}
-    if evidence_for(project.labels):
-        train_args["evidence"] = st.checkbox(
-            "Show the model the acronym rule's tags",
-            value=True,
-            key="train_evidence",
-            help="Every word's tag from the built-in acronym rule is an input the model "
-            "learns to trust or overrule from your labels; by far the largest gain with few "
-            "labels. Turn it off if the rule misleads on your texts.",
-        )
+    evidence = evidence_for(project.labels)
+    if evidence:
+        label, why = EVIDENCE_TEXT[evidence]
+        train_args["evidence"] = st.checkbox(label, value=True, key="train_evidence", help=why)
     if st.form_submit_button("Retrain", type="primary", icon=":material/model_training:"):
         _start(
             "train",

@@ -1,8 +1,9 @@
 """The tagger: a Hugging Face encoder + word-shape and evidence embeddings + dropout + BIO head.
 
 One directory holds a whole model version: the encoder and tokenizer (`save_pretrained`), the
-head and the input-feature embeddings (`head.safetensors`) and `tagger.json` (label map,
-feature settings, training arguments, metrics). Aligned pretraining and finetuning build the
+head and the input-feature embeddings (`head.safetensors`), `tagger.json` (label map,
+feature settings, training arguments, metrics) and, for evidence that learned corpus
+statistics, `evidence.json`. Aligned pretraining and finetuning build the
 same `Tagger`, so a pretrained checkpoint whose label map matches is finetuned with its head,
 not a fresh one.
 Nothing here downloads: a Hub id loads from the local cache unless the caller allows it.
@@ -30,6 +31,7 @@ from core.text import Word
 DEFAULT = "default"
 TAGGER_FILE = "tagger.json"
 HEAD_FILE = "head.safetensors"
+EVIDENCE_FILE = "evidence.json"  # corpus statistics of the evidence labeler, when it has any
 FORMAT = "fewlabel-tagger"
 FORMAT_VERSION = 1
 
@@ -246,7 +248,8 @@ class Tagger(nn.Module):
     The evidence embedding works the same way for the BIO tag that a weak labeler (named by
     `evidence`, see core.model.rules) gives each word: the model sees the rule's opinion and
     learns from gold labels when to follow it, instead of relearning the rule from a few
-    hundred sentences.
+    hundred sentences. `evidence_state` is what that labeler learned from a corpus (the
+    concept keyphrases' IDFs; None for the acronym rules), saved as evidence.json.
     `tokenizer`, `labels`, `tags` and `info` travel with the module so a loaded model explains
     itself; `info` is written to tagger.json (backbone, train_args, metrics, ...).
     """
@@ -282,6 +285,7 @@ class Tagger(nn.Module):
             self.shape_embedding = nn.Embedding(len(SHAPES), hidden)
             nn.init.zeros_(self.shape_embedding.weight)
         self.evidence = evidence or None
+        self.evidence_state: dict | None = None
         self.evidence_embedding: nn.Embedding | None = None
         if self.evidence:
             self.evidence_embedding = nn.Embedding(len(self.tags) + 1, hidden)
@@ -363,7 +367,11 @@ class Tagger(nn.Module):
             [[w.text for w in words] for _, words in docs],
             max_length=max_length or self.max_length,
             shape_features=self.shape_features,
-            evidence=evidence_tags(self.evidence, self.tags, docs) if self.evidence else None,
+            evidence=(
+                evidence_tags(self.evidence, self.tags, docs, self.evidence_state)
+                if self.evidence
+                else None
+            ),
         )
 
     def settings(self) -> dict:
@@ -403,6 +411,10 @@ class Tagger(nn.Module):
         if self.evidence_embedding is not None:
             extras["evidence_embedding.weight"] = self.evidence_embedding.weight
         save_file({k: v.detach().cpu().contiguous() for k, v in extras.items()}, out / HEAD_FILE)
+        if self.evidence and self.evidence_state is not None:
+            (out / EVIDENCE_FILE).write_text(json.dumps(self.evidence_state))
+        else:
+            (out / EVIDENCE_FILE).unlink(missing_ok=True)
         meta = self.settings()
         meta["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         meta["info"] = _jsonable(self.info)
@@ -441,6 +453,8 @@ class Tagger(nn.Module):
                     model.shape_embedding.weight.copy_(state["shape_embedding.weight"])
             if model.evidence_embedding is not None:
                 model.evidence_embedding.weight.copy_(state["evidence_embedding.weight"])
+        if model.evidence and (root / EVIDENCE_FILE).is_file():
+            model.evidence_state = json.loads((root / EVIDENCE_FILE).read_text())
         model.to(resolve_device(device))
         model.eval()
         return model
@@ -464,8 +478,8 @@ class Tagger(nn.Module):
         it shares with `labels`: the whole head when the label maps match (a warm start).
         `info["head_reused"]` says which: "none", "partial" or "full". `evidence=True` gives
         the model the weak labeler of its label space as input, where one exists
-        (core.model.rules.evidence_for); a checkpoint's evidence embedding carries over when
-        its tags are the same.
+        (core.model.rules.evidence_for); a checkpoint's evidence embedding and fitted state
+        carry over when its tags are the same.
         """
         location = DEFAULT if base is None else str(base)
         evidence_name = evidence_for(labels) if evidence else None
@@ -490,6 +504,7 @@ class Tagger(nn.Module):
                 same_evidence = model.evidence == old.evidence and model.tags == old.tags
                 if model.evidence_embedding is not None and same_evidence:
                     model.evidence_embedding.weight.copy_(old.evidence_embedding.weight)
+                    model.evidence_state = old.evidence_state
             reused = "full" if len(shared) == len(model.tags) else "partial" if shared else "none"
             # Lineage (backbone, objective of a pretraining run) carries over; results do not.
             inherited = {

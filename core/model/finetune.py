@@ -34,7 +34,7 @@ from core.model.backbone import (
 )
 from core.model.encoding import IGNORE, Chunk, collate, length_batches
 from core.model.predict import predict
-from core.model.rules import rules_for
+from core.model.rules import fit_evidence, rules_for
 from core.text import Span, Word, bio_to_spans, spans_to_bio
 
 Example = tuple[str, list[Word], Sequence[Span | dict]]
@@ -229,6 +229,7 @@ def finetune(
     *,
     base: str | os.PathLike | None = DEFAULT,
     args: TrainArgs | None = None,
+    corpus: Sequence[tuple[str, Sequence[Word]]] | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
@@ -245,6 +246,10 @@ def finetune(
     a smaller one chooses epochs by noise. The returned model is in eval mode, with
     train_args and metrics in `model.info`, so `result.model.save(path)` writes a
     self-describing version.
+
+    `corpus`, (text, words) pairs such as all of a project's texts, is where evidence that
+    needs corpus statistics (the concept keyphrases' IDFs) learns them; without it a
+    checkpoint's own statistics are kept, or else the examples' texts serve.
     """
     args = args or TrainArgs()
     t_start = time.perf_counter()
@@ -254,7 +259,7 @@ def finetune(
     device = resolve_device(args.device)
     threads = choose_threads(args.num_threads) if device.type == "cpu" else torch.get_num_threads()
     with torch_threads(threads):
-        return _train(examples, labels, base, args, device, progress, should_stop, t_start)
+        return _train(examples, labels, base, args, corpus, device, progress, should_stop, t_start)
 
 
 def _train(
@@ -262,6 +267,7 @@ def _train(
     labels: Sequence[str],
     base: str | os.PathLike | None,
     args: TrainArgs,
+    corpus: Sequence[tuple[str, Sequence[Word]]] | None,
     device: torch.device,
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
@@ -284,6 +290,9 @@ def _train(
         evidence=args.evidence,
         dropout=args.dropout,
     )
+    if model.evidence and (corpus is not None or model.evidence_state is None):
+        texts = corpus if corpus is not None else [(t, w) for t, w, _ in examples]
+        model.evidence_state = fit_evidence(model.evidence, texts)
     model.max_length = min(model.max_length, args.max_length)
     if args.freeze_embeddings:
         model.word_embeddings().weight.requires_grad_(False)

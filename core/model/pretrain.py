@@ -45,6 +45,7 @@ from core.model.finetune import (
     lr_factor,
     seed_everything,
 )
+from core.model.rules import fit_evidence
 from core.text import TASK_LABELS, Word
 
 Progress = Callable[[float, str], None]
@@ -216,6 +217,8 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
             evidence=args.evidence and args.objective == "aligned",
         )
     )
+    if model.evidence and not resume:
+        model.evidence_state = fit_evidence(model.evidence, texts)
     model.max_length = min(model.max_length, args.max_length)
     if args.freeze_embeddings:
         model.word_embeddings().weight.requires_grad_(False)

@@ -3,7 +3,9 @@
 Evidence: a model whose label space has a weak labeler here (`evidence_for`) sees, for every
 word, the BIO tag that labeler gives it, as a learned input embedding (core.model.backbone).
 The rule's opinion is then one more input the model weighs, trained on gold labels, rather
-than a pattern it must rediscover from a few hundred sentences.
+than a pattern it must rediscover from a few hundred sentences. For concepts it also brings
+what a window of 128 sub-tokens cannot show the model: how often a phrase recurs in its
+document and how rare it is in the corpus (TF-IDF).
 
 Decode-time rules: high-precision rule spans merged into a model's predictions.
 
@@ -50,25 +52,58 @@ def rules_for(labels: Sequence[str]) -> str | None:
     return RULES_FOR_LABELS.get(tuple(labels))
 
 
-# Tasks whose weak labeler (core.weak.weak_labeler) serves as evidence. It must need no
-# corpus statistics, so that a saved model recomputes it on any text: the acronym rules
-# qualify; the concept labeler (TF-IDF fitted on a corpus) does not.
-EVIDENCE_SETS = frozenset({"acronym"})
+# Label spaces whose weak labeler serves as evidence, and its name. The acronym rules need
+# nothing but the text; the concept evidence (TF-IDF keyphrases, core.weak.concepts) needs
+# IDFs fitted on a corpus, its `state`, which travels with the model (Tagger.evidence_state).
+EVIDENCE_FOR_LABELS: dict[tuple[str, ...], str] = {
+    ("SHORT", "LONG"): "acronym",
+    ("CONCEPT",): "concept",
+}
 
 
 def evidence_for(labels: Sequence[str]) -> str | None:
     """The evidence labeler that fits a label space, if any."""
-    name = rules_for(labels)
-    return name if name in EVIDENCE_SETS else None
+    return EVIDENCE_FOR_LABELS.get(tuple(labels))
+
+
+# Evidence that learns corpus statistics (fit_evidence).
+FITTED_EVIDENCE = frozenset({"concept"})
+
+
+def evidence_needs_corpus(labels: Sequence[str]) -> bool:
+    """Whether the evidence of a label space learns from a corpus: worth reading one for."""
+    return evidence_for(labels) in FITTED_EVIDENCE
+
+
+def fit_evidence(name: str, texts: Sequence[tuple[str, Sequence[Word]]]) -> dict | None:
+    """The corpus statistics evidence `name` needs, learned from (text, words) pairs, as JSON
+    data; None for evidence that needs none."""
+    if name not in FITTED_EVIDENCE:
+        return None
+    from core.weak.concepts import KeyphraseExtractor
+
+    return KeyphraseExtractor().fit(texts).state()
+
+
+def evidence_labeler(name: str, state: dict | None = None) -> RuleSet:
+    """The labeler behind evidence `name`, fitted as `state` says (see fit_evidence)."""
+    if name == "concept":
+        from core.weak.concepts import KeyphraseExtractor
+
+        return KeyphraseExtractor.from_state(state) if state else KeyphraseExtractor()
+    from core.weak import weak_labeler
+
+    return weak_labeler(name)
 
 
 def evidence_tags(
-    name: str, tags: Sequence[str], docs: Sequence[tuple[str, Sequence[Word]]]
+    name: str,
+    tags: Sequence[str],
+    docs: Sequence[tuple[str, Sequence[Word]]],
+    state: dict | None = None,
 ) -> list[list[int]]:
     """Per document, the index in `tags` of the evidence labeler's BIO tag for every word."""
-    from core.weak import weak_labeler
-
-    labeler = weak_labeler(name)
+    labeler = evidence_labeler(name, state)
     index = {t: i for i, t in enumerate(tags)}
     return [
         [index.get(t, 0) for t in spans_to_bio(list(words), labeler(text, words))]
