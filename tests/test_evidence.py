@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
+import pytest
 import torch
 from conftest import ACRONYM_SENTENCES
 
+from core.errors import NotFoundError
 from core.metrics import span_prf
 from core.model.backbone import Tagger
 from core.model.finetune import TrainArgs, finetune, hide_evidence
@@ -145,6 +148,11 @@ def test_a_concept_model_keeps_its_fitted_evidence(tiny_model_dir, tmp_path):
     assert (saved / "evidence.json").is_file()
     loaded = Tagger.load(saved)
     assert loaded.evidence_state == model.evidence_state
+    moved = tmp_path / "incomplete"
+    shutil.copytree(saved, moved)
+    (moved / "evidence.json").unlink()
+    with pytest.raises(NotFoundError, match="evidence.json"):
+        Tagger.load(moved)
     assert [c.evidence_ids for c in loaded.encode(docs)] == [
         c.evidence_ids for c in model.encode(docs)
     ]

@@ -25,7 +25,7 @@ from torch import nn
 
 from core.errors import FewlabelError, NotFoundError
 from core.model.encoding import SHAPES, Chunk, encode_docs
-from core.model.rules import evidence_for, evidence_tags
+from core.model.rules import FITTED_EVIDENCE, evidence_for, evidence_tags
 from core.text import Word
 
 DEFAULT = "default"
@@ -453,7 +453,12 @@ class Tagger(nn.Module):
                     model.shape_embedding.weight.copy_(state["shape_embedding.weight"])
             if model.evidence_embedding is not None:
                 model.evidence_embedding.weight.copy_(state["evidence_embedding.weight"])
-        if model.evidence and (root / EVIDENCE_FILE).is_file():
+        if model.evidence in FITTED_EVIDENCE:
+            if not (root / EVIDENCE_FILE).is_file():
+                raise NotFoundError(
+                    f"{root} has no {EVIDENCE_FILE}: the model cannot compute its "
+                    f"{model.evidence} evidence without it; copy the whole model folder"
+                )
             model.evidence_state = json.loads((root / EVIDENCE_FILE).read_text())
         model.to(resolve_device(device))
         model.eval()
