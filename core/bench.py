@@ -108,7 +108,7 @@ def _record(base: str, n: int, seed: int, metrics: dict, seconds: float) -> dict
     }
 
 
-def _train_args(seed: int, epochs: int | None, evidence: bool):
+def _train_args(seed: int, epochs: int | None, evidence: bool | None):
     """The benchmarks' finetuning arguments: the product's defaults, except what is asked."""
     from core.model.finetune import TrainArgs
 
@@ -169,7 +169,7 @@ def fewshot(
     rule: bool = False,
     backbone: str = "default",
     epochs: int | None = None,
-    evidence: bool = True,
+    evidence: bool | None = None,
     pretrain_minutes: float = 15.0,
     pretrain_steps: int | None = None,
     work_dir: str | Path = "bench_out",
@@ -259,7 +259,7 @@ def active(
     seed: int = 0,
     seeds: int = 1,
     epochs: int | None = None,
-    evidence: bool = True,
+    evidence: bool | None = None,
     diversity: bool = False,
     progress: Progress = print,
 ) -> list[dict]:
@@ -307,7 +307,7 @@ def _simulate(
     budget: int,
     base: str,
     epochs: int | None,
-    evidence: bool,
+    evidence: bool | None,
     diversity: bool,
     progress: Progress,
 ) -> list[dict]:

@@ -15,7 +15,10 @@ from pathlib import Path
 from core.config import PROJECT_ROOT, get_settings
 from core.errors import FewlabelError
 
-_NO_EVIDENCE = "do not give the model the weak labeler's tags as input (acronym and concept tasks)"
+_EVIDENCE = (
+    "give the model the weak labeler's tag of every word as input, or not; default: yes for "
+    "acronyms (the rule's tags), no for concepts (TF-IDF keyphrases: a point either way)"
+)
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -85,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--base", help="backbone: default, a Hugging Face id, or a local path")
     pt.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     pt.add_argument("--warm-start", action="store_true", help="start from the current version")
-    pt.add_argument("--no-evidence", action="store_true", help=_NO_EVIDENCE)
+    pt.add_argument("--evidence", action=argparse.BooleanOptionalAction, help=_EVIDENCE)
     pt.add_argument(
         "--background", action="store_true", help="start a worker process and return at once"
     )
@@ -150,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--rule", action="store_true", help="add the weak labeler alone")
     bf.add_argument("--backbone", default="default", help="what `base` means")
     bf.add_argument("--epochs", type=int)
-    bf.add_argument("--no-evidence", action="store_true", help=_NO_EVIDENCE)
+    bf.add_argument("--evidence", action=argparse.BooleanOptionalAction, help=_EVIDENCE)
     bf.add_argument("--pretrain-minutes", type=float, default=15.0)
     bf.add_argument("--pretrain-steps", type=int, help="instead of minutes (quick runs, tests)")
     bf.add_argument("--work-dir", default="bench_out", help="where on-the-fly bases are kept")
@@ -168,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--seed", type=int, default=0, help="first seed")
     ba.add_argument("--seeds", type=int, default=1, help="runs from seed, seed+1, ...; F1 averaged")
     ba.add_argument("--epochs", type=int)
-    ba.add_argument("--no-evidence", action="store_true", help=_NO_EVIDENCE)
+    ba.add_argument("--evidence", action=argparse.BooleanOptionalAction, help=_EVIDENCE)
     ba.add_argument("--diversity", action="store_true", help="no near-duplicates in a round")
     ba.add_argument("--json", required=True)
     ba.add_argument("--plot")
@@ -201,8 +204,8 @@ def cmd_train(args, url: str) -> int:
     if args.base:
         params["base"] = args.base
     train_args = {"epochs": args.epochs} if args.epochs else {}
-    if args.no_evidence:
-        train_args["evidence"] = False
+    if args.evidence is not None:
+        train_args["evidence"] = args.evidence
     if train_args:
         params["train_args"] = train_args
     with session_scope(url) as session:
@@ -329,7 +332,7 @@ def cmd_bench(args, url: str) -> int:
         train_path=args.train,
         test_path=args.test,
         epochs=args.epochs,
-        evidence=not args.no_evidence,
+        evidence=args.evidence,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     if args.bench_command == "fewshot":

@@ -117,7 +117,7 @@ def test_a_queued_job_shows_progress_and_cancel_then_a_static_status(db_url, tra
     assert any(f"Job {job_id} (train): cancelled" in i.value for i in at.info)
 
 
-def test_a_concept_project_offers_the_keyphrase_evidence(db_url, tmp_path, monkeypatch):
+def test_a_concept_project_offers_keyphrase_evidence_off(db_url, tmp_path, monkeypatch):
     from conftest import seed_project
 
     monkeypatch.setenv("FEWLABEL_DB", db_url)
@@ -129,4 +129,4 @@ def test_a_concept_project_offers_the_keyphrase_evidence(db_url, tmp_path, monke
     at.switch_page("views/train.py").run()
     assert not at.exception, at.exception
     box = at.checkbox(key="train_evidence")
-    assert box.value is True and "keyphrase" in box.label
+    assert box.value is False and "keyphrase" in box.label  # offered, off by default

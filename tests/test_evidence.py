@@ -137,7 +137,9 @@ def test_concept_evidence_is_keyphrases_fitted_on_a_corpus():
 def test_a_concept_model_keeps_its_fitted_evidence(tiny_model_dir, tmp_path):
     docs = [_doc(t) for t in CONCEPT_CORPUS]
     examples = [(t, w, KeyphraseExtractor().fit(docs)(t, w)) for t, w in docs[:3]]
-    args = replace(FAST, epochs=2)
+    # concept evidence is asked for; by default a concept model takes none
+    assert Tagger.from_base(tiny_model_dir, ["CONCEPT"]).evidence is None
+    args = replace(FAST, epochs=2, evidence=True)
     # without a corpus, the examples' texts are the corpus
     alone = finetune(examples, ["CONCEPT"], base=tiny_model_dir, args=args).model
     assert alone.evidence == "concept"

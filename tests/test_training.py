@@ -169,16 +169,16 @@ def test_cli_train_gives_acronym_models_evidence_unless_told_not_to(db_url, tiny
     from core.model.backbone import Tagger
 
     evidence = []
-    for extra in ([], ["--no-evidence"]):
+    for extra in ([], ["--no-evidence"], ["--evidence"]):
         argv = ["train", "p", "--db", db_url, "--base", tiny, "--epochs", "1", *extra]
         assert main(argv) == 0
         with session_scope(db_url) as s:
             path = current_version(s, get_project(s, "p")).path
         evidence.append(Tagger.load(path).evidence)
-    assert evidence == ["acronym", None]
+    assert evidence == ["acronym", None, "acronym"]
 
 
-def test_a_concept_retrain_learns_its_evidence_from_every_project_text(db_url, tiny, project):
+def test_concept_evidence_learns_from_every_project_text(db_url, tiny, project):
     from core.corpus import import_bytes
     from core.model.backbone import Tagger
     from core.model.rules import fit_evidence
@@ -193,7 +193,7 @@ def test_a_concept_retrain_learns_its_evidence_from_every_project_text(db_url, t
         p = create_project(s, "c", "concept")
         import_bytes(s, p, "gold.conll", (conll + "\n").encode(), annotator="gold")
         import_bytes(s, p, "pool.txt", "\n".join(pool).encode())
-        params = {"project_id": p.id, "base": tiny, "train_args": {"epochs": 1}}
+        params = {"project_id": p.id, "base": tiny, "train_args": {"epochs": 1, "evidence": True}}
         job_id = enqueue(s, "train", p, params).id
     job = run_job(db_url, job_id)
     assert job.status == "done", job.error

@@ -10,7 +10,7 @@ from app.ui import md_escape, require_project, show_flashes
 from core.active import STRATEGIES
 from core.errors import FewlabelError
 from core.jobs import ACTIVE, enqueue, recent_jobs, request_cancel, spawn_worker
-from core.model.rules import evidence_for
+from core.model.rules import evidence_choice, evidence_for
 from core.projects import get_project
 from core.training import set_strategy, version_table
 
@@ -33,8 +33,9 @@ EVIDENCE_TEXT = {
         "Show the model the keyphrase statistics' tags",
         "Every word's tag from a TF-IDF keyphrase extractor fitted on all of this project's "
         "texts is an input the model learns to trust or overrule from your labels: it tells "
-        "the model which phrases recur in a text and are rare in the project. Turn it off "
-        "if your concepts are not keyphrase-like.",
+        "the model which phrases recur in a text and are rare in the project. Off by "
+        "default: on keyphrase benchmarks it gained about a point at 200 labeled texts and "
+        "lost one or two at 50 when the base was pretrained.",
     ),
 }
 
@@ -135,7 +136,12 @@ with left.form("retrain"):
     evidence = evidence_for(project.labels)
     if evidence:
         label, why = EVIDENCE_TEXT[evidence]
-        train_args["evidence"] = st.checkbox(label, value=True, key="train_evidence", help=why)
+        train_args["evidence"] = st.checkbox(
+            label,
+            value=evidence_choice(project.labels) is not None,
+            key="train_evidence",
+            help=why,
+        )
     if st.form_submit_button("Retrain", type="primary", icon=":material/model_training:"):
         _start(
             "train",

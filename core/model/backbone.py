@@ -25,7 +25,7 @@ from torch import nn
 
 from core.errors import FewlabelError, NotFoundError
 from core.model.encoding import SHAPES, Chunk, encode_docs
-from core.model.rules import FITTED_EVIDENCE, evidence_for, evidence_tags
+from core.model.rules import FITTED_EVIDENCE, evidence_choice, evidence_tags
 from core.text import Word
 
 DEFAULT = "default"
@@ -471,7 +471,7 @@ class Tagger(nn.Module):
         labels: Sequence[str],
         *,
         shape_features: bool = True,
-        evidence: bool = True,
+        evidence: bool | None = None,
         dropout: float | None = None,
         max_length: int | None = None,
         allow_download: bool = False,
@@ -483,11 +483,12 @@ class Tagger(nn.Module):
         it shares with `labels`: the whole head when the label maps match (a warm start).
         `info["head_reused"]` says which: "none", "partial" or "full". `evidence=True` gives
         the model the weak labeler of its label space as input, where one exists
-        (core.model.rules.evidence_for); a checkpoint's evidence embedding and fitted state
-        carry over when its tags are the same.
+        (core.model.rules.evidence_for), False none, None the default (acronyms yes,
+        concepts no: core.model.rules.evidence_choice); a checkpoint's evidence embedding
+        and fitted state carry over when its tags are the same.
         """
         location = DEFAULT if base is None else str(base)
-        evidence_name = evidence_for(labels) if evidence else None
+        evidence_name = evidence_choice(labels, evidence)
         if location != DEFAULT and is_tagger_checkpoint(os.path.expanduser(location)):
             old = cls.load(os.path.expanduser(location), device="cpu")
             model = cls(

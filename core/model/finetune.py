@@ -88,11 +88,11 @@ class TrainArgs:
         default=10.0,
         metadata={"help": "learning-rate multiplier of the shape and evidence embeddings"},
     )
-    evidence: bool = field(
-        default=True,
+    evidence: bool | None = field(
+        default=None,
         metadata={
             "help": "give the model the weak labeler's tag of every word as input, where the "
-            "label space has one (acronyms)"
+            "label space has one: None = the default (acronyms yes, concepts no)"
         },
     )
     evidence_dropout: float = field(

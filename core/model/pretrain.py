@@ -75,7 +75,7 @@ class PretrainArgs:
     seed: int = 13
     freeze_embeddings: bool = True
     shape_features: bool = True
-    evidence: bool = True
+    evidence: bool | None = None  # None: the label space's default (core.model.rules)
     evidence_dropout: float = 0.5
     shape_lr_mult: float = 10.0
     head_lr_mult: float = 1.0
@@ -214,7 +214,7 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
             labels,
             shape_features=args.shape_features,
             # MLM-only is the run without the weak labeler: no evidence either.
-            evidence=args.evidence and args.objective == "aligned",
+            evidence=args.evidence if args.objective == "aligned" else False,
         )
     )
     if model.evidence and not resume:

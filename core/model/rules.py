@@ -61,9 +61,24 @@ EVIDENCE_FOR_LABELS: dict[tuple[str, ...], str] = {
 }
 
 
+# Evidence given by default. Concept evidence is there to ask for (evidence=True): on Inspec
+# it gained 0.6-1.2 F1 at 200 abstracts on every base but cost the pretrained bases 1.3-1.6 at
+# 50, and on SemEval-2017 (one seed) it moved F1 by -1.2 to +0.8 (docs/benchmarks.md).
+EVIDENCE_BY_DEFAULT = frozenset({"acronym"})
+
+
 def evidence_for(labels: Sequence[str]) -> str | None:
     """The evidence labeler that fits a label space, if any."""
     return EVIDENCE_FOR_LABELS.get(tuple(labels))
+
+
+def evidence_choice(labels: Sequence[str], wanted: bool | None = None) -> str | None:
+    """The evidence a model of this label space takes: `wanted` True = its evidence labeler,
+    False = none, None = the default (EVIDENCE_BY_DEFAULT)."""
+    name = evidence_for(labels)
+    if wanted is None:
+        return name if name in EVIDENCE_BY_DEFAULT else None
+    return name if wanted else None
 
 
 # Evidence that learns corpus statistics (fit_evidence).
