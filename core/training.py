@@ -120,8 +120,10 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
             raise NotFoundError(f"project {params['project_id']} no longer exists")
         examples = training_examples(s, project)
         labels = list(project.labels)
+        args = train_arguments(params)
         # concept evidence learns its IDFs from every text of the project, not only the labeled
-        corpus = project_texts(s, project) if evidence_needs_corpus(labels) else None
+        wanted = evidence_needs_corpus(labels, args.evidence)
+        corpus = project_texts(s, project) if wanted else None
         spelling = dict(project.label_spelling or {})
         base = params.get("base") or project.base_model or "default"
         current = current_version(s, project)
@@ -133,7 +135,6 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         raise FewlabelError(
             f"project {project_name!r} has no labeled documents yet: label some, then retrain"
         )
-    args = train_arguments(params)
     report(0.0, f"training on {len(examples)} labeled documents", force=True)
     result = finetune(
         examples,

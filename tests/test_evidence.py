@@ -15,7 +15,14 @@ from core.metrics import span_prf
 from core.model.backbone import Tagger
 from core.model.finetune import TrainArgs, finetune, hide_evidence
 from core.model.predict import predict
-from core.model.rules import evidence_for, evidence_labeler, evidence_tags, fit_evidence
+from core.model.rules import (
+    evidence_choice,
+    evidence_for,
+    evidence_labeler,
+    evidence_needs_corpus,
+    evidence_tags,
+    fit_evidence,
+)
 from core.text import spans_to_bio, tokenize
 from core.weak import KeyphraseExtractor, label_acronyms
 
@@ -132,6 +139,16 @@ def test_concept_evidence_is_keyphrases_fitted_on_a_corpus():
     assert [t for _, t in named] == spans_to_bio(words, fitted(text, words))
     assert named[:2] == [("graph", "B-CONCEPT"), ("coloring", "I-CONCEPT")]
     assert ("is", "O") in named and (",", "O") in named
+
+
+def test_which_evidence_a_model_takes():
+    acronym, concept = ["SHORT", "LONG"], ["CONCEPT"]
+    assert [evidence_choice(acronym, w) for w in (None, True, False)] == ["acronym"] * 2 + [None]
+    assert [evidence_choice(concept, w) for w in (None, True, False)] == [None, "concept", None]
+    assert evidence_choice(["KEY"], True) is None  # no labeler fits a custom label space
+    # only concept evidence asked for is worth reading a project's texts for
+    assert evidence_needs_corpus(concept, True)
+    assert not evidence_needs_corpus(concept) and not evidence_needs_corpus(acronym, True)
 
 
 def test_a_concept_model_keeps_its_fitted_evidence(tiny_model_dir, tmp_path):

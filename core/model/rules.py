@@ -85,9 +85,10 @@ def evidence_choice(labels: Sequence[str], wanted: bool | None = None) -> str | 
 FITTED_EVIDENCE = frozenset({"concept"})
 
 
-def evidence_needs_corpus(labels: Sequence[str]) -> bool:
-    """Whether the evidence of a label space learns from a corpus: worth reading one for."""
-    return evidence_for(labels) in FITTED_EVIDENCE
+def evidence_needs_corpus(labels: Sequence[str], wanted: bool | None = None) -> bool:
+    """Whether the evidence a model of this label space takes (see evidence_choice) learns
+    from a corpus: worth reading one for."""
+    return evidence_choice(labels, wanted) in FITTED_EVIDENCE
 
 
 def fit_evidence(name: str, texts: Sequence[tuple[str, Sequence[Word]]]) -> dict | None:
