@@ -96,7 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     pp = sub.add_parser("predict", help="tag a file with a saved model version")
     pp.add_argument("--model", required=True, help="a model version directory")
     pp.add_argument("--input", required=True, help="SciAD JSON, CoNLL, JSONL or TXT")
-    pp.add_argument("--output", required=True)
+    pp.add_argument(
+        "--output",
+        required=True,
+        help="its suffix picks the format: .jsonl, .csv, .conll, .json (SciAD), .txt (tagged "
+        "text); another suffix gets the input's format",
+    )
     pp.add_argument(
         "--format", default="auto", choices=["auto", "csv", "txt", "jsonl", "conll", "sciad"]
     )

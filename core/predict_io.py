@@ -39,6 +39,16 @@ def _respell(tag: str, spelling: dict[str, str]) -> str:
     return f"{prefix}-{spelling.get(label, label)}"
 
 
+# Output formats by file suffix: every input can be written as any of them.
+OUTPUT_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".csv": "csv",
+    ".conll": "conll",
+    ".json": "sciad",
+    ".txt": "tagged",
+}
+
+
 def predict_file(
     model_dir: str | os.PathLike,
     input_path: str | os.PathLike,
@@ -59,9 +69,8 @@ def predict_file(
     spelling = _spelling(model.info, records, list(model.labels))
     docs = [(r.text, words_of(r.text, r.tokens)) for r in records]
     preds = predict(model, docs, batch_size=batch_size)
-    out_fmt = fmt
-    if fmt == "txt":
-        out_fmt = {".jsonl": "jsonl", ".csv": "csv"}.get(dst.suffix.lower(), "tagged")
+    # the output's suffix names its format; any other suffix gets the input's format back
+    out_fmt = OUTPUT_SUFFIXES.get(dst.suffix.lower(), "tagged" if fmt == "txt" else fmt)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent.resolve(), prefix=f".{dst.name}.")
     try:

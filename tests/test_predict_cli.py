@@ -75,6 +75,19 @@ def test_conll_in_conll_out_and_jsonl_and_txt(tmp_path, model_dir):
     assert tagged.count("\n") == 1
 
 
+def test_the_output_suffix_picks_the_format(tmp_path, model_dir):
+    src = tmp_path / "in.conll"
+    src.write_text("\n\n".join("\n".join(f"{t}\tO" for t in s) for s in SENTS) + "\n")
+    out = tmp_path / "pred.jsonl"
+    assert main(["predict", "--model", model_dir, "--input", str(src), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["tokens"] for r in rows] == SENTS and all("spans" in r for r in rows)
+    out = tmp_path / "pred.tsv"  # no format of its own: the input's comes back
+    assert main(["predict", "--model", model_dir, "--input", str(src), "--output", str(out)]) == 0
+    docs = [d.split("\n") for d in out.read_text().strip().split("\n\n")]
+    assert [[ln.split("\t")[0] for ln in d] for d in docs] == SENTS
+
+
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
     src = tmp_path / "in.txt"
     src.write_text("x\n")
