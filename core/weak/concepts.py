@@ -407,8 +407,8 @@ class KeyphraseExtractor:
 
         Only phrases found in two texts or more keep their own IDF; the others (about 85%
         of the candidates of 1,000 Inspec abstracts) count as never seen (`default_idf_`),
-        so the fitted table is small enough to travel with a model (`state`). On Inspec
-        that scored as well as the full table (span F1 37.6 / 37.7 on train / valid).
+        so the fitted table is small enough to travel with a model (`state`): 118 KB for
+        Inspec, whose valid span F1 moved from 37.8 with the full table to 37.7.
         """
         from sklearn.feature_extraction.text import TfidfVectorizer
 
