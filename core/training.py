@@ -49,14 +49,19 @@ def training_examples(session: Session, project: Project) -> list[tuple[str, lis
     ]
 
 
-def project_texts(session: Session, project: Project) -> list[tuple[str, list]]:
-    """(text, words) of every document of a project, labeled or not."""
+def project_records(session: Session, project: Project) -> list[tuple[str, list[str] | None]]:
+    """(text, tokens) of every document of a project, labeled or not, in import order."""
     rows = session.execute(
         select(Document.text, Document.tokens)
         .where(Document.project_id == project.id)
         .order_by(Document.id)
     )
-    return [(text, words_of(text, tokens)) for text, tokens in rows]
+    return [(text, tokens) for text, tokens in rows]
+
+
+def project_texts(session: Session, project: Project) -> list[tuple[str, list]]:
+    """(text, words) of every document of a project, labeled or not."""
+    return [(text, words_of(text, tokens)) for text, tokens in project_records(session, project)]
 
 
 def current_version(session: Session, project: Project) -> ModelVersion | None:
@@ -377,11 +382,7 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
                 "aligned pretraining needs weak labels, which exist for the acronym and concept "
                 f"tasks, not {project.task!r}"
             )
-        records = list(
-            s.execute(
-                select(Document.text, Document.tokens).where(Document.project_id == project.id)
-            )
-        )
+        records = project_records(s, project)
         task, project_id, name = project.task, project.id, project.name
         base = params.get("base") or project.base_model or "default"
     corpus = [f"project {name} ({len(records)} texts)"]

@@ -437,7 +437,7 @@ class KeyphraseExtractor:
     def from_state(cls, state: dict) -> KeyphraseExtractor:
         """The extractor `state()` described, fitted as it was."""
         extractor = cls(**{k: state[k] for k in cls._OPTIONS if k in state})
-        extractor.idf_ = dict(state.get("idf") or {})
+        extractor.idf_ = state.get("idf") or {}  # read only: fit() replaces, never edits it
         extractor.default_idf_ = float(state.get("default_idf", 1.0))
         return extractor
 
