@@ -107,11 +107,25 @@ def detect_format(name: str, head: str) -> str:
 # ---------------------------------------------------------------------------- readers
 
 
-def _unneutralise(value: str) -> str:
-    """Undo the export's formula guard ("'=x" -> "=x") so our own CSV imports back exactly."""
-    if len(value) > 1 and value[0] == "'" and value[1] in _FORMULA_START:
-        return value[1:]
-    return value
+def _legacy_guarded(text: str, raw_spans: str | None) -> bool:
+    """Whether a row of an older fewlabel CSV export holds a formula-guarded text.
+
+    Exports before 2026-12 prefixed `'` to a text starting with `=`, `+`, `-` or `@` while
+    its spans counted from the unprefixed text. Such a row is recognised by the `text` each
+    exported span carries: they slice the unprefixed text and not the cell as written. Any
+    other cell is read exactly as written.
+    """
+    if not (len(text) > 1 and text[0] == "'" and text[1] in _FORMULA_START and raw_spans):
+        return False
+    try:
+        spans = json.loads(raw_spans)
+        pairs = [(int(sp["start"]), int(sp["end"]), sp["text"]) for sp in spans]
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return False
+    bare = text[1:]
+    return bool(pairs) and all(
+        bare[a:b] == t and text[a:b] != t for a, b, t in pairs
+    )
 
 
 def _spans_field(raw, name: str, line: int) -> list[dict]:
@@ -163,10 +177,12 @@ def read_csv(stream: IO[str], name: str, text_column: str | None = None) -> Iter
             line = reader.line_num
             if None in row:
                 raise ImportFormatError(name, line, "more cells than header columns")
-            text = _unneutralise(row[text_column] or "")
+            text = row[text_column] or ""
+            if ours and _legacy_guarded(text, row["spans"]):
+                text = text[1:]
             spans = _spans_field(row["spans"], name, line) if "spans" in row else None
             meta = {
-                k: _unneutralise(v)
+                k: v
                 for k, v in row.items()
                 if k not in (text_column, id_column, "spans")
                 and k not in derived
@@ -182,7 +198,7 @@ def read_csv(stream: IO[str], name: str, text_column: str | None = None) -> Iter
                 line=line,
                 text=text,
                 spans=spans,
-                external_id=_unneutralise(row[id_column]) if id_column and row[id_column] else None,
+                external_id=row[id_column] if id_column and row[id_column] else None,
                 meta=meta,
             )
     except csv.Error as exc:
@@ -529,7 +545,11 @@ def import_bytes(
 
 
 def neutralise(value: str) -> str:
-    """Guard a CSV cell against formula injection in spreadsheet programs."""
+    """Guard a human-readable CSV cell against formula injection in spreadsheet programs.
+
+    Only derived, human-readable cells are guarded (`tagged_text`, `annotator`): `id` and
+    `text` are data, written exactly, so that `spans` slice `text` as any CSV reader reads it.
+    """
     if value and value[0] in _FORMULA_START:
         return "'" + value
     return value
@@ -616,8 +636,8 @@ def write_csv(rows: Iterable[ExportRow], out: IO[str]) -> int:
         spans = [{**Span(s["start"], s["end"], s["label"]).as_dict(r.text)} for s in r.spans]
         writer.writerow(
             [
-                neutralise(r.external_id or str(r.document_id)),
-                neutralise(r.text),
+                r.external_id or str(r.document_id),
+                r.text,
                 json.dumps(spans, ensure_ascii=False),
                 neutralise(tagged_text(r.text, r.spans)),
                 neutralise(r.annotator or ""),

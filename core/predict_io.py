@@ -118,8 +118,8 @@ def _write(out: IO[str], fmt: str, records, docs, preds, spelling: dict[str, str
         for i, (r, (text, _), p) in enumerate(zip(records, docs, preds, strict=True), 1):
             writer.writerow(
                 [
-                    neutralise(r.external_id or str(i)),
-                    neutralise(text),
+                    r.external_id or str(i),
+                    text,
                     json.dumps(p.spans, ensure_ascii=False),
                     neutralise(tagged_text(text, p.spans)),
                 ]

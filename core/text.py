@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import regex
+
 from core.errors import SpanError
 
 TASK_LABELS: dict[str, tuple[str, ...]] = {
@@ -20,9 +22,12 @@ TASK_LABELS: dict[str, tuple[str, ...]] = {
 }
 TASKS = ("acronym", "concept", "custom")
 
-# A word is a run of letters/digits/underscore, or a single other non-space character.
-# Hyphens and parentheses are words of their own so "BERT-based" can tag "BERT".
-_WORD_RE = re.compile(r"\w+|[^\w\s]")
+# A word is a run of word characters, or a single other non-space character. Hyphens and
+# parentheses are words of their own so "BERT-based" can tag "BERT". The `regex` module's
+# \w takes in combining marks and joiners (a decomposed "café", Devanagari, Persian ZWNJ
+# words) and \X keeps an emoji with its modifiers whole: a word never ends mid-character, so
+# a span never cuts off an accent the annotator saw as part of the word.
+_WORD_RE = regex.compile(r"\w+|(?!\s)\X")
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,39}$")
 
 

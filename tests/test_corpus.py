@@ -99,8 +99,9 @@ def test_jsonl_with_spans_imports_annotations_and_csv_export_round_trips(db_url,
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 1
     row = rows[0]
-    assert row["text"].startswith("'=SUM")  # neutralised against formula injection
+    assert row["text"] == lines[0]["text"]  # data is written exactly
     assert json.loads(row["spans"]) == [{"start": 32, "end": 35, "label": "SHORT", "text": "IBM"}]
+    assert row["tagged_text"].startswith("'=SUM")  # human-readable cells are guarded
     assert row["tagged_text"].endswith("but [IBM]{SHORT} is")
     assert row["annotator"] == "gold" and row["status"] == "done"
     # our own CSV imports back exactly, labels included
@@ -180,3 +181,70 @@ def test_a_plain_csv_keeps_columns_named_like_export_fields_as_metadata(db_url, 
     with session_scope(db_url) as s:
         doc = s.scalar(select(Document).where(Document.text == "Some text"))
         assert doc.meta == {"status": "draft", "annotator": "kim"}
+
+
+HOSTILE = [
+    "@nasa says the ISS is up",
+    "=HYPERLINK(\"x\") and the ESA",
+    "+1 for NASA",
+    "-5 degrees at the ISS",
+    "\t tabbed start, NASA",
+    "🚀 the ESA 👍🏽 launch by NASA",
+]
+
+
+def _label_caps(text: str) -> list[dict]:
+    from core.text import tokenize
+
+    return [
+        {"start": w.start, "end": w.end, "label": "SHORT"}
+        for w in tokenize(text)
+        if w.text.isupper() and len(w.text) > 1
+    ]
+
+
+def test_csv_export_spans_slice_the_text_as_pandas_and_csv_read_it(db_url, project):
+    import pandas as pd
+
+    data = "\n".join(
+        json.dumps({"text": t, "id": f"-{i}", "spans": _label_caps(t)})
+        for i, t in enumerate(HOSTILE)
+    )
+    assert _import(db_url, "h.jsonl", data, annotator="=cmd").annotations == len(HOSTILE)
+    out = _export(db_url, "csv")
+    frame = pd.read_csv(io.StringIO(out), keep_default_na=False, dtype=str)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert sorted(frame["text"]) == sorted(rows_text := [r["text"] for r in rows])
+    assert sorted(rows_text) == sorted(HOSTILE)
+    assert sorted(frame["id"]) == sorted(f"-{i}" for i in range(len(HOSTILE)))
+    for table in (frame.to_dict("records"), rows):
+        for row in table:
+            text = row["text"]
+            spans = json.loads(row["spans"])
+            assert [{k: sp[k] for k in ("start", "end", "label")} for sp in spans] == _label_caps(
+                text
+            )
+            assert all(text[sp["start"] : sp["end"]] == sp["text"] for sp in spans)
+            assert row["annotator"] == "'=cmd"  # guarded: derived, for people
+            assert row["tagged_text"][0] not in "=+-@\t"
+
+
+def test_our_older_guarded_csv_exports_import_back_exactly(db_url, project):
+    """Exports before 2026-12 prefixed ' to formula-leading texts; their spans tell."""
+    old = (
+        "id,text,spans,tagged_text,annotator,status,updated_at,meta\n"
+        '1,\'@nasa says the ISS is up,"[{""start"": 15, ""end"": 18, ""label"": ""SHORT"", '
+        '""text"": ""ISS""}]",\'@nasa says the [ISS]{SHORT} is up,gold,done,,\n'
+        "2,'=is kept as written,[],'=is kept as written,gold,done,,\n"
+    )
+    assert _import(db_url, "old.csv", old).annotations == 2
+    with session_scope(db_url) as s:
+        texts = s.scalars(select(Document.text).order_by(Document.id)).all()
+    assert texts == ["@nasa says the ISS is up", "'=is kept as written"]
+
+
+def test_a_foreign_csv_is_read_exactly_quotes_included(db_url, project):
+    _import(db_url, "f.csv", "id,text,note\n'-7,'=A1 text,'+x\n")
+    with session_scope(db_url) as s:
+        doc = s.scalar(select(Document))
+    assert (doc.external_id, doc.text, doc.meta) == ("'-7", "'=A1 text", {"note": "'+x"})

@@ -99,3 +99,19 @@ def test_label_schemes():
             labels_for("custom", bad)
     with pytest.raises(SpanError):
         labels_for("ner")
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("Le cafe\u0301 ouvre", ["Le", "cafe\u0301", "ouvre"]),  # a combining accent stays
+        ("नमस्ते दुनिया", ["नमस्ते", "दुनिया"]),  # Devanagari vowel signs and viramas
+        ("می\u200cخواهم x", ["می\u200cخواهم", "x"]),  # a Persian word with a ZWNJ
+        ("ok 👍🏽 NASA 👨\u200d👩\u200d👧", ["ok", "👍🏽", "NASA", "👨\u200d👩\u200d👧"]),
+        ("BERT-based (NLP) 3.5", ["BERT", "-", "based", "(", "NLP", ")", "3", ".", "5"]),
+    ],
+)
+def test_a_word_never_ends_inside_a_character(text, words):
+    got = tokenize(text)
+    assert [w.text for w in got] == words
+    assert all(text[w.start : w.end] == w.text for w in got)

@@ -4,6 +4,11 @@
 // version, seq, dirty, help} and listens for one trigger value, "event":
 // {action: "save" | "skip" | "undo", doc, spans, nonce}.
 //
+// Offsets cross the boundary as code points, as Python counts them; JS strings count UTF-16
+// units, in which an emoji or any character outside the Basic Multilingual Plane is two.
+// `update` converts incoming offsets to units once and `act` converts outgoing spans back,
+// so everything in between slices `this.text` natively.
+//
 // Texts and labels are untrusted corpus data: they reach the page only through
 // textContent / createTextNode / setAttribute, never through innerHTML.
 //
@@ -36,6 +41,21 @@ function el(tag, className, text) {
 
 function kbd(text) {
   return el("kbd", "fl-kbd", text);
+}
+
+// unitOf[i] = the UTF-16 offset of code point i (length: code points + 1); pointOf is the
+// inverse on those offsets, -1 inside a surrogate pair.
+function offsetMaps(text) {
+  const unitOf = [0];
+  for (let u = 0; u < text.length; ) {
+    u += text.codePointAt(u) > 0xffff ? 2 : 1;
+    unitOf.push(u);
+  }
+  const pointOf = new Int32Array(text.length + 1).fill(-1);
+  unitOf.forEach((u, i) => {
+    pointOf[u] = i;
+  });
+  return { unitOf, pointOf };
 }
 
 function toInt(value) {
@@ -127,9 +147,12 @@ class SpanAnnotator {
       (Array.isArray(data.actions) ? data.actions : SERVER_ACTIONS).map(String)
     );
     const text = typeof data.text === "string" ? data.text : "";
+    if (text !== this.text || !this.unitOf) Object.assign(this, offsetMaps(text));
+    const points = this.unitOf.length - 1;
     const words = (Array.isArray(data.words) ? data.words : [])
       .map((w) => [toInt(w[0]), toInt(w[1])])
-      .filter(([s, e]) => s >= 0 && e > s && e <= text.length);
+      .filter(([s, e]) => s >= 0 && e > s && e <= points)
+      .map(([s, e]) => [this.unitOf[s], this.unitOf[e]]);
     const newVersion = String(data.version ?? "");
     const reset = newVersion !== this.version || text !== this.text;
     this.text = text;
@@ -151,12 +174,20 @@ class SpanAnnotator {
     this.render();
   }
 
+  // A code-point offset from Python as a UTF-16 offset (NaN when not an offset).
+  unit(point) {
+    const i = toInt(point);
+    if (!(i >= 0)) return NaN;
+    return this.unitOf[Math.min(i, this.unitOf.length - 1)];
+  }
+
   // Keep well-formed spans (known label, inside the text), snapped to whole words.
+  // Offsets come in as code points and are kept as UTF-16 units.
   clean(list, withConfidence) {
     const out = [];
     for (const raw of Array.isArray(list) ? list : []) {
       if (!raw || !this.labelNames.has(String(raw.label))) continue;
-      const range = this.wordRange(toInt(raw.start), toInt(raw.end));
+      const range = this.wordRange(this.unit(raw.start), this.unit(raw.end));
       if (!range) continue;
       const span = {
         start: this.words[range[0]][0],
@@ -441,7 +472,11 @@ class SpanAnnotator {
     this.send("event", {
       action,
       doc: this.doc,
-      spans: this.spans.map(({ start, end, label }) => ({ start, end, label })),
+      spans: this.spans.map(({ start, end, label }) => ({
+        start: this.pointOf[start],
+        end: this.pointOf[end],
+        label,
+      })),
       nonce: `${Date.now()}-${Math.random().toString(36).slice(2)}`,
     });
   }
