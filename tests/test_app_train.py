@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import seed_labeled_project
+from helpers import seed_labeled_project
 from streamlit.testing.v1 import AppTest
 
 from core.db import session_scope
@@ -118,7 +118,7 @@ def test_a_queued_job_shows_progress_and_cancel_then_a_static_status(db_url, tra
 
 
 def test_a_concept_project_offers_keyphrase_evidence_off(db_url, tmp_path, monkeypatch):
-    from conftest import seed_project
+    from helpers import seed_project
 
     monkeypatch.setenv("FEWLABEL_DB", db_url)
     monkeypatch.setenv("FEWLABEL_HOME", str(tmp_path / "home"))

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import seed_project
+from helpers import seed_project
 
 from core.annotations import browse, save, set_ranks
 from core.config import SAMPLE_DATA

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import ACRONYM_SENTENCES
+from helpers import ACRONYM_SENTENCES
 
 from core.errors import NotFoundError
 from core.metrics import span_prf

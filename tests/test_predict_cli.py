@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ACRONYM_SENTENCES
+from helpers import ACRONYM_SENTENCES
 
 from core.cli import main
 from core.model.finetune import TrainArgs, finetune

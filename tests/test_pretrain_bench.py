@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ACRONYM_SENTENCES, POOL_SENTENCES
+from helpers import ACRONYM_SENTENCES, POOL_SENTENCES
 
 from core.bench import active_table, labels_to_reach, mean_curves
 from core.cli import main

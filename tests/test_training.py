@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import POOL_SENTENCES, seed_labeled_project
+from helpers import POOL_SENTENCES, seed_labeled_project
 from sqlalchemy import func, select
 
 from core import annotations as svc
