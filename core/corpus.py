@@ -1,23 +1,21 @@
-"""Import and export: CSV, TXT, JSONL, CoNLL/BIO and SciAD JSON.
+"""Import and export: the pipeline around the readers and writers of core.formats.
 
 Import streams records from the file and writes them in one transaction: a malformed file
 raises ImportFormatError naming the file and line, and nothing of it is written. Duplicate
 texts (within the file or already in the project) are skipped and counted. Pre-tokenized
-formats keep their tokens, so CoNLL and SciAD files round-trip token for token.
+formats keep their tokens, so CoNLL and SciAD files round-trip token for token. Export turns
+a project's documents and latest annotations into the rows every format's writer takes.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import itertools
-import json
 import random
-import re
-import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -25,27 +23,13 @@ from typing import IO
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from core import formats
 from core.errors import FewlabelError, ImportFormatError, SpanError
+from core.formats import Record, Row
 from core.schema import Annotation, Document, Project, utcnow
-from core.text import Span, bio_to_spans, join_tokens, tagged_text, validate_spans, words_of
+from core.text import validate_spans, words_of
 
-IMPORT_FORMATS = ("csv", "txt", "jsonl", "conll", "sciad")
-EXPORT_FORMATS = ("csv", "jsonl", "conll")
-_BIO_RE = re.compile(r"^(O|[BI]-\S+)$")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 2000
-
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-
-
-@dataclass
-class Record:
-    line: int
-    text: str
-    tokens: list[str] | None = None
-    spans: list[dict] | None = None  # labeled formats only
-    external_id: str | None = None
-    meta: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -76,316 +60,48 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# ---------------------------------------------------------------------------- format sniffing
+# ---------------------------------------------------------------------------- reading files
 
 
 def detect_format(name: str, head: str) -> str:
     """Guess a format from the file name, then from its first lines (CoNLL often ends in .txt)."""
-    suffix = Path(name).suffix.lower()
-    by_suffix = {
-        ".csv": "csv",
-        ".jsonl": "jsonl",
-        ".ndjson": "jsonl",
-        ".json": "sciad",
-        ".conll": "conll",
-        ".bio": "conll",
-        ".iob": "conll",
-        ".tsv": "conll",
-    }
-    if suffix in by_suffix:
-        return by_suffix[suffix]
-    lines = [ln for ln in head.splitlines() if ln.strip()][:50]
-    if lines and all("\t" in ln and _BIO_RE.match(ln.rsplit("\t", 1)[1].strip()) for ln in lines):
-        return "conll"
-    if lines and lines[0].lstrip().startswith("{"):
-        return "jsonl"
-    if lines and lines[0].lstrip().startswith("["):
-        return "sciad"
-    return "txt"
-
-
-# ---------------------------------------------------------------------------- readers
-
-
-def _legacy_guarded(text: str, raw_spans: str | None) -> bool:
-    """Whether a row of an older fewlabel CSV export holds a formula-guarded text.
-
-    Exports before 2026-12 prefixed `'` to a text starting with `=`, `+`, `-` or `@` while
-    its spans counted from the unprefixed text. Such a row is recognised by the `text` each
-    exported span carries: they slice the unprefixed text and not the cell as written. Any
-    other cell is read exactly as written.
-    """
-    if not (len(text) > 1 and text[0] == "'" and text[1] in _FORMULA_START and raw_spans):
-        return False
-    try:
-        spans = json.loads(raw_spans)
-        pairs = [(int(sp["start"]), int(sp["end"]), sp["text"]) for sp in spans]
-    except (ValueError, TypeError, KeyError, OverflowError):
-        return False
-    bare = text[1:]
-    return bool(pairs) and all(
-        bare[a:b] == t and text[a:b] != t for a, b, t in pairs
-    )
-
-
-def _spans_field(raw, name: str, line: int) -> list[dict]:
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw) if raw.strip() else []
-        except json.JSONDecodeError as exc:
-            raise ImportFormatError(name, line, f"spans are not valid JSON ({exc.msg})") from exc
-    if not isinstance(raw, list):
-        raise ImportFormatError(name, line, "spans must be a list")
-    out = []
-    for sp in raw:
-        if isinstance(sp, dict) and {"start", "end", "label"} <= sp.keys():
-            out.append({"start": sp["start"], "end": sp["end"], "label": sp["label"]})
-        elif isinstance(sp, list | tuple) and len(sp) == 3:
-            out.append({"start": sp[0], "end": sp[1], "label": sp[2]})
-        else:
-            raise ImportFormatError(name, line, f"a span needs start, end and label: {sp!r}")
-    return out
-
-
-def read_csv(stream: IO[str], name: str, text_column: str | None = None) -> Iterator[Record]:
-    reader = csv.DictReader(stream)
-    try:
-        columns = reader.fieldnames or []
-    except csv.Error as exc:
-        raise ImportFormatError(name, 1, f"not a readable CSV ({exc})") from exc
-    if not columns:
-        raise ImportFormatError(name, 1, "the CSV has no header row")
-    if text_column is None:
-        if "text" in columns:
-            text_column = "text"
-        elif len(columns) == 1:
-            text_column = columns[0]
-        else:
-            raise ImportFormatError(
-                name, 1, f"which column holds the text? pass one of: {', '.join(columns)}"
-            )
-    if text_column not in columns:
-        raise ImportFormatError(
-            name, 1, f"no column {text_column!r}; columns are {', '.join(columns)}"
-        )
-    id_column = next((c for c in ("id", "external_id") if c in columns), None)
-    # Columns our own export derives from the labels; only dropped from a file that is one.
-    ours = "tagged_text" in columns and "spans" in columns
-    derived = {"tagged_text", "annotator", "status", "updated_at"} if ours else set()
-    try:
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                raise ImportFormatError(name, line, "more cells than header columns")
-            text = row[text_column] or ""
-            if ours and _legacy_guarded(text, row["spans"]):
-                text = text[1:]
-            spans = _spans_field(row["spans"], name, line) if "spans" in row else None
-            meta = {
-                k: v
-                for k, v in row.items()
-                if k not in (text_column, id_column, "spans")
-                and k not in derived
-                and v not in ("", None)
-            }
-            if "meta" in meta:
-                try:
-                    extra = json.loads(meta.pop("meta"))
-                    meta.update(extra if isinstance(extra, dict) else {"meta": extra})
-                except json.JSONDecodeError:
-                    pass
-            yield Record(
-                line=line,
-                text=text,
-                spans=spans,
-                external_id=row[id_column] if id_column and row[id_column] else None,
-                meta=meta,
-            )
-    except csv.Error as exc:
-        raise ImportFormatError(name, reader.line_num, f"bad CSV ({exc})") from exc
-
-
-def read_txt(stream: IO[str], name: str, mode: str = "auto") -> Iterator[Record]:
-    """One text a line, or paragraphs separated by blank lines (`auto` picks per file)."""
-    if mode == "auto":
-        first = stream.read(1 << 16)
-        rest = stream
-        mode = "paragraphs" if re.search(r"\S[^\n]*\n[^\S\n]*\n+[^\S\n]*\S", first) else "lines"
-        # Lines that wrap inside paragraphs look like "a\nb\n\nc"; a list of texts has no gaps.
-        stream = _chain(first, rest)
-    if mode not in ("lines", "paragraphs"):
-        raise FewlabelError(f"unknown txt mode {mode!r}; use lines or paragraphs")
-    if mode == "lines":
-        for i, line in enumerate(stream, 1):
-            if line.strip():
-                yield Record(line=i, text=line.rstrip("\r\n").strip())
-        return
-    buf: list[str] = []
-    start = 1
-    for i, line in enumerate(stream, 1):
-        if line.strip():
-            if not buf:
-                start = i
-            buf.append(line.strip())
-        elif buf:
-            yield Record(line=start, text=" ".join(buf))
-            buf = []
-    if buf:
-        yield Record(line=start, text=" ".join(buf))
-
-
-def _chain(first: str, rest: IO[str]) -> Iterator[str]:
-    """Re-join a peeked prefix with the rest of a stream, yielding whole lines."""
-    tail = ""
-    for chunk in (first, *iter(lambda: rest.read(1 << 16), "")):
-        chunk = tail + chunk
-        lines = chunk.split("\n")
-        tail = lines.pop()
-        for ln in lines:
-            yield ln + "\n"
-    if tail:
-        yield tail
-
-
-def read_jsonl(stream: IO[str], name: str) -> Iterator[Record]:
-    for i, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ImportFormatError(name, i, f"not valid JSON ({exc.msg})") from exc
-        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-            raise ImportFormatError(name, i, 'each line must be an object with a "text" string')
-        meta = obj.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise ImportFormatError(name, i, '"meta" must be an object')
-        tokens = obj.get("tokens")
-        if tokens is not None and (
-            not isinstance(tokens, list) or " ".join(map(str, tokens)) != obj["text"]
-        ):
-            tokens = None  # only kept when they are exactly the text's tokens
-        ext = obj.get("id")
-        yield Record(
-            line=i,
-            text=obj["text"],
-            tokens=tokens,
-            spans=_spans_field(obj["spans"], name, i) if obj.get("spans") is not None else None,
-            external_id=str(ext) if ext is not None else None,
-            meta=meta,
-        )
-
-
-def _tagged_record(
-    name: str, line: int, tokens: list[str], tags: list[str], ext: str | None
-) -> Record:
-    for tag in tags:
-        if not _BIO_RE.match(tag):
-            raise ImportFormatError(name, line, f"bad BIO label {tag!r} (want O, B-X or I-X)")
-    text, words = join_tokens(tokens)
-    spans = [s.as_dict() for s in bio_to_spans(words, tags)]
-    return Record(line=line, text=text, tokens=list(tokens), spans=spans, external_id=ext)
-
-
-def read_conll(stream: IO[str], name: str) -> Iterator[Record]:
-    """`token<TAB>BIO-label` lines; a blank line ends a document; -DOCSTART- lines are ignored."""
-    tokens: list[str] = []
-    tags: list[str] = []
-    start = 1
-    for i, raw in enumerate(stream, 1):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
-            if tokens:
-                yield _tagged_record(name, start, tokens, tags, None)
-                tokens, tags = [], []
-            continue
-        if line.startswith("-DOCSTART-"):
-            continue
-        if "\t" in line:
-            token, _, tag = line.rpartition("\t")
-            token = token.split("\t")[0]
-        else:
-            parts = line.split()
-            if len(parts) < 2:
-                raise ImportFormatError(name, i, "expected token<TAB>label")
-            token, tag = parts[0], parts[-1]
-        if not token:
-            raise ImportFormatError(name, i, "empty token")
-        if not tokens:
-            start = i
-        tokens.append(token)
-        tags.append(tag.strip())
-        if not _BIO_RE.match(tags[-1]):
-            raise ImportFormatError(name, i, f"bad BIO label {tags[-1]!r} (want O, B-X or I-X)")
-    if tokens:
-        yield _tagged_record(name, start, tokens, tags, None)
-
-
-def read_sciad(stream: IO[str], name: str) -> Iterator[Record]:
-    """SciAD JSON: a list of {id, tokens, labels}. Read whole (the format is one JSON array)."""
-    raw = stream.read()
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(name, exc.lineno, f"not valid JSON ({exc.msg})") from exc
-    if not isinstance(data, list):
-        raise ImportFormatError(name, 1, "SciAD JSON must be a list of {id, tokens, labels}")
-    # Line numbers: where each record's "id" appears, approximately, for error messages.
-    for n, obj in enumerate(data, 1):
-        where = f"record {n}"
-        if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list):
-            raise ImportFormatError(name, None, f"{where}: needs a tokens list")
-        tokens = [str(t) for t in obj["tokens"]]
-        labels = obj.get("labels")
-        if labels is None:
-            text, _ = join_tokens(tokens)
-            yield Record(line=n, text=text, tokens=tokens, external_id=_ext(obj))
-            continue
-        if not isinstance(labels, list) or len(labels) != len(tokens):
-            raise ImportFormatError(name, None, f"{where}: labels and tokens differ in length")
-        try:
-            rec = _tagged_record(name, n, tokens, [str(x) for x in labels], _ext(obj))
-        except ImportFormatError as exc:
-            raise ImportFormatError(name, None, f"{where}: {exc.reason}") from None
-        yield rec
-
-
-def _ext(obj: dict) -> str | None:
-    return str(obj["id"]) if obj.get("id") is not None else None
-
-
-def iter_records(
-    stream: IO[str], name: str, fmt: str, *, text_column: str | None = None, txt_mode: str = "auto"
-) -> Iterator[Record]:
-    if fmt == "csv":
-        return read_csv(stream, name, text_column)
-    if fmt == "txt":
-        return read_txt(stream, name, txt_mode)
-    if fmt == "jsonl":
-        return read_jsonl(stream, name)
-    if fmt == "conll":
-        return read_conll(stream, name)
-    if fmt == "sciad":
-        return read_sciad(stream, name)
-    raise FewlabelError(f"unknown format {fmt!r}; use one of auto, {', '.join(IMPORT_FORMATS)}")
+    return formats.detect(name, head).name
 
 
 def resolve_format(path: str | Path, fmt: str = "auto") -> str:
-    """The format of a file on disk: `fmt` itself, or sniffed from its name and first lines."""
+    """The format of a file on disk: `fmt` itself, or found from its name and first lines."""
     path = Path(path)
     if not path.is_file():
         raise FewlabelError(f"{path}: no such file")
     if fmt != "auto":
-        return fmt
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return formats.get(fmt).name
+    by_suffix = formats.for_path(path)
+    if by_suffix is not None and by_suffix.binary:
+        return by_suffix.name
+    with _open(path, "txt") as fh:
         return detect_format(path.name, fh.read(8192))
+
+
+@contextmanager
+def _open(path: Path, fmt: str) -> Iterator[IO]:
+    """A file opened as format `fmt` reads it: bytes, or UTF-8 text with its line ends kept."""
+    if formats.get(fmt).binary:
+        with path.open("rb") as fh:
+            yield fh
+        return
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            yield fh
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(str(path), None, f"not UTF-8 text ({exc.reason})") from None
 
 
 def read_texts(path: str | Path, fmt: str = "auto") -> Iterator[Record]:
     """Records of any importable file, without a database (pretraining corpora, predict)."""
+    path = Path(path)
     fmt = resolve_format(path, fmt)
-    with Path(path).open(encoding="utf-8-sig", newline="") as fh:
-        yield from iter_records(fh, str(path), fmt)
+    with _open(path, fmt) as fh:
+        yield from formats.get(fmt).read(fh, str(path), formats.ReadOptions())
 
 
 # ---------------------------------------------------------------------------- import
@@ -435,7 +151,7 @@ def import_stream(
         stream = io.StringIO(head + stream.read()) if not stream.seekable() else stream
         if stream.seekable():
             stream.seek(0)
-        fmt = detect_format(name, head)
+        fmt = detect_format(name, head if isinstance(head, str) else "")
     report = ImportReport(source=name, format=fmt)
     seen = set(session.scalars(select(Document.text_hash).where(Document.project_id == project.id)))
     rng = random.Random(seed)
@@ -469,7 +185,8 @@ def import_stream(
         docs.clear()
         labeled.clear()
 
-    for rec in iter_records(stream, name, fmt, text_column=text_column, txt_mode=txt_mode):
+    options = formats.ReadOptions(text_column=text_column, txt_mode=txt_mode)
+    for rec in formats.get(fmt).read(stream, name, options):
         if not rec.text.strip():
             report.empty += 1
             continue
@@ -523,17 +240,20 @@ def import_file(session: Session, project: Project, path: str | Path, **kwargs) 
     path = Path(path)
     if not path.is_file():
         raise FewlabelError(f"{path}: no such file")
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            return import_stream(session, project, fh, str(path), **kwargs)
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(str(path), None, f"not UTF-8 text ({exc.reason})") from None
+    kwargs["fmt"] = resolve_format(path, kwargs.get("fmt", "auto"))
+    with _open(path, kwargs["fmt"]) as fh:
+        return import_stream(session, project, fh, str(path), **kwargs)
 
 
 def import_bytes(
     session: Session, project: Project, name: str, data: bytes, **kwargs
 ) -> ImportReport:
     """Import an uploaded file's bytes; see import_stream."""
+    fmt = kwargs.get("fmt", "auto")
+    binary = formats.get(fmt) if fmt != "auto" else formats.for_path(name)
+    if binary is not None and binary.binary:
+        kwargs["fmt"] = binary.name
+        return import_stream(session, project, io.BytesIO(data), name, **kwargs)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -544,37 +264,13 @@ def import_bytes(
 # ---------------------------------------------------------------------------- export
 
 
-def neutralise(value: str) -> str:
-    """Guard a human-readable CSV cell against formula injection in spreadsheet programs.
-
-    Only derived, human-readable cells are guarded (`tagged_text`, `annotator`): `id` and
-    `text` are data, written exactly, so that `spans` slice `text` as any CSV reader reads it.
-    """
-    if value and value[0] in _FORMULA_START:
-        return "'" + value
-    return value
-
-
-@dataclass(frozen=True)
-class ExportRow:
-    document_id: int
-    external_id: str | None
-    text: str
-    tokens: list[str] | None
-    meta: dict
-    spans: list[dict]
-    annotator: str | None
-    status: str
-    updated_at: str | None
-
-
 def export_rows(
     session: Session,
     project: Project,
     *,
     annotator: str | None = None,
     include_unlabeled: bool = False,
-) -> Iterator[ExportRow]:
+) -> Iterator[Row]:
     """One row per document: its latest done annotation (or skipped mark), optionally open ones.
 
     With `annotator`, only that annotator's work counts.
@@ -588,7 +284,7 @@ def export_rows(
     ).scalars()
     batch: list[Document] = []
 
-    def emit(batch: list[Document]) -> Iterator[ExportRow]:
+    def emit(batch: list[Document]) -> Iterator[Row]:
         anns: dict[int, Annotation] = {}
         for a in session.scalars(
             select(Annotation).where(Annotation.document_id.in_([d.id for d in batch]), *cond)
@@ -604,9 +300,8 @@ def export_rows(
             a = anns.get(d.id)
             if a is None and not include_unlabeled:
                 continue
-            yield ExportRow(
-                document_id=d.id,
-                external_id=d.external_id,
+            yield Row(
+                id=d.external_id or str(d.id),
                 text=d.text,
                 tokens=d.tokens,
                 meta=dict(d.meta or {}),
@@ -625,100 +320,55 @@ def export_rows(
         yield from emit(batch)
 
 
-CSV_COLUMNS = ["id", "text", "spans", "tagged_text", "annotator", "status", "updated_at", "meta"]
-
-
-def write_csv(rows: Iterable[ExportRow], out: IO[str]) -> int:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    n = 0
-    for r in rows:
-        spans = [{**Span(s["start"], s["end"], s["label"]).as_dict(r.text)} for s in r.spans]
-        writer.writerow(
-            [
-                r.external_id or str(r.document_id),
-                r.text,
-                json.dumps(spans, ensure_ascii=False),
-                neutralise(tagged_text(r.text, r.spans)),
-                neutralise(r.annotator or ""),
-                r.status,
-                r.updated_at or "",
-                json.dumps(r.meta, ensure_ascii=False) if r.meta else "",
-            ]
-        )
-        n += 1
-    return n
-
-
-def write_jsonl(rows: Iterable[ExportRow], out: IO[str]) -> int:
-    n = 0
-    for r in rows:
-        obj = {
-            "id": r.external_id or str(r.document_id),
-            "text": r.text,
-            "spans": [Span(s["start"], s["end"], s["label"]).as_dict(r.text) for s in r.spans],
-            "annotator": r.annotator,
-            "status": r.status,
-            "updated_at": r.updated_at,
-            "meta": r.meta,
-        }
-        if r.tokens:
-            obj["tokens"] = r.tokens
-        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        n += 1
-    return n
-
-
-def write_conll(
-    rows: Iterable[ExportRow], out: IO[str], spelling: dict[str, str] | None = None
-) -> int:
-    """token<TAB>BIO-label, a blank line between documents; skipped documents are left out."""
-    from core.text import spans_to_bio
-
-    spelling = spelling or {}
-    n = 0
-    for r in rows:
-        if r.status == "skipped":
-            continue
-        words = words_of(r.text, r.tokens)
-        tags = spans_to_bio(words, r.spans)
-        for w, tag in zip(words, tags, strict=True):
-            if tag != "O":
-                prefix, label = tag.split("-", 1)
-                tag = f"{prefix}-{spelling.get(label, label)}"
-            out.write(f"{w.text}\t{tag}\n")
-        out.write("\n")
-        n += 1
-    return n
-
-
 def export(
     session: Session,
     project: Project,
-    out: IO[str],
+    out: IO,
     fmt: str = "csv",
     *,
     annotator: str | None = None,
     include_unlabeled: bool = False,
     limit: int | None = None,
 ) -> int:
-    """Write a project's labels to a text stream; returns the number of documents written.
+    """Write a project's labels to a stream; returns the number of documents written.
 
-    `limit` stops after that many documents (a preview)."""
-    rows = export_rows(session, project, annotator=annotator, include_unlabeled=include_unlabeled)
+    A binary format (spaCy) writes to a text stream's underlying buffer. `limit` stops after
+    that many documents (a preview)."""
+    writer = writer_of(fmt)
+    rows: Iterable[Row] = export_rows(
+        session, project, annotator=annotator, include_unlabeled=include_unlabeled
+    )
     if limit is not None:
         rows = itertools.islice(rows, limit)
-    if fmt == "csv":
-        return write_csv(rows, out)
-    if fmt == "jsonl":
-        return write_jsonl(rows, out)
-    if fmt == "conll":
-        return write_conll(rows, out, project.label_spelling)
-    raise FewlabelError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    options = formats.WriteOptions(spelling=dict(project.label_spelling or {}))
+    return writer.write(rows, binary_sink(out) if writer.binary else out, options)
+
+
+def writer_of(fmt: str) -> formats.Format:
+    """The format `fmt`, when it can be written."""
+    found = formats.get(fmt)
+    if found.write is None:
+        raise FewlabelError(f"{fmt} is read only; write one of {', '.join(formats.writable())}")
+    return found
+
+
+def binary_sink(out: IO) -> IO[bytes]:
+    """The byte stream under a text stream (a file, stdout), for a binary format's writer."""
+    if isinstance(out, io.TextIOBase):
+        buffer = getattr(out, "buffer", None)
+        if buffer is None:
+            raise FewlabelError("a binary format needs a file to write to")
+        out.flush()
+        return buffer
+    return out
 
 
 def export_bytes(session: Session, project: Project, fmt: str = "csv", **kwargs) -> bytes:
     """The same export as a download (the UI and the CLI share this code)."""
+    if writer_of(fmt).binary:
+        raw = io.BytesIO()
+        export(session, project, raw, fmt, **kwargs)
+        return raw.getvalue()
     buf = io.StringIO(newline="")
     export(session, project, buf, fmt, **kwargs)
     return buf.getvalue().encode("utf-8")

@@ -1,23 +1,22 @@
-"""`fewlabel predict`: tag a file with a saved model version, writing the input's own format.
+"""`fewlabel predict`: tag a file with a saved model version and write it in a registry format.
 
-Token-list formats (SciAD JSON, CoNLL) are written back token for token with predicted
-labels; JSONL gets predicted spans with confidences; TXT gives tagged text lines, or JSONL
-when the output file ends in .jsonl.
+The output file's suffix picks the format (core.formats.for_path); any other suffix gets the
+input's format back. Predictions become the same rows export writes (with no review state),
+so token-list formats (SciAD JSON, CoNLL) come back token for token with predicted labels,
+JSONL and CSV get spans with their confidence, and TXT tagged text, one document a line.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
 
-from core.corpus import Record, neutralise, read_texts, resolve_format
+from core import formats
+from core.corpus import read_texts, resolve_format
 from core.errors import FewlabelError
-from core.text import tagged_text, words_of
+from core.formats import Record, Row
+from core.text import words_of
 
 
 def _spelling(model_info: dict, records: Iterable[Record], labels: list[str]) -> dict[str, str]:
@@ -32,21 +31,12 @@ def _spelling(model_info: dict, records: Iterable[Record], labels: list[str]) ->
     return spelling
 
 
-def _respell(tag: str, spelling: dict[str, str]) -> str:
-    if tag == "O":
-        return tag
-    prefix, label = tag.split("-", 1)
-    return f"{prefix}-{spelling.get(label, label)}"
-
-
-# Output formats by file suffix: every input can be written as any of them.
-OUTPUT_SUFFIXES = {
-    ".jsonl": "jsonl",
-    ".csv": "csv",
-    ".conll": "conll",
-    ".json": "sciad",
-    ".txt": "tagged",
-}
+def output_format(output_path: str | os.PathLike, input_format: str) -> formats.Format:
+    """The format the output's suffix names, when it can be written; else the input's."""
+    named = formats.for_path(output_path)
+    if named is not None and named.write is not None:
+        return formats.get(named.name)
+    return formats.get(input_format)
 
 
 def predict_file(
@@ -60,70 +50,20 @@ def predict_file(
     """Tag every record of `input_path` and write `output_path`; returns the record count."""
     from core.model.predict import load_tagger, predict
 
-    src, dst = Path(input_path), Path(output_path)
     if not Path(model_dir).is_dir():
         raise FewlabelError(f"{model_dir}: no such model directory")
-    fmt = resolve_format(src, fmt)
-    records = [r for r in read_texts(src, fmt) if r.text.strip() or r.tokens]
+    fmt = resolve_format(input_path, fmt)
+    out_fmt = output_format(output_path, fmt)
+    records = [r for r in read_texts(input_path, fmt) if r.text.strip() or r.tokens]
     model = load_tagger(model_dir)
     spelling = _spelling(model.info, records, list(model.labels))
-    docs = [(r.text, words_of(r.text, r.tokens)) for r in records]
-    preds = predict(model, docs, batch_size=batch_size)
-    # the output's suffix names its format; any other suffix gets the input's format back
-    out_fmt = OUTPUT_SUFFIXES.get(dst.suffix.lower(), "tagged" if fmt == "txt" else fmt)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent.resolve(), prefix=f".{dst.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            _write(out, out_fmt, records, docs, preds, spelling)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    preds = predict(
+        model, [(r.text, words_of(r.text, r.tokens)) for r in records], batch_size=batch_size
+    )
+    rows = [
+        Row(id=r.external_id, text=r.text, spans=p.spans, tokens=r.tokens, meta=r.meta)
+        for r, p in zip(records, preds, strict=True)
+    ]
+    with formats.write_atomically(output_path, binary=out_fmt.binary) as out:
+        out_fmt.write(rows, out, formats.WriteOptions(spelling=spelling))
     return len(records)
-
-
-def _write(out: IO[str], fmt: str, records, docs, preds, spelling: dict[str, str]) -> None:
-    if fmt == "sciad":
-        data = [
-            {
-                **({"id": r.external_id} if r.external_id is not None else {}),
-                "tokens": [w.text for w in words],
-                "labels": [_respell(t, spelling) for t in p.tags],
-            }
-            for r, (_, words), p in zip(records, docs, preds, strict=True)
-        ]
-        json.dump(data, out, ensure_ascii=False)
-        out.write("\n")
-    elif fmt == "conll":
-        for (_, words), p in zip(docs, preds, strict=True):
-            for w, t in zip(words, p.tags, strict=True):
-                out.write(f"{w.text}\t{_respell(t, spelling)}\n")
-            out.write("\n")
-    elif fmt == "jsonl":
-        for r, (text, _), p in zip(records, docs, preds, strict=True):
-            obj = {
-                **({"id": r.external_id} if r.external_id is not None else {}),
-                "text": text,
-                "spans": [{**s, "text": text[s["start"] : s["end"]]} for s in p.spans],
-            }
-            if r.tokens:
-                obj["tokens"] = r.tokens
-            if r.meta:
-                obj["meta"] = r.meta
-            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["id", "text", "spans", "tagged_text"])
-        for i, (r, (text, _), p) in enumerate(zip(records, docs, preds, strict=True), 1):
-            writer.writerow(
-                [
-                    r.external_id or str(i),
-                    text,
-                    json.dumps(p.spans, ensure_ascii=False),
-                    neutralise(tagged_text(text, p.spans)),
-                ]
-            )
-    else:  # tagged text, one document a line
-        for (text, _), p in zip(docs, preds, strict=True):
-            out.write(tagged_text(text, p.spans).replace("\n", " ") + "\n")

@@ -1,4 +1,4 @@
-"""Export: the project's labels as CSV, JSONL or CoNLL, the same bytes as `fewlabel export`.
+"""Export: the project's labels in any writable format, the same bytes as `fewlabel export`.
 
 The file is built when the button is clicked (a deferred download), not on every rerun: a
 project of 100,000 texts would otherwise rebuild it whenever an option changes. The page
@@ -13,12 +13,12 @@ import streamlit as st
 
 from app import services
 from app.ui import require_project
+from core import formats
 from core.annotations import annotators
-from core.corpus import EXPORT_FORMATS, export_bytes
+from core.corpus import export_bytes
 from core.projects import get_project
 
 EVERYONE = "Everyone"
-MIME = {"csv": "text/csv", "jsonl": "application/x-ndjson", "conll": "text/plain"}
 PREVIEW_LINES = 12
 PREVIEW_DOCS = 12  # documents exported for the preview (CoNLL: a dozen lines is one or two)
 
@@ -32,13 +32,13 @@ with services.session() as s:
 fmt_col, who_col = st.columns(2)
 fmt = fmt_col.segmented_control(
     "Format",
-    EXPORT_FORMATS,
+    formats.writable(),
     default="csv",
     required=True,
     key="export_format",
-    help="CSV: text, spans (JSON) and tagged text. JSONL: one object per text. "
-    "CoNLL: one token per line with its BIO tag.",
+    help=" ".join(f"{f}: {formats.get(f).description}." for f in formats.writable()),
 )
+chosen = formats.get(fmt)
 who = who_col.selectbox("Annotator", (EVERYONE, *people), key="export_annotator")
 include_unlabeled = st.checkbox("Include texts nobody has labeled yet", key="export_all")
 
@@ -50,12 +50,12 @@ def build(limit: int | None = None) -> bytes:
         return export_bytes(s, get_project(s, project.id), fmt, limit=limit, **options)
 
 
-file_name = f"{project.name}.{fmt}"
+file_name = f"{project.name}{chosen.suffixes[0]}"
 st.download_button(
     f"Download {file_name}",
     build,
     file_name=file_name,
-    mime=MIME.get(fmt, "text/plain"),
+    mime=chosen.mime,
     type="primary",
     icon=":material/download:",
     on_click="ignore",
@@ -68,9 +68,11 @@ if include_unlabeled:
     command.append("--all")
 st.code(shlex.join(command), language="bash")
 
-lines = build(PREVIEW_DOCS).decode("utf-8").splitlines()
 st.subheader("Preview")
-if lines:
+lines = [] if chosen.binary else build(PREVIEW_DOCS).decode("utf-8").splitlines()
+if chosen.binary:
+    st.caption(f"A {fmt} file is binary: download it to look inside.")
+elif lines:
     more = "\n…" if len(lines) > PREVIEW_LINES else ""
     st.code("\n".join(lines[:PREVIEW_LINES]) + more, language=None, wrap_lines=True)
 else:

@@ -7,7 +7,8 @@ import streamlit as st
 
 from app import services, state
 from app.ui import current_project, md_escape, projects, show_flashes
-from core.corpus import IMPORT_FORMATS, import_bytes
+from core import formats
+from core.corpus import import_bytes
 from core.errors import FewlabelError
 from core.projects import create_project, get_project
 from core.text import TASK_LABELS, TASKS
@@ -100,11 +101,11 @@ with import_col:
             upload = st.file_uploader(
                 "File",
                 key="import_file",
-                type=["csv", "txt", "jsonl", "ndjson", "json", "conll", "bio", "iob", "tsv"],
-                help="CSV, plain text, JSONL, CoNLL/BIO or SciAD JSON; labeled formats "
-                "bring their labels along.",
+                type=formats.suffixes(),
+                help="Labeled formats bring their labels along. "
+                + " ".join(f"{f}: {formats.get(f).description}." for f in formats.readable()),
             )
-            fmt = st.selectbox("Format", ("auto", *IMPORT_FORMATS), key="import_format")
+            fmt = st.selectbox("Format", ("auto", *formats.readable()), key="import_format")
             text_column = st.text_input(
                 "Text column (CSV)",
                 key="import_text_column",

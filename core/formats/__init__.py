@@ -1,0 +1,134 @@
+"""The file formats fewlabel reads and writes, in one registry.
+
+Each module of this package declares one `FORMAT` (see base.Format); import, export,
+predict, the CLI's choices and the app's uploader and download button all read this
+registry. Adding a format is one new module here (plus its test): it is found by name.
+
+    get("conll").read(stream, name, ReadOptions())
+    readable()  # names import and predict can read
+    writable()  # names export and predict can write
+    for_path("x.spacy")  # by suffix
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import IO
+
+from core.errors import FewlabelError
+from core.formats.base import Format, ReadOptions, Record, Row, WriteOptions
+
+__all__ = [
+    "Format",
+    "ReadOptions",
+    "Record",
+    "Row",
+    "WriteOptions",
+    "detect",
+    "for_path",
+    "get",
+    "readable",
+    "registry",
+    "writable",
+    "write_atomically",
+]
+
+
+@cache
+def registry() -> dict[str, Format]:
+    """Every format module's FORMAT by name, in listing order (rank, then name)."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name == "base" or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        fmt = getattr(module, "FORMAT", None)
+        if isinstance(fmt, Format):
+            found.append(fmt)
+    return {f.name: f for f in sorted(found, key=lambda f: (f.rank, f.name))}
+
+
+def _available(fmt: Format) -> bool:
+    return fmt.requires is None or importlib.util.find_spec(fmt.requires) is not None
+
+
+def get(name: str) -> Format:
+    """The format called `name`; an unknown or unavailable one is a one-line FewlabelError."""
+    fmt = registry().get(name)
+    if fmt is None:
+        known = ", ".join(f.name for f in registry().values() if _available(f))
+        raise FewlabelError(f"unknown format {name!r}; use one of {known}")
+    if not _available(fmt):
+        raise FewlabelError(
+            f"format {name!r} needs the {fmt.requires} package: pip install {fmt.requires}"
+        )
+    return fmt
+
+
+def readable() -> list[str]:
+    """Names of the formats import and predict can read (those whose package is installed)."""
+    return [f.name for f in registry().values() if f.read and _available(f)]
+
+
+def writable() -> list[str]:
+    """Names of the formats export and predict can write (those whose package is installed)."""
+    return [f.name for f in registry().values() if f.write and _available(f)]
+
+
+def suffixes(names: list[str] | None = None) -> list[str]:
+    """The file suffixes of the named formats (default: all readable), without dots."""
+    names = readable() if names is None else names
+    return list(dict.fromkeys(s.lstrip(".") for n in names for s in registry()[n].suffixes))
+
+
+def for_path(path: str | Path) -> Format | None:
+    """The format a file's suffix names (the first listed where several share it), or None."""
+    suffix = Path(path).suffix.lower()
+    return next((f for f in registry().values() if suffix in f.suffixes), None)
+
+
+def detect(name: str, head: str) -> Format:
+    """Guess a readable file's format from its name, then from its first 8 KiB.
+
+    A suffix picks the formats that claim it and the content picks among them (a .json file
+    is SciAD or Label Studio); a suffix nobody claims, or plain text's own (CoNLL is often
+    saved as .txt), leaves the choice to the content, and plain text when nothing matches.
+    """
+    suffix = Path(name).suffix.lower()
+    formats = [f for f in registry().values() if f.read]
+    claimed = [f for f in formats if suffix in f.suffixes and not f.fallback]
+
+    def score(f: Format) -> int:
+        return f.sniff(head) if f.sniff else 0
+
+    best = max(claimed or formats, key=score)  # the first best in listing order
+    if claimed or score(best) > 0:
+        return best
+    return next(f for f in formats if f.fallback)
+
+
+@contextmanager
+def write_atomically(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO]:
+    """A file to write that appears at `path` whole, or not at all (written beside, renamed)."""
+    dst = Path(path)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent.resolve(), prefix=f".{dst.name}.")
+    try:
+        if binary:
+            with os.fdopen(fd, "wb") as out:
+                yield out
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                yield out
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
