@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import EmptyPoolError
+from core import defaults
+from core.errors import EmptyPoolError, UnknownStrategyError
 from core.text import tokenize
 
 _EPS = 1e-12
@@ -22,73 +23,105 @@ _EPS = 1e-12
 
 @dataclass(frozen=True, slots=True)
 class Strategy:
-    """A registered word-scoring function; `needs_samples` ones take MC-dropout samples."""
+    """A registered query strategy: its name, a one-line help for the CLI and the Train page,
+    and its word-scoring function.
+
+    `fn` is None for `random`, which orders documents by chance and needs no model;
+    `needs_samples` ones take MC-dropout samples (`core.defaults.BALD_SAMPLES` passes).
+    """
 
     name: str
-    fn: Callable[..., np.ndarray]
+    help: str
+    fn: Callable[..., np.ndarray] | None
     needs_samples: bool = False
 
+    @property
+    def needs_model(self) -> bool:
+        return self.fn is not None
 
-STRATEGIES: dict[str, Strategy] = {}
+
+# `random` is the baseline every strategy must beat: one draw per document (a draw per word
+# would, under max or sum, favour long documents).
+STRATEGIES: dict[str, Strategy] = {
+    "random": Strategy("random", "import order, shuffled: no model needed", None),
+}
+DEFAULT_STRATEGY = defaults.STRATEGY
 
 
 def register(
-    name: str, *, needs_samples: bool = False
+    name: str, *, help: str = "", needs_samples: bool = False
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Decorator adding a word-scoring function to STRATEGIES under `name`.
 
     The function takes a (words, tags) array, or (samples, words, tags) when `needs_samples`,
-    and returns a (words,) array of scores, higher = more uncertain.
+    and returns a (words,) array of scores, higher = more uncertain. `help` defaults to the
+    first line of its docstring.
     """
 
     def deco(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        STRATEGIES[name] = Strategy(name, fn, needs_samples)
+        text = help or (fn.__doc__ or name).strip().splitlines()[0]
+        STRATEGIES[name] = Strategy(name, text, fn, needs_samples)
         return fn
 
     return deco
 
 
-def _probs2d(probs: np.ndarray) -> np.ndarray:
-    arr = np.asarray(probs, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(f"expected a (words, tags) array, got shape {arr.shape}")
-    return arr
+def get_strategy(name: str) -> Strategy:
+    """The registered strategy `name`; an unknown name raises the one error that lists them."""
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise UnknownStrategyError(
+            f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}"
+        ) from None
 
 
-@register("least_confidence")
+def _word_scores(
+    fn: Callable[[np.ndarray], np.ndarray],
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap a scorer of a non-empty (words, tags) array with at least two tags: shape checked,
+    no words -> no scores, one tag -> nothing to doubt."""
+
+    def wrapped(probs: np.ndarray) -> np.ndarray:
+        arr = np.asarray(probs, dtype=np.float64)
+        if arr.ndim != 2:
+            raise ValueError(f"expected a (words, tags) array, got shape {arr.shape}")
+        if arr.shape[0] == 0 or arr.shape[1] < 2:
+            return np.zeros(arr.shape[0])
+        return fn(arr)
+
+    wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+    return wrapped
+
+
+@register("least_confidence", help="the words the model is least sure of")
+@_word_scores
 def least_confidence(probs: np.ndarray) -> np.ndarray:
     """1 - the top tag's probability (small-text's LeastConfidence, per word)."""
-    arr = _probs2d(probs)
-    if arr.shape[0] == 0:
-        return np.zeros(0)
-    return 1.0 - arr.max(axis=1)
+    return 1.0 - probs.max(axis=1)
 
 
-@register("margin")
+@register("margin", help="the smallest gap between the two likeliest tags")
+@_word_scores
 def margin(probs: np.ndarray) -> np.ndarray:
     """1 - (top probability - runner-up): 1 when two tags tie, 0 when one tag is certain."""
-    arr = _probs2d(probs)
-    if arr.shape[0] == 0:
-        return np.zeros(0)
-    if arr.shape[1] < 2:
-        return np.zeros(arr.shape[0])
-    top2 = np.sort(arr, axis=1)[:, -2:]
+    top2 = np.sort(probs, axis=1)[:, -2:]
     return 1.0 - (top2[:, 1] - top2[:, 0])
 
 
-@register("entropy")
+@register("entropy", help="the most spread-out tag distribution")
+@_word_scores
 def entropy(probs: np.ndarray) -> np.ndarray:
     """Entropy of the tag distribution divided by log(n_tags), so 0..1 for any label set."""
-    arr = _probs2d(probs)
-    if arr.shape[0] == 0:
-        return np.zeros(0)
-    if arr.shape[1] < 2:
-        return np.zeros(arr.shape[0])
-    h = -(arr * np.log(np.clip(arr, _EPS, 1.0))).sum(axis=1)
-    return h / np.log(arr.shape[1])
+    h = -(probs * np.log(np.clip(probs, _EPS, 1.0))).sum(axis=1)
+    return h / np.log(probs.shape[1])
 
 
-@register("bald", needs_samples=True)
+@register(
+    "bald",
+    help=f"disagreement between dropout samples ({defaults.BALD_SAMPLES} extra passes per text)",
+    needs_samples=True,
+)
 def bald(samples: np.ndarray) -> np.ndarray:
     """Mutual information between tag and weights: H(mean of samples) - mean of H(sample).
 
@@ -107,20 +140,12 @@ def bald(samples: np.ndarray) -> np.ndarray:
     return np.maximum(h_mean - h_each, 0.0)
 
 
-@register("random")
-def random(probs: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Uniform noise per word: the baseline every strategy must beat."""
-    arr = _probs2d(probs)
-    return (rng or np.random.default_rng()).random(arr.shape[0])
-
-
 AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
     "max": lambda s: float(s.max()),
     "mean": lambda s: float(s.mean()),
     "sum": lambda s: float(s.sum()),
 }
 
-DEFAULT_STRATEGY = "least_confidence"
 DEFAULT_AGGREGATE = "max"
 
 
@@ -144,14 +169,12 @@ def score_documents(
     """
     if len(word_probs_list) == 0:
         raise EmptyPoolError("there are no documents to score")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    spec = get_strategy(strategy)
     if aggregate not in AGGREGATES:
         raise ValueError(f"unknown aggregate {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
     n = len(word_probs_list)
-    if strategy == "random":
+    if spec.fn is None:
         return np.random.default_rng(seed).random(n)
-    spec = STRATEGIES[strategy]
     inputs: Sequence[np.ndarray] = word_probs_list
     if spec.needs_samples:
         if samples_list is None or len(samples_list) != n:

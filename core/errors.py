@@ -30,5 +30,9 @@ class EmptyPoolError(FewlabelError):
     """There is nothing left to label or to score."""
 
 
+class UnknownStrategyError(FewlabelError):
+    """A query strategy that is not in core.active's registry was asked for."""
+
+
 class Cancelled(FewlabelError):
     """Work stopped because a user asked it to (a job's cancel button, `fewlabel jobs --cancel`)."""

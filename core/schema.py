@@ -18,8 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-# Uncertainty sampling from the first model on; see core.active for the others.
-DEFAULT_STRATEGY = "least_confidence"
+from core.defaults import STRATEGY as DEFAULT_STRATEGY
 
 
 def utcnow() -> datetime:

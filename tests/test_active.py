@@ -5,16 +5,18 @@ import pytest
 
 from core import active
 from core.active import (
+    DEFAULT_STRATEGY,
     STRATEGIES,
     bald,
     entropy,
+    get_strategy,
     least_confidence,
     margin,
     register,
     score_documents,
     select,
 )
-from core.errors import EmptyPoolError
+from core.errors import EmptyPoolError, UnknownStrategyError
 
 CONFIDENT = [0.9, 0.05, 0.05]
 UNSURE = [0.4, 0.35, 0.25]
@@ -98,8 +100,16 @@ def test_registry_plugs_in_a_strategy():
         assert got == pytest.approx([1.3])
     finally:
         del STRATEGIES["first_tag"]
-    with pytest.raises(ValueError):
+    with pytest.raises(UnknownStrategyError, match="choose one of random, least_confidence"):
         score_documents([np.array([UNSURE])], strategy="no_such_strategy")
+
+
+def test_every_strategy_explains_itself_and_random_needs_no_model():
+    assert all(s.help for s in STRATEGIES.values())
+    assert get_strategy(DEFAULT_STRATEGY).needs_model
+    assert not get_strategy("random").needs_model and get_strategy("bald").needs_samples
+    with pytest.raises(UnknownStrategyError):
+        get_strategy("no_such_strategy")
 
 
 def test_select_order_ties_and_nan():

@@ -13,7 +13,7 @@ from core.db import session_scope
 from core.jobs import recent_jobs
 from core.model.backbone import Tagger
 from core.projects import get_project
-from core.training import list_versions
+from core.versions import list_versions
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 pytestmark = pytest.mark.slow

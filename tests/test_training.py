@@ -16,7 +16,7 @@ from core.errors import ConflictError
 from core.jobs import enqueue, get_job, reap, request_cancel, run_job
 from core.projects import get_project
 from core.schema import Annotation, Prediction
-from core.training import current_version, list_versions, queue_preview
+from core.versions import current_version, list_versions, queue_preview
 
 pytestmark = pytest.mark.slow
 

@@ -7,20 +7,14 @@ import streamlit as st
 
 from app import services
 from app.ui import md_escape, require_project, show_flashes
-from core.active import STRATEGIES
+from core import defaults
+from core.active import DEFAULT_STRATEGY, STRATEGIES
 from core.errors import FewlabelError
 from core.jobs import ACTIVE, enqueue, recent_jobs, request_cancel, spawn_worker
 from core.model.rules import evidence_choice, evidence_for
 from core.projects import get_project
-from core.training import set_strategy, version_table
+from core.versions import set_strategy, version_table
 
-STRATEGY_HELP = {
-    "random": "import order, shuffled: no model needed",
-    "least_confidence": "the words the model is least sure of (default)",
-    "margin": "the smallest gap between the two likeliest tags",
-    "entropy": "the most spread-out tag distribution",
-    "bald": "disagreement between dropout samples (8 extra passes per text)",
-}
 # The evidence checkbox, per evidence labeler (core.model.rules.evidence_for): label, help.
 EVIDENCE_TEXT = {
     "acronym": (
@@ -130,7 +124,9 @@ with left.form("retrain"):
         help="default = the shipped MiniLM; or a Hugging Face id, a local path, "
         "or an aligned checkpoint from `fewlabel pretrain`",
     )
-    epochs = st.number_input("Max epochs", 1, 100, 15, help="early stopping may end sooner")
+    epochs = st.number_input(
+        "Max epochs", 1, 100, defaults.EPOCHS, help="early stopping may end sooner"
+    )
     warm = st.checkbox("Start from the current version", help="faster; same label set only")
     train_args = {"epochs": int(epochs)}
     evidence = evidence_for(project.labels)
@@ -159,7 +155,7 @@ with right:
         format_func=lambda n: n.replace("_", " "),
         key="train_strategy",
     )
-    st.caption(STRATEGY_HELP.get(chosen, ""))
+    st.caption(STRATEGIES[chosen].help + (" (default)" if chosen == DEFAULT_STRATEGY else ""))
     if chosen != strategy:
         with services.session() as s:
             set_strategy(s, get_project(s, project.id), chosen)
@@ -174,7 +170,9 @@ with st.expander("Aligned pretraining: a better base from this project's own tex
         "with masked-LM plus free weak labels from rules, through the same tagging head. "
         "The checkpoint becomes the base of the next Retrain. Acronym and concept tasks."
     )
-    minutes = st.number_input("Minutes", 1, 240, 15, key="pretrain_minutes")
+    minutes = st.number_input(
+        "Minutes", 1.0, 240.0, defaults.PRETRAIN_MINUTES, 1.0, format="%g", key="pretrain_minutes"
+    )
     if st.button("Build an aligned base", icon=":material/auto_awesome:"):
         _start("pretrain", {"max_minutes": float(minutes), "base": base_default})
         st.rerun()

@@ -1,0 +1,128 @@
+"""What every benchmark shares: labeled files read in a task's labels, one finetuning recipe,
+and span P/R/F1 on a test file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from core.corpus import read_texts
+from core.errors import FewlabelError
+from core.metrics import span_prf
+from core.text import TASK_LABELS, Span, Word, snap_span, words_of
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LabeledDoc:
+    text: str
+    words: list[Word]
+    spans: list[Span]
+
+
+def load_labeled(path: str | Path, task: str) -> list[LabeledDoc]:
+    """A labeled file (SciAD JSON, CoNLL, JSONL with spans) with labels mapped to the task's.
+
+    Spans are snapped to word boundaries, as `fewlabel import` and `fewlabel weak eval` snap
+    them: a model tags whole words, and raw-text corpora hold spans that cut one ("Finite
+    State Automato" in SDU@AAAI-22), which no tagger could match exactly.
+    """
+    from core.weak.evaluate import map_label
+
+    if not Path(path).is_file():
+        raise FewlabelError(f"{path}: no such file (benchmark data lives in ../shared/benchmarks)")
+    docs = []
+    for rec in read_texts(path):
+        if not rec.text.strip():
+            continue
+        words = words_of(rec.text, rec.tokens)
+        spans = set()
+        for sp in rec.spans or []:
+            label = map_label(task, str(sp["label"]))
+            snapped = snap_span(int(sp["start"]), int(sp["end"]), words)
+            if label is not None and snapped is not None:
+                spans.add(Span(*snapped, label))
+        docs.append(LabeledDoc(rec.text, words, sorted(spans)))
+    if not docs:
+        raise FewlabelError(f"{path}: no documents")
+    return docs
+
+
+def task_labels(task: str) -> list[str]:
+    if task not in TASK_LABELS:
+        raise FewlabelError(f"benchmarks know the tasks {', '.join(TASK_LABELS)}, not {task!r}")
+    return list(TASK_LABELS[task])
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A benchmark's task, its training and test documents, and how every model is finetuned:
+    the product's defaults, except the epochs and evidence asked for."""
+
+    task: str
+    labels: list[str]
+    train: list[LabeledDoc]
+    test: list[LabeledDoc]
+    epochs: int | None
+    evidence: bool | None
+    progress: Progress
+
+    @classmethod
+    def load(
+        cls,
+        task: str,
+        train_path: str | Path,
+        test_path: str | Path,
+        *,
+        epochs: int | None,
+        evidence: bool | None,
+        progress: Progress,
+    ) -> Setup:
+        labels = task_labels(task)
+        train, test = load_labeled(train_path, task), load_labeled(test_path, task)
+        return cls(task, labels, train, test, epochs, evidence, progress)
+
+    @cached_property
+    def corpus(self) -> list[tuple[str, list[Word]]]:
+        """All training texts, labels unused: unlabeled text is free, so pretraining reads all
+        of it, and so does evidence that learns corpus statistics, as a project's learns them
+        from all of its texts."""
+        return [(d.text, d.words) for d in self.train]
+
+    def finetune(self, docs: Sequence[LabeledDoc], *, base: str, seed: int):
+        """A model finetuned on `docs` from `base` (core.model.finetune's result)."""
+        from core.model.finetune import TrainArgs, finetune
+
+        epochs = {"epochs": self.epochs} if self.epochs else {}
+        args = TrainArgs(seed=seed, evidence=self.evidence, **epochs)
+        examples = [(d.text, d.words, d.spans) for d in docs]
+        return finetune(examples, self.labels, base=base, args=args, corpus=self.corpus)
+
+
+def evaluate(model, test: Sequence[LabeledDoc], labels: Sequence[str]) -> dict:
+    """Span P/R/F1 of a model's own predictions (no decode-time rules) on labeled documents."""
+    return evaluate_variants(model, test, labels)[""]
+
+
+def evaluate_variants(model, test: Sequence[LabeledDoc], labels: Sequence[str]) -> dict:
+    """{"": the model alone, "+rules": with the label space's decode-time rules merged in}.
+
+    One forward pass serves both; "+rules" is absent when no rule set fits the labels.
+    """
+    from core.model.predict import predict
+    from core.model.rules import apply_rules, rules_for
+
+    preds = predict(model, [(d.text, d.words) for d in test], rules=False)
+    gold = [d.spans for d in test]
+    out = {"": span_prf(gold, [p.spans for p in preds], labels)}
+    rule_set = rules_for(labels)
+    if rule_set:
+        merged = [
+            apply_rules(rule_set, d.text, d.words, p.spans)
+            for d, p in zip(test, preds, strict=True)
+        ]
+        out["+rules"] = span_prf(gold, merged, labels)
+    return out

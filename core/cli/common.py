@@ -1,0 +1,86 @@
+"""What the subcommands share: the `--db` parent parser, option help, tables and progress."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable, Sequence
+
+from core.text import TASK_LABELS
+
+# The formats the CLI reads and writes (core.corpus).
+READ_FORMATS = ["auto", "csv", "txt", "jsonl", "conll", "sciad"]
+WRITE_FORMATS = ["csv", "jsonl", "conll"]
+# Tasks with built-in labels and a weak labeler: what pretraining and benchmarks know.
+WEAK_TASKS = list(TASK_LABELS)
+
+EVIDENCE = (
+    "give the model the weak labeler's tag of every word as input, or not; default: yes for "
+    "acronyms (the rule's tags), no for concepts (TF-IDF keyphrases: a point either way)"
+)
+
+Handler = Callable[[argparse.Namespace, str], int]
+
+
+def db_parent() -> argparse.ArgumentParser:
+    """A parent parser holding `--db`, so it can be given before or after the subcommand."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        help="SQLAlchemy URL or SQLite file (default: $FEWLABEL_DB or ./fewlabel.db)",
+    )
+    return parent
+
+
+def names(value: str) -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+def ints(value: str) -> list[int]:
+    from core.errors import FewlabelError
+
+    try:
+        return [int(x) for x in names(value)]
+    except ValueError:
+        raise FewlabelError(f"expected comma-separated integers, got {value!r}") from None
+
+
+def table(rows: Iterable[dict], *, left: Sequence[str] = (), **options) -> str:
+    """Rows as a text table (pandas), without the index; `left` columns are left-aligned."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows))
+    formatters = {}
+    for col in left:
+        # pandas right-aligns; pad values and header to one width to align them left
+        width = max(len(col), int(frame[col].astype(str).str.len().max()))
+        formatters[col.ljust(width)] = lambda v, w=width: str(v).ljust(w)
+        frame = frame.rename(columns={col: col.ljust(width)})
+    text = frame.to_string(index=False, formatters=formatters, **options)
+    return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+class ProgressBar:
+    """A tqdm bar on stderr fed by core's `progress(fraction, message)` callbacks."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=100.0,
+            file=sys.stderr,
+            bar_format="{percentage:5.1f}%|{bar:20}| {elapsed} {desc}",
+        )
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self._bar.n = round(100 * fraction, 1)
+        self._bar.set_description_str(message[:80], refresh=False)
+        self._bar.refresh()
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()

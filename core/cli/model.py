@@ -1,0 +1,193 @@
+"""Commands that train, score and apply models: train, queue, predict, pretrain."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import defaults
+from core.active import STRATEGIES, get_strategy
+from core.cli.common import EVIDENCE, READ_FORMATS, WEAK_TASKS, ProgressBar, table
+from core.errors import FewlabelError
+
+
+def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("train", parents=[db], help="finetune a model version on a project's labels")
+    p.add_argument("project")
+    p.add_argument("--base", help="backbone: default, a Hugging Face id, or a local path")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help=f"maximum epochs (default {defaults.EPOCHS}; early stopping may end sooner)",
+    )
+    p.add_argument("--warm-start", action="store_true", help="start from the current version")
+    p.add_argument("--evidence", action=argparse.BooleanOptionalAction, help=EVIDENCE)
+    p.add_argument(
+        "--background", action="store_true", help="start a worker process and return at once"
+    )
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("predict", help="tag a file with a saved model version")
+    p.add_argument("--model", required=True, help="a model version directory")
+    p.add_argument("--input", required=True, help="SciAD JSON, CoNLL, JSONL or TXT")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="its suffix picks the format: .jsonl, .csv, .conll, .json (SciAD), .txt (tagged "
+        "text); another suffix gets the input's format",
+    )
+    p.add_argument("--format", default="auto", choices=READ_FORMATS)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser(
+        "queue", parents=[db], help="show the next texts to label, with their scores"
+    )
+    p.add_argument("project")
+    p.add_argument("--n", type=int, default=10)
+    p.add_argument(
+        "--strategy",
+        help="rescore the pool with this strategy using the current model: "
+        + "; ".join(f"{s.name}: {s.help}" for s in STRATEGIES.values()),
+    )
+    p.add_argument("--save", action="store_true", help="make --strategy the project's queue order")
+    p.set_defaults(handler=cmd_queue)
+
+    p = sub.add_parser("pretrain", help="objective-aligned (or MLM-only) continued pretraining")
+    p.add_argument("--task", required=True, choices=WEAK_TASKS)
+    p.add_argument("--corpus", required=True, nargs="+", help="files `import` reads; labels unused")
+    p.add_argument("--out", required=True, help="checkpoint directory (resumed if present)")
+    p.add_argument("--objective", default="aligned", choices=["aligned", "mlm"])
+    p.add_argument("--base", default="default", help="backbone id or path")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int)
+    budget.add_argument(
+        "--max-minutes",
+        type=float,
+        default=defaults.PRETRAIN_MINUTES,
+        help=f"wall-clock budget (default {defaults.PRETRAIN_MINUTES:g})",
+    )
+    p.set_defaults(handler=cmd_pretrain)
+
+
+def _print_metrics(metrics: dict | None) -> None:
+    dev = (metrics or {}).get("dev")
+    if not dev:
+        print("  dev metrics: none (fewer labels than the held-out slice needs)")
+        return
+    rows = [
+        {"label": label, "P": m["p"], "R": m["r"], "F1": m["f1"], "n": m["support"]}
+        for label, m in dev["per_label"].items()
+    ]
+    text = table(rows, left=["label"], float_format=lambda v: f"{v:.3f}")
+    print("\n".join("  " + line for line in text.splitlines()))
+    print(f"  macro F1 {dev['f1_macro']:.3f}   micro F1 {dev['f1_micro']:.3f}")
+
+
+def cmd_train(args, url: str) -> int:
+    from core.db import ensure_schema, session_scope
+    from core.jobs import enqueue, run_job, spawn_worker
+    from core.projects import get_project
+
+    ensure_schema(url)
+    params: dict = {"warm_start": args.warm_start}
+    if args.base:
+        params["base"] = args.base
+    train_args = {"epochs": args.epochs} if args.epochs else {}
+    if args.evidence is not None:
+        train_args["evidence"] = args.evidence
+    if train_args:
+        params["train_args"] = train_args
+    with session_scope(url) as session:
+        project = get_project(session, args.project)
+        job = enqueue(session, "train", project, {**params, "project_id": project.id})
+        job_id = job.id
+    if args.background:
+        proc = spawn_worker(url, job_id)
+        print(f"job {job_id} started in worker process {proc.pid}")
+        return 0
+    print(f"job {job_id}: training (this process is the worker)...", file=sys.stderr)
+    job = run_job(url, job_id)
+    if job.status != "done":
+        print(f"fewlabel: error: training {job.status}: {job.error}", file=sys.stderr)
+        return 1
+    r = job.result
+    print(
+        f"version {r['version']} of {args.project}: {r['n_labels']} labeled documents, "
+        f"{r['train_seconds']:.1f} s, saved to {r['path']}; scored {r['scored']} unlabeled"
+    )
+    _print_metrics(r["metrics"])
+    return 0
+
+
+def cmd_predict(args, url: str) -> int:
+    from core.predict_io import predict_file
+
+    n = predict_file(
+        args.model, args.input, args.output, fmt=args.format, batch_size=args.batch_size
+    )
+    print(f"tagged {n} documents -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_queue(args, url: str) -> int:
+    from core.db import ensure_schema, session_scope
+    from core.projects import get_project
+    from core.versions import current_version, queue_preview
+
+    ensure_schema(url)
+    if args.strategy:
+        from core.scoring import score_pool
+
+        strategy = get_strategy(args.strategy)
+        with session_scope(url) as session:
+            project = get_project(session, args.project)
+            mv = current_version(session, project)
+            if args.save:
+                project.strategy = strategy.name
+            pid, vid = project.id, mv.id if mv else None
+        if vid is None and strategy.needs_model:
+            raise FewlabelError("no model version yet: run `fewlabel train` first")
+        if vid is not None:
+            score_pool(url, pid, vid, strategy=strategy.name)
+    with session_scope(url) as session:
+        rows = queue_preview(session, get_project(session, args.project), args.n)
+    if not rows:
+        print("the queue is empty: every document is labeled or skipped")
+        return 0
+    shown = [
+        {
+            "id": r["id"],
+            "score": "-" if r["score"] is None else f"{r['score']:.4f}",
+            "text": r["text"] if len(r["text"]) <= 100 else r["text"][:97] + "...",
+        }
+        for r in rows
+    ]
+    print(table(shown, left=["text"]))
+    return 0
+
+
+def cmd_pretrain(args, url: str) -> int:
+    from core.corpus import read_texts
+    from core.model.pretrain import pretrain
+    from core.training import pretrain_args
+    from core.weak import plain_corpus
+
+    texts, anchors = plain_corpus(
+        (r.text, r.tokens) for path in args.corpus for r in read_texts(path) if r.text.strip()
+    )
+    if anchors:
+        print(f"{len(anchors)} texts with link anchors (markup stripped)", file=sys.stderr)
+    budget = pretrain_args(args.objective, args.base, steps=args.steps, minutes=args.max_minutes)
+    with ProgressBar() as bar:
+        out = pretrain(
+            texts,
+            anchors=anchors,
+            task=args.task,
+            out_dir=args.out,
+            args=budget,
+            corpus_names=[str(p) for p in args.corpus],
+            progress=bar,
+        )
+    print(f"checkpoint written to {out}")
+    return 0

@@ -1,0 +1,215 @@
+"""Commands over the database: init, project, import, export, jobs, serve."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from core.cli.common import READ_FORMATS, WRITE_FORMATS, table
+from core.text import TASKS
+
+
+def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("init", parents=[db], help="create or upgrade the database schema")
+    p.add_argument("--demo", action="store_true", help="also load the demo project if empty")
+    p.set_defaults(handler=cmd_init)
+
+    proj = sub.add_parser("project", parents=[db], help="create and list projects")
+    actions = proj.add_subparsers(dest="project_command", required=True, metavar="ACTION")
+    p = actions.add_parser("create", parents=[db], help="create a project")
+    p.add_argument("name")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--labels", help="comma-separated labels (custom task)")
+    p.set_defaults(handler=cmd_project_create)
+    p = actions.add_parser("list", parents=[db], help="list projects with progress")
+    p.set_defaults(handler=cmd_project_list)
+
+    p = sub.add_parser(
+        "import", parents=[db], help="import a file of texts (and labels) into a project"
+    )
+    p.add_argument("project")
+    p.add_argument("file")
+    p.add_argument("--format", default="auto", choices=READ_FORMATS)
+    p.add_argument("--annotator", default="import", help="name for imported labels")
+    p.add_argument("--text-column", help="CSV column holding the text (default: text)")
+    p.add_argument("--txt-mode", default="auto", choices=["auto", "lines", "paragraphs"])
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip records with invalid spans (listed by line) instead of aborting",
+    )
+    p.set_defaults(handler=cmd_import)
+
+    p = sub.add_parser("export", parents=[db], help="export a project's labels")
+    p.add_argument("project")
+    p.add_argument("-o", "--output", required=True, help="output file ('-' for stdout)")
+    p.add_argument("--format", default="csv", choices=WRITE_FORMATS)
+    p.add_argument("--annotator", help="only this annotator's labels")
+    p.add_argument("--all", action="store_true", help="include documents not labeled yet")
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("serve", parents=[db], help="run the annotation UI")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves a whole network)"
+    )
+    p.add_argument("--no-demo", action="store_true", help="do not create the demo project")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("jobs", parents=[db], help="list a project's background jobs, or cancel one")
+    p.add_argument("project")
+    p.add_argument("--cancel", type=int, metavar="JOB_ID")
+    p.set_defaults(handler=cmd_jobs)
+
+
+def cmd_init(args, url: str) -> int:
+    from core.db import upgrade
+    from core.demo import ensure_demo
+
+    upgrade(url)
+    print(f"database ready: {url}")
+    if args.demo:
+        msg = ensure_demo(url)
+        if msg:
+            print(msg)
+    return 0
+
+
+def cmd_project_create(args, url: str) -> int:
+    from core.db import ensure_schema, session_scope
+    from core.projects import create_project
+
+    ensure_schema(url)
+    with session_scope(url) as session:
+        labels = args.labels.split(",") if args.labels else None
+        p = create_project(session, args.name, args.task, labels)
+        print(f"created project {p.name!r} (id {p.id}, task {p.task}, labels {','.join(p.labels)})")
+    return 0
+
+
+def cmd_project_list(args, url: str) -> int:
+    from core.db import ensure_schema, session_scope
+    from core.projects import list_projects
+
+    ensure_schema(url)
+    with session_scope(url) as session:
+        rows = list_projects(session)
+    if not rows:
+        print("no projects yet; create one with `fewlabel project create NAME --task acronym`")
+        return 0
+    columns = {"id": "id", "name": "name", "task": "task", "labels": "labels"}
+    columns |= {"docs": "total", "done": "done", "skip": "skipped"}
+    print(
+        table(
+            [
+                {
+                    head: ",".join(r.labels) if attr == "labels" else getattr(r, attr)
+                    for head, attr in columns.items()
+                }
+                for r in rows
+            ],
+            left=["name", "task", "labels"],
+        )
+    )
+    return 0
+
+
+def cmd_import(args, url: str) -> int:
+    from core.corpus import import_file
+    from core.db import ensure_schema, session_scope
+    from core.projects import get_project
+
+    ensure_schema(url)
+    with session_scope(url) as session:
+        project = get_project(session, args.project)
+        report = import_file(
+            session,
+            project,
+            args.file,
+            fmt=args.format,
+            annotator=args.annotator,
+            text_column=args.text_column,
+            txt_mode=args.txt_mode,
+            skip_invalid=args.skip_invalid,
+        )
+    for item in report.skipped_invalid[:20]:
+        print(f"skipped {args.file} {item}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def cmd_export(args, url: str) -> int:
+    from core.corpus import export
+    from core.db import ensure_schema, session_scope
+    from core.projects import get_project
+
+    ensure_schema(url)
+    with session_scope(url) as session:
+        project = get_project(session, args.project)
+        kwargs = dict(annotator=args.annotator, include_unlabeled=args.all)
+        if args.output == "-":
+            export(session, project, sys.stdout, args.format, **kwargs)
+            return 0
+        out = Path(args.output)
+        # Write beside the target, then rename: a failed export never leaves half a file.
+        fd, tmp = tempfile.mkstemp(dir=out.parent.resolve(), prefix=f".{out.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                n = export(session, project, fh, args.format, **kwargs)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    print(f"exported {n} documents to {out} ({args.format})", file=sys.stderr)
+    return 0
+
+
+def cmd_jobs(args, url: str) -> int:
+    from core.db import ensure_schema, session_scope
+    from core.jobs import recent_jobs, request_cancel
+    from core.projects import get_project
+
+    ensure_schema(url)
+    with session_scope(url) as session:
+        project = get_project(session, args.project)
+        if args.cancel:
+            job = request_cancel(session, args.cancel)
+            print(f"job {job.id}: {job.message}")
+            return 0
+        rows = [
+            {
+                "id": job.id,
+                "kind": job.kind,
+                "status": job.status,
+                "progress": f"{job.progress:.1%}",
+                "created": f"{job.created_at:%Y-%m-%d %H:%M}",
+                "message": job.message,
+            }
+            for job in recent_jobs(session, project, limit=20)
+        ]
+    if rows:
+        print(table(rows, left=["kind", "status", "message"]))
+    return 0
+
+
+def cmd_serve(args, url: str) -> int:
+    from core.config import PROJECT_ROOT
+    from core.demo import ensure_demo
+
+    msg = ensure_demo(url) if not args.no_demo else None
+    if msg:
+        print(msg)
+    env = {**os.environ, "FEWLABEL_DB": url}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "main.py")]
+    cmd += ["--server.address", args.host, "--server.port", str(args.port)]
+    cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    cmd += ["--global.developmentMode", "false", "--client.toolbarMode", "minimal"]
+    print(f"fewlabel: serving on http://{args.host}:{args.port} (database {url})")
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0

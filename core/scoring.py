@@ -1,0 +1,172 @@
+"""Scoring the unlabeled pool with a model version: predicted spans, uncertainty, queue order.
+
+Runs inside a job (core.jobs) or the CLI; torch is imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sqlalchemy import delete, select, update
+
+from core import defaults
+from core.active import Strategy, get_strategy, score_documents
+from core.active import select as select_batch
+from core.db import session_scope
+from core.errors import FewlabelError
+from core.schema import Document, ModelVersion, Prediction, Project
+from core.text import words_of
+from core.versions import current_version
+
+Progress = Callable[[float, str], None]
+# Diversity is applied to the head of the queue, where annotators will actually look.
+DIVERSE_HEAD = 200
+SCORE_CHUNK = 2000
+
+
+def predict_and_score(
+    model, inputs: Sequence[tuple[str, list]], strategy: Strategy, *, progress=None
+) -> tuple[list, np.ndarray]:
+    """A model's predictions for (text, words) inputs and each one's score under `strategy`
+    (a strategy that needs a model); strategies that need samples get BALD_SAMPLES passes."""
+    from core.model.predict import predict
+
+    preds = predict(
+        model,
+        inputs,
+        progress=progress,
+        mc_dropout=defaults.BALD_SAMPLES if strategy.needs_samples else 0,
+    )
+    scores = score_documents(
+        [p.word_probs for p in preds],
+        strategy=strategy.name,
+        samples_list=[p.mc_probs for p in preds] if strategy.needs_samples else None,
+    )
+    return preds, scores
+
+
+def score_pool(
+    url: str,
+    project_id: int,
+    version_id: int,
+    *,
+    model=None,
+    progress: Progress | None = None,
+    strategy: str | None = None,
+) -> int:
+    """Predict every open document with a version; store spans and scores; reorder the queue.
+
+    The queue is ordered by the project's strategy (most uncertain first); `random` keeps the
+    random order but still stores uncertainty (least confidence) so the UI can show it.
+    """
+    from core.model.predict import load_tagger
+
+    with session_scope(url) as s:
+        project = s.get(Project, project_id)
+        mv = s.get(ModelVersion, version_id)
+        chosen = get_strategy(strategy or project.strategy or "random")
+        path = mv.path
+        ids = list(
+            s.scalars(
+                select(Document.id).where(
+                    Document.project_id == project_id, Document.state == "open"
+                )
+            )
+        )
+    if model is None:
+        model = load_tagger(path)
+    scorer = chosen if chosen.needs_model else get_strategy("least_confidence")
+    all_ids: list[int] = []
+    all_scores: list[float] = []
+    all_texts: list[str] = []
+    t0 = time.perf_counter()
+    for start in range(0, len(ids), SCORE_CHUNK):
+        chunk_ids = ids[start : start + SCORE_CHUNK]
+        with session_scope(url) as s:
+            docs = s.execute(
+                select(Document.id, Document.text, Document.tokens).where(
+                    Document.id.in_(chunk_ids)
+                )
+            ).all()
+        inputs = [(text, words_of(text, tokens)) for _, text, tokens in docs]
+        preds, scores = predict_and_score(
+            model,
+            inputs,
+            scorer,
+            progress=_chunk_progress(progress, start, len(docs), len(ids)),
+        )
+        with session_scope(url) as s:
+            s.execute(
+                delete(Prediction).where(
+                    Prediction.document_id.in_([d[0] for d in docs]),
+                    Prediction.model_version_id == version_id,
+                )
+            )
+            s.add_all(
+                Prediction(
+                    document_id=doc_id,
+                    model_version_id=version_id,
+                    spans=pred.spans,
+                    score=float(score),
+                )
+                for (doc_id, _, _), pred, score in zip(docs, preds, scores, strict=True)
+            )
+        all_ids += [d[0] for d in docs]
+        all_scores += [float(x) for x in scores]
+        all_texts += [d[1] for d in docs]
+    with session_scope(url) as s:
+        # Predictions of older versions are superseded; keep the table the size of the pool.
+        old = select(ModelVersion.id).where(
+            ModelVersion.project_id == project_id, ModelVersion.id != version_id
+        )
+        s.execute(delete(Prediction).where(Prediction.model_version_id.in_(old)))
+        if chosen.needs_model and all_ids:
+            s.execute(
+                update(Document),
+                [
+                    {"id": doc_id, "rank": rank}
+                    for doc_id, rank in queue_ranks(all_ids, all_scores, all_texts)
+                ],
+            )
+    if progress:
+        progress(1.0, f"scored {len(all_ids)} documents in {time.perf_counter() - t0:.1f} s")
+    return len(all_ids)
+
+
+def _chunk_progress(progress: Progress | None, offset: int, size: int, total: int) -> Progress:
+    """Turn a chunk's own 0..1 progress into progress over the whole pool."""
+
+    def report(fraction: float, _message: str) -> None:
+        if progress:
+            k = offset + int(fraction * size)
+            progress(k / max(1, total), f"scored {k}/{total} unlabeled documents")
+
+    return report
+
+
+def queue_ranks(
+    ids: Sequence[int], scores: Sequence[float], texts: Sequence[str]
+) -> list[tuple[int, float]]:
+    """Ranks (lowest first) from uncertainty: the head avoids near-duplicates, the rest by score."""
+    if not ids:
+        return []
+    arr = np.asarray(scores, dtype=np.float64)
+    head = select_batch(arr, min(DIVERSE_HEAD, len(ids)), texts=texts, diversity=True)
+    in_head = set(head)
+    rest = [i for i in np.argsort(-arr, kind="stable") if int(i) not in in_head]
+    order = head + [int(i) for i in rest]
+    return [(ids[i], float(r)) for r, i in enumerate(order)]
+
+
+def run_score_job(url: str, job_id: int, params: dict, report) -> dict:
+    """The `score` job: rescore the unlabeled pool with the current version (new strategy)."""
+    with session_scope(url) as s:
+        project = s.get(Project, params["project_id"])
+        mv = current_version(s, project) if project else None
+        if mv is None:
+            raise FewlabelError("there is no model version to score with: train one first")
+        project_id, version_id = project.id, mv.id
+    n = score_pool(url, project_id, version_id, progress=report)
+    return {"scored": n}
