@@ -62,3 +62,42 @@ def test_subprocess_error_has_no_traceback(db, tmp_path):
     assert res.stderr.strip().count("\n") == 0 and "bad.csv:3" in res.stderr
     listing = subprocess.run([*cmd, "project", "list"], capture_output=True, text=True)
     assert listing.stdout.splitlines()[1].split()[4] == "0"  # no documents were written
+
+
+def test_db_goes_before_or_after_the_command_and_tables_keep_their_columns(db, tmp_path, capsys):
+    src = tmp_path / "t.txt"
+    src.write_text("The WHO met NASA.\nA plain sentence.\n")
+    assert main(["project", "create", "p", "--task", "acronym", "--db", db]) == 0
+    assert main(["--db", db, "import", "p", str(src)]) == 0
+    capsys.readouterr()
+    assert main(["project", "list", "--db", db]) == 0
+    head, row = capsys.readouterr().out.splitlines()
+    assert head.split() == ["id", "name", "task", "labels", "docs", "done", "skip"]
+    assert row.split() == ["1", "p", "acronym", "SHORT,LONG", "2", "0", "0"]
+    assert main(["queue", "p", "--db", db]) == 0
+    head, *rows = capsys.readouterr().out.splitlines()
+    assert head.split() == ["id", "score", "text"] and len(rows) == 2
+    assert {" ".join(r.split()[1:]) for r in rows} == {"- The WHO met NASA.", "- A plain sentence."}
+
+
+def test_queue_strategies_come_from_the_registry(db, capsys):
+    from core.active import STRATEGIES
+    from core.cli import build_parser
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.projects import get_project
+
+    main(["--db", db, "project", "create", "p", "--task", "acronym"])
+    capsys.readouterr()
+    assert main(["--db", db, "queue", "p", "--strategy", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fewlabel: error: unknown strategy 'nope'") and "\n" not in err
+    assert main(["--db", db, "queue", "p", "--strategy", "entropy"]) == 2
+    assert "run `fewlabel train` first" in capsys.readouterr().err
+    # random needs no model: it is saved and the queue shown
+    assert main(["--db", db, "queue", "p", "--strategy", "random", "--save"]) == 0
+    with session_scope(get_settings(db).db_url) as s:
+        assert get_project(s, "p").strategy == "random"
+    queue = build_parser()._subparsers._group_actions[0].choices["queue"]
+    help_text = " ".join(queue.format_help().split())
+    assert all(f"{s.name}: {s.help}" in help_text for s in STRATEGIES.values())
