@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -378,3 +379,35 @@ def test_spacy_export_and_import_through_a_project(db_url, project, tmp_path):
     assert [(r["id"], r["text"], r["spans"]) for r in back] == [
         (r.id, r.text, [s | {"text": r.text[s["start"] : s["end"]]} for s in r.spans]) for r in ROWS
     ]
+
+
+def test_the_readme_lists_every_format_of_the_registry():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Import formats") :].split("\n\n| format |")[1].split("\n\n")[0]
+    for name, fmt in formats.registry().items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{name}` |"))
+        assert all(suffix in row for suffix in fmt.suffixes), name
+
+
+def test_the_command_line_reads_and_writes_registry_formats(tmp_path, capsys, monkeypatch):
+    from core.cli import main
+
+    db = str(tmp_path / "cli.db")
+    main(["--db", db, "project", "create", "p", "--task", "acronym"])
+    src = tmp_path / "export.json"
+    src.write_text(json.dumps(LABEL_STUDIO_EXPORT))
+    assert main(["--db", db, "import", "p", str(src)]) == 0
+    assert "(labelstudio)" in capsys.readouterr().out
+    out = tmp_path / "p.jsonl"
+    assert main(["--db", db, "export", "p", "-o", str(out), "--format", "prodigy"]) == 0
+    assert [json.loads(x)["answer"] for x in out.read_text().splitlines()] == ["accept"]
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "spacy" else real(n, *a)
+    )
+    capsys.readouterr()
+    code = main(["--db", db, "export", "p", "-o", str(tmp_path / "p.spacy"), "--format", "spacy"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and "pip install spacy" in err
+    assert not (tmp_path / "p.spacy").exists()

@@ -6,11 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable, Sequence
 
+from core import formats
 from core.text import TASK_LABELS
 
-# The formats the CLI reads and writes (core.corpus).
-READ_FORMATS = ["auto", "csv", "txt", "jsonl", "conll", "sciad"]
-WRITE_FORMATS = ["csv", "jsonl", "conll"]
+# The formats the CLI reads and writes: the registry's (core.formats), uninstalled ones too,
+# so that choosing one says what to install.
+READ_FORMATS = ["auto", *formats.readable(installed=False)]
+WRITE_FORMATS = formats.writable(installed=False)
 # Tasks with built-in labels and a weak labeler: what pretraining and benchmarks know.
 WEAK_TASKS = list(TASK_LABELS)
 

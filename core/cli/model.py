@@ -29,12 +29,12 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
 
     p = sub.add_parser("predict", help="tag a file with a saved model version")
     p.add_argument("--model", required=True, help="a model version directory")
-    p.add_argument("--input", required=True, help="SciAD JSON, CoNLL, JSONL or TXT")
+    p.add_argument("--input", required=True, help="a file of any import format")
     p.add_argument(
         "--output",
         required=True,
-        help="its suffix picks the format: .jsonl, .csv, .conll, .json (SciAD), .txt (tagged "
-        "text); another suffix gets the input's format",
+        help="its suffix picks the format (.jsonl, .csv, .conll, .json for SciAD, .txt for "
+        "tagged text, .spacy); another suffix gets the input's format",
     )
     p.add_argument("--format", default="auto", choices=READ_FORMATS)
     p.add_argument("--batch-size", type=int, default=32)

@@ -6,9 +6,9 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from core import formats
 from core.cli.common import READ_FORMATS, WRITE_FORMATS, table
 from core.text import TASKS
 
@@ -155,15 +155,9 @@ def cmd_export(args, url: str) -> int:
             export(session, project, sys.stdout, args.format, **kwargs)
             return 0
         out = Path(args.output)
-        # Write beside the target, then rename: a failed export never leaves half a file.
-        fd, tmp = tempfile.mkstemp(dir=out.parent.resolve(), prefix=f".{out.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                n = export(session, project, fh, args.format, **kwargs)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Written beside the target, then renamed: a failed export never leaves half a file.
+        with formats.write_atomically(out) as fh:
+            n = export(session, project, fh, args.format, **kwargs)
     print(f"exported {n} documents to {out} ({args.format})", file=sys.stderr)
     return 0
 

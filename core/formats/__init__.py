@@ -73,14 +73,15 @@ def get(name: str) -> Format:
     return fmt
 
 
-def readable() -> list[str]:
-    """Names of the formats import and predict can read (those whose package is installed)."""
-    return [f.name for f in registry().values() if f.read and _available(f)]
+def readable(*, installed: bool = True) -> list[str]:
+    """Names of the formats import and predict can read (with `installed=False`, also those
+    whose package is missing: a command line lists them, and `get` then says what to install)."""
+    return [f.name for f in registry().values() if f.read and (_available(f) or not installed)]
 
 
-def writable() -> list[str]:
-    """Names of the formats export and predict can write (those whose package is installed)."""
-    return [f.name for f in registry().values() if f.write and _available(f)]
+def writable(*, installed: bool = True) -> list[str]:
+    """Names of the formats export and predict can write; `installed` as for readable."""
+    return [f.name for f in registry().values() if f.write and (_available(f) or not installed)]
 
 
 def suffixes(names: list[str] | None = None) -> list[str]:
