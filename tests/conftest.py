@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import pytest
-from helpers import ACRONYM_SENTENCES, POOL_SENTENCES, seed_project
+from helpers import ACRONYM_SENTENCES, POOL_SENTENCES, seed_project, tiny_backbone
 
 from core.db import session_scope, upgrade
 
@@ -38,7 +38,5 @@ def make_project(db_url) -> Callable[..., list[int]]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     """A tiny randomly initialised BERT with a vocabulary for the helpers' sentences."""
-    from core.model.backbone import tiny_backbone
-
     words = " ".join(ACRONYM_SENTENCES + POOL_SENTENCES).split()
     return tiny_backbone(tmp_path_factory.mktemp("tiny") / "bert", words)

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: seeded projects and the sentences they hold.
+"""Helpers shared by the tests: seeded projects, the sentences they hold, a tiny model.
 
 Fixtures live in conftest.py; plain functions and data live here, imported by name
 (`from helpers import seed_project`).
@@ -7,7 +7,10 @@ Fixtures live in conftest.py; plain functions and data live here, imported by na
 from __future__ import annotations
 
 import json
+import os
+import string
 from collections.abc import Sequence
+from pathlib import Path
 
 from core.annotations import browse, set_ranks
 from core.corpus import import_bytes
@@ -61,3 +64,50 @@ def seed_labeled_project(url: str, name: str = "p", *, strategy: str = "entropy"
         p.strategy = strategy
         import_bytes(s, p, "gold.conll", (conll + "\n").encode(), annotator="gold")
         import_bytes(s, p, "pool.txt", "\n".join(POOL_SENTENCES).encode())
+
+
+def tiny_backbone(
+    path: str | os.PathLike,
+    words: Sequence[str] = (),
+    *,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    seed: int = 0,
+) -> str:
+    """Write a tiny random uncased BERT and its WordPiece tokenizer to a directory.
+
+    The vocabulary is the lower-cased `words` plus single characters (as word starts and as
+    ## continuations), so any ASCII text tokenizes without [UNK] floods. No downloads.
+    """
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from core.model.encoders import quiet_loading
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    chars = string.ascii_lowercase + string.digits + string.punctuation
+    vocab_list = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    seen = set(vocab_list)
+    lowered = sorted({w.lower() for w in words if w.strip()})
+    for tok in [*lowered, *chars, *("##" + c for c in chars)]:
+        if tok not in seen:
+            seen.add(tok)
+            vocab_list.append(tok)
+    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(vocab_list)}, do_lower_case=True)
+    tokenizer.model_max_length = 128
+    config = BertConfig(
+        vocab_size=len(vocab_list),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 4,
+        max_position_embeddings=128,
+        pad_token_id=0,
+    )
+    torch.manual_seed(seed)
+    with quiet_loading():
+        BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)

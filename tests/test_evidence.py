@@ -13,7 +13,7 @@ from helpers import ACRONYM_SENTENCES
 from core.errors import NotFoundError
 from core.metrics import span_prf
 from core.model.backbone import Tagger
-from core.model.finetune import TrainArgs, finetune, hide_evidence
+from core.model.finetune import TrainArgs, finetune
 from core.model.predict import predict
 from core.model.rules import (
     evidence_choice,
@@ -23,6 +23,7 @@ from core.model.rules import (
     evidence_tags,
     fit_evidence,
 )
+from core.model.trainer import hide_evidence
 from core.text import spans_to_bio, tokenize
 from core.weak import KeyphraseExtractor, label_acronyms
 

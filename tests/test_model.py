@@ -8,13 +8,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_backbone
 
 from core.errors import NotFoundError
 from core.metrics import span_prf
-from core.model.backbone import Tagger, tiny_backbone
+from core.model.backbone import Tagger
 from core.model.encoding import SHAPE_ID, encode_docs, word_shape
-from core.model.finetune import TrainArgs, TrainingCancelled, finetune
+from core.model.finetune import TrainArgs, finetune
 from core.model.predict import decode_bio, load_tagger, predict
+from core.model.trainer import TrainingCancelled
 from core.text import Span, tokenize
 
 ACRONYMS = ["nlp", "cnn", "gpu", "api", "svm", "hmm", "lstm", "crf"]

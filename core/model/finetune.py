@@ -1,5 +1,8 @@
 """Finetune a tagger on labeled examples: a flat, explicit loop in the nanoGPT style.
 
+The step itself (batch, autocast, backward, clipping, the schedule) is core.model.trainer's,
+shared with pretraining; this loop adds epochs, the dev slice and early stopping.
+
 AdamW with linear warm-up and decay; batches of similar length padded to their longest; the
 vocabulary matrix frozen by default (on CPU its dense gradient and Adam update dominate the
 step of a small encoder); the zero-initialised word-shape embedding on a higher learning rate;
@@ -17,39 +20,34 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 
-from core.errors import Cancelled, FewlabelError, SpanError
+from core.defaults import EPOCHS
+from core.errors import FewlabelError
 from core.metrics import span_prf
-from core.model.backbone import (
-    DEFAULT,
-    Tagger,
-    autocast,
-    available_cores,
-    choose_threads,
-    resolve_device,
-    torch_threads,
-)
-from core.model.encoding import IGNORE, Chunk, collate, length_batches
+from core.model.backbone import Tagger
+from core.model.device import resolve_device, torch_threads, training_threads
+from core.model.encoders import DEFAULT
+from core.model.encoding import length_batches
 from core.model.predict import predict
 from core.model.rules import fit_evidence, rules_for
-from core.text import Span, Word, bio_to_spans, spans_to_bio
-
-Example = tuple[str, list[Word], Sequence[Span | dict]]
-Progress = Callable[[float, str], None]
-
-
-class TrainingCancelled(Cancelled):
-    """`should_stop()` returned True: training stopped between two steps; nothing was saved."""
+from core.model.trainer import (
+    Example,
+    Progress,
+    Reporter,
+    Trainer,
+    hide_evidence,
+    seed_everything,
+    tag_loss,
+)
+from core.text import Word, bio_to_spans, spans_to_bio
 
 
 @dataclass
 class TrainArgs:
     """Finetuning arguments; defaults are the best found on SciAD at 200 sentences, 2-core CPU."""
 
-    epochs: int = field(default=20, metadata={"help": "maximum passes over the training set"})
+    epochs: int = field(default=EPOCHS, metadata={"help": "maximum passes over the training set"})
     lr: float = field(default=2e-4, metadata={"help": "peak AdamW learning rate of the encoder"})
     batch_size: int = field(default=16, metadata={"help": "examples (chunks) per step"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps spent warming up"})
@@ -134,87 +132,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def seed_everything(seed: int) -> None:
-    """Python, numpy and torch (CPU and CUDA) seeds, so a retrain is reproducible."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-# pretrain.py imports this name; the thread choice itself now lives in backbone.choose_threads.
-_available_cores = available_cores
-
-
-def _word_tag_ids(example: Example, labels: Sequence[str], label2id: dict[str, int]) -> list[int]:
-    """Tag id per word of an example; a span with an unknown label is a SpanError."""
-    _, words, spans = example
-    for s in spans:
-        label = s.label if isinstance(s, Span) else s["label"]
-        if label not in labels:
-            raise SpanError(f"unknown label {label!r}; training labels are {', '.join(labels)}")
-    return [label2id[t] for t in spans_to_bio(words, spans)]
-
-
-def _chunks_for(
-    model: Tagger, examples: Sequence[Example], max_length: int
-) -> tuple[list[Chunk], int]:
-    """Training chunks with labels on first sub-tokens; also the count of labeled words."""
-    label2id = model.label2id
-    word_tags = [_word_tag_ids(ex, model.labels, label2id) for ex in examples]
-    chunks = model.encode([(text, words) for text, words, _ in examples], max_length)
-    n_words = 0
-    for c in chunks:
-        c.labels = [word_tags[c.doc][w] if w >= 0 else IGNORE for w in c.first]
-        n_words += sum(1 for w in c.first if w >= 0)
-    return chunks, n_words
-
-
-def hide_evidence(
-    evidence_ids: torch.Tensor, share: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """The batch's evidence with a random `share` of its rows zeroed (no evidence): the model
-    must also tag without the rule's opinion, so it does not merely copy it."""
-    if share <= 0:
-        return evidence_ids
-    keep = torch.rand(evidence_ids.shape[0], generator=generator) >= share
-    return evidence_ids * keep.to(evidence_ids.device).unsqueeze(1)
-
-
-def _param_groups(model: Tagger, args: TrainArgs) -> list[dict]:
-    """AdamW groups: encoder (decay / no decay), head, and the zero-initialised feature
-    embeddings (shape, evidence) at lr * shape_lr_mult."""
-    groups: dict[str, dict[str, Any]] = {
-        "decay": {"params": [], "lr": args.lr, "weight_decay": args.weight_decay},
-        "no_decay": {"params": [], "lr": args.lr, "weight_decay": 0.0},
-        "head": {"params": [], "lr": args.lr * args.head_lr_mult, "weight_decay": 0.0},
-        "shape": {"params": [], "lr": args.lr * args.shape_lr_mult, "weight_decay": 0.0},
-    }
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if name.startswith(("shape_embedding.", "evidence_embedding.")):
-            groups["shape"]["params"].append(p)
-        elif name.startswith("head."):
-            groups["head"]["params"].append(p)
-        elif p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name:
-            groups["no_decay"]["params"].append(p)
-        else:
-            groups["decay"]["params"].append(p)
-    out = []
-    for group in groups.values():
-        if group["params"]:
-            group["initial_lr"] = group["lr"]
-            out.append(group)
-    return out
-
-
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up from 0 to 1 over `warmup` steps, then linear decay to 0 at `total`."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
 def _evaluate(model: Tagger, dev: Sequence[Example], batch_size: int, precision: str) -> dict:
     """Span P/R/F1 of the model on held-out examples (gold snapped to words, as trained)."""
     docs = [(text, words) for text, words, _ in dev]
@@ -257,8 +174,7 @@ def finetune(
     if not examples:
         raise FewlabelError("there are no labeled examples with words to train on")
     device = resolve_device(args.device)
-    threads = choose_threads(args.num_threads) if device.type == "cpu" else torch.get_num_threads()
-    with torch_threads(threads):
+    with torch_threads(training_threads(device, args.num_threads)):
         return _train(examples, labels, base, args, corpus, device, progress, should_stop, t_start)
 
 
@@ -273,14 +189,7 @@ def _train(
     should_stop: Callable[[], bool] | None,
     t_start: float,
 ) -> TrainResult:
-    def report(fraction: float, message: str) -> None:
-        if progress is not None:
-            progress(min(1.0, max(0.0, fraction)), message)
-
-    def check_stop() -> None:
-        if should_stop is not None and should_stop():
-            raise TrainingCancelled("training was cancelled")
-
+    report = Reporter(progress, every=0.5)
     seed_everything(args.seed)
     report(0.0, "loading the backbone")
     model = Tagger.from_base(
@@ -293,10 +202,7 @@ def _train(
     if model.evidence and (corpus is not None or model.evidence_state is None):
         texts = corpus if corpus is not None else [(t, w) for t, w, _ in examples]
         model.evidence_state = fit_evidence(model.evidence, texts)
-    model.max_length = min(model.max_length, args.max_length)
-    if args.freeze_embeddings:
-        model.word_embeddings().weight.requires_grad_(False)
-    model.to(device)
+    trainer = Trainer(model, args, device, should_stop=should_stop)
 
     order = list(range(len(examples)))
     random.Random(args.seed).shuffle(order)
@@ -305,16 +211,13 @@ def _train(
         n_dev = max(1, round(len(examples) * args.dev_fraction))
     dev = [examples[i] for i in order[:n_dev]]
     train = [examples[i] for i in order[n_dev:]]
-    chunks, _ = _chunks_for(model, train, model.max_length)
+    chunks = trainer.chunks(train)
     lengths = [len(c) for c in chunks]
     batch_rng = random.Random(args.seed)
     hide_rng = torch.Generator().manual_seed(args.seed)
     steps_per_epoch = math.ceil(len(chunks) / args.batch_size)
     total = steps_per_epoch * args.epochs
     warmup = int(total * args.warmup_ratio)
-    optimizer = torch.optim.AdamW(_param_groups(model, args), lr=args.lr)
-    pad_id = model.tokenizer.pad_token_id or 0
-    loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     # Too small a dev slice picks epochs by noise: then it only reports the final model.
     selecting = len(dev) >= args.min_dev_for_selection
@@ -322,41 +225,30 @@ def _train(
     history: list[dict] = []
     best_f1, best_epoch, best_state, bad_epochs = -1.0, 0, None, 0
     stopped_early = False
-    step, last_report = 0, 0.0
-    check_stop()
+    trainer.check_stop()
     for epoch in range(1, args.epochs + 1):
         model.train()
         epoch_loss, n_batches = 0.0, 0
         for idx in length_batches(lengths, args.batch_size, rng=batch_rng):
-            check_stop()
-            factor = lr_factor(step, total, warmup)
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * factor
-            batch = collate([chunks[i] for i in idx], pad_id, device)
+            trainer.check_stop()
+            trainer.set_lr(total, warmup)
+            batch = trainer.batch(chunks, idx)
             evidence = hide_evidence(batch["evidence_ids"], args.evidence_dropout, hide_rng)
-            with autocast(device, args.precision):
+            with trainer.autocast():
                 logits = model(
                     batch["input_ids"], batch["attention_mask"], batch["shape_ids"], evidence
                 )
-            logits = logits.float()
-            loss = loss_fn(logits.view(-1, logits.shape[-1]), batch["labels"].view(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if args.grad_clip > 0:
-                nn.utils.clip_grad_norm_(
-                    [p for p in model.parameters() if p.requires_grad], args.grad_clip
-                )
-            optimizer.step()
-            step += 1
+            loss = tag_loss(logits, batch["labels"])
+            trainer.update(loss)
             epoch_loss += float(loss.detach())
             n_batches += 1
-            now = time.perf_counter()
-            if now - last_report > 0.5:
-                last_report = now
-                report(0.95 * step / total, f"epoch {epoch}/{args.epochs}, step {step}/{total}")
+            step = trainer.step
+            report.now_and_then(
+                0.95 * step / total, f"epoch {epoch}/{args.epochs}, step {step}/{total}"
+            )
         record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss / max(1, n_batches)}
         if selecting:
-            check_stop()
+            trainer.check_stop()
             f1 = _evaluate(model, dev, args.batch_size, args.precision)["f1_macro"]
             record["dev_f1_macro"] = f1
             if f1 >= best_f1:
@@ -373,7 +265,7 @@ def _train(
         history.append(record)
         dev_note = f", dev F1 {record['dev_f1_macro']:.3f}" if selecting else ""
         report(
-            0.95 * step / total,
+            0.95 * trainer.step / total,
             f"epoch {epoch}/{args.epochs}: loss {record['loss']:.4f}{dev_note}",
         )
         patience_out = args.patience > 0 and bad_epochs >= args.patience

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.model.backbone import Tagger, autocast, choose_threads, resolve_device, torch_threads
+from core.model.backbone import Tagger
+from core.model.device import autocast, choose_threads, resolve_device, torch_threads
 from core.model.encoding import collate, length_batches
 from core.model.rules import RULE_SETS, apply_rules, rules_for
 from core.text import Word, bio_to_spans, spans_to_bio

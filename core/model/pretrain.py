@@ -26,29 +26,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.defaults import PRETRAIN_MINUTES
 from core.errors import FewlabelError
-from core.model.backbone import (
-    DEFAULT,
-    Tagger,
-    autocast,
-    choose_threads,
-    is_tagger_checkpoint,
-    resolve_device,
-    torch_threads,
-)
-from core.model.encoding import IGNORE, collate, length_batches
-from core.model.finetune import (
-    TrainingCancelled,
-    _chunks_for,
-    _param_groups,
-    hide_evidence,
-    lr_factor,
-    seed_everything,
-)
+from core.model.backbone import Tagger, is_tagger_checkpoint
+from core.model.device import resolve_device, torch_threads, training_threads
+from core.model.encoders import DEFAULT
+from core.model.encoding import IGNORE, length_batches
 from core.model.rules import fit_evidence
+from core.model.trainer import Progress, Reporter, Trainer, hide_evidence, seed_everything, tag_loss
 from core.text import TASK_LABELS, Word
 
-Progress = Callable[[float, str], None]
 STATE_FILE = "pretrain_state.pt"
 # Masked-LM rows are padded to a multiple of this: the (rows x vocabulary) logits then take
 # a few shapes, and the CPU allocator and oneDNN's primitive cache stop growing with every
@@ -86,9 +73,9 @@ class PretrainArgs:
     num_threads: int | None = None
 
     def budget(self) -> tuple[int | None, float | None]:
-        """(steps, minutes): 15 minutes when neither is given."""
+        """(steps, minutes): core.defaults.PRETRAIN_MINUTES when neither is given."""
         if self.steps is None and self.max_minutes is None:
-            return None, 15.0
+            return None, PRETRAIN_MINUTES
         return self.steps, self.max_minutes
 
 
@@ -190,18 +177,14 @@ def pretrain(
     # its process (the CLI, a job worker, a benchmark's on-the-fly bases).
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
     device = resolve_device(args.device)
-    threads = choose_threads(args.num_threads) if device.type == "cpu" else torch.get_num_threads()
-    with torch_threads(threads):
+    with torch_threads(training_threads(device, args.num_threads)):
         return _pretrain(
             texts, task, out, args, labeler, corpus_names, progress, should_stop, device
         )
 
 
 def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_stop, device):
-    def report(fraction: float, message: str) -> None:
-        if progress is not None:
-            progress(min(1.0, max(0.0, fraction)), message)
-
+    report = Reporter(progress, every=1.0)
     seed_everything(args.seed)
     labels = list(TASK_LABELS[task])
     resume = is_tagger_checkpoint(out) and (out / STATE_FILE).is_file()
@@ -219,11 +202,10 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
     )
     if model.evidence and not resume:
         model.evidence_state = fit_evidence(model.evidence, texts)
-    model.max_length = min(model.max_length, args.max_length)
-    if args.freeze_embeddings:
-        model.word_embeddings().weight.requires_grad_(False)
     mlm_head = MLMHead(model.word_embeddings())
-    model.to(device)
+    trainer = Trainer(
+        model, args, device, extra_params=mlm_head.parameters(), should_stop=should_stop
+    )
     mlm_head.to(device)
 
     t_label = time.perf_counter()
@@ -234,7 +216,7 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
         examples = [(t, w, []) for t, w in texts]
         n_weak = 0
     label_seconds = time.perf_counter() - t_label
-    chunks, _ = _chunks_for(model, examples, model.max_length)
+    chunks = trainer.chunks(examples)
     lengths = [len(c) for c in chunks]
 
     tok = model.tokenizer
@@ -243,42 +225,28 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
     special_ids = [
         i for i in (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id) if i is not None
     ]
-    pad_id = tok.pad_token_id or 0
     vocab = model.word_embeddings().num_embeddings
 
-    groups = _param_groups(model, args)  # reads lr, weight_decay and the lr multipliers
-    groups.append(
-        {
-            "params": list(mlm_head.parameters()),
-            "lr": args.lr,
-            "initial_lr": args.lr,
-            "weight_decay": 0.0,
-        }
-    )
-    optimizer = torch.optim.AdamW(groups, lr=args.lr)
-    step, seconds_before = 0, 0.0
+    seconds_before = 0.0
     if resume:
         state = torch.load(out / STATE_FILE, map_location=device, weights_only=False)
         mlm_head.load_state_dict(state["mlm_head"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seconds_before = int(state["step"]), float(state.get("seconds", 0.0))
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.step, seconds_before = int(state["step"]), float(state.get("seconds", 0.0))
     max_steps, max_minutes = args.budget()
     # The LR schedule needs a horizon: the step budget, or an estimate refined as we go.
-    horizon = max_steps or max(1, step + 1000)
-    generator = torch.Generator().manual_seed(args.seed + step)
-    batch_rng = random.Random(args.seed + step)
-    tag_loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
-    mlm_loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    start_step = trainer.step
+    horizon = max_steps or max(1, start_step + 1000)
+    generator = torch.Generator().manual_seed(args.seed + start_step)
+    batch_rng = random.Random(args.seed + start_step)
     t0 = time.perf_counter()
-    start_step = step
     ema_tag = ema_mlm = None
-    last_report = 0.0
 
     def elapsed() -> float:
         return time.perf_counter() - t0
 
     def done() -> bool:
-        if max_steps is not None and step >= max_steps:
+        if max_steps is not None and trainer.step >= max_steps:
             return True
         return max_minutes is not None and (seconds_before + elapsed()) >= 60 * max_minutes
 
@@ -290,7 +258,7 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
             "corpus_texts": len(texts),
             "weak_labelers": _labeler_name(labeler) if args.objective == "aligned" else None,
             "weakly_labeled_texts": n_weak,
-            "steps": step,
+            "steps": trainer.step,
             "pretrain_seconds": round(seconds_before + elapsed(), 1),
             "pretrain_args": asdict(args),
             "losses": {"tag": ema_tag, "mlm": ema_mlm},
@@ -299,8 +267,8 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
         torch.save(
             {
                 "mlm_head": mlm_head.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": step,
+                "optimizer": trainer.optimizer.state_dict(),
+                "step": trainer.step,
                 "seconds": seconds_before + elapsed(),
             },
             out / STATE_FILE,
@@ -313,9 +281,8 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
         for idx in length_batches(lengths, args.batch_size, rng=batch_rng):
             if done():
                 break
-            if should_stop is not None and should_stop():
-                save()
-                raise TrainingCancelled("pretraining was cancelled (checkpoint saved)")
+            trainer.check_stop("pretraining was cancelled (checkpoint saved)", before=save)
+            step = trainer.step
             if max_steps is None:
                 # Time budget: estimate the total steps from the pace so far.
                 pace = (step - start_step) / max(elapsed(), 1e-6)
@@ -325,10 +292,8 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
                     if step > start_step + 5
                     else horizon
                 )
-            factor = lr_factor(step, horizon, int(horizon * args.warmup_ratio))
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * factor
-            batch = collate([chunks[i] for i in idx], pad_id, device)
+            trainer.set_lr(horizon, int(horizon * args.warmup_ratio))
+            batch = trainer.batch(chunks, idx)
             masked, mlm_labels = mask_tokens(
                 batch["input_ids"],
                 batch["attention_mask"],
@@ -338,46 +303,33 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
                 probability=args.mlm_probability,
                 generator=generator,
             )
-            with autocast(device, args.precision):
+            with trainer.autocast():
                 evidence = hide_evidence(batch["evidence_ids"], args.evidence_dropout, generator)
-                hidden = model.hidden_states(
-                    masked, batch["attention_mask"], batch["shape_ids"], evidence
-                )
+                embeds = model.input_embeddings(masked, batch["shape_ids"], evidence)
+                hidden = model.hidden_states(embeds, batch["attention_mask"])
                 picked, targets = _bucketed(hidden, mlm_labels)
-                mlm_logits = mlm_head(picked)
-                loss_mlm = mlm_loss_fn(mlm_logits.float(), targets)
+                loss_mlm = nn.functional.cross_entropy(
+                    mlm_head(picked).float(), targets, ignore_index=IGNORE
+                )
                 loss = args.mlm_weight * loss_mlm
                 if args.objective == "aligned":
-                    logits = model.head(model.dropout(hidden)).float()
-                    loss_tag = tag_loss_fn(
-                        logits.view(-1, logits.shape[-1]), batch["labels"].view(-1)
-                    )
+                    loss_tag = tag_loss(model.tag_logits(hidden), batch["labels"])
                     loss = loss + args.tag_weight * loss_tag
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if args.grad_clip > 0:
-                nn.utils.clip_grad_norm_(
-                    [p for g in optimizer.param_groups for p in g["params"]], args.grad_clip
-                )
-            optimizer.step()
-            step += 1
+            trainer.update(loss)
             ema_mlm = _ema(ema_mlm, float(loss_mlm.detach()))
             if args.objective == "aligned":
                 ema_tag = _ema(ema_tag, float(loss_tag.detach()))
-            if args.checkpoint_every and step % args.checkpoint_every == 0:
+            if args.checkpoint_every and trainer.step % args.checkpoint_every == 0:
                 save()
-            now = time.perf_counter()
-            if now - last_report > 1.0:
-                last_report = now
-                frac = (
-                    step / max_steps
-                    if max_steps
-                    else (seconds_before + elapsed()) / (60 * max_minutes)
-                )
-                tag_note = f" tag {ema_tag:.3f}" if ema_tag is not None else ""
-                report(frac, f"step {step}: mlm {ema_mlm:.3f}{tag_note}")
+            frac = (
+                trainer.step / max_steps
+                if max_steps
+                else (seconds_before + elapsed()) / (60 * max_minutes)
+            )
+            tag_note = f" tag {ema_tag:.3f}" if ema_tag is not None else ""
+            report.now_and_then(frac, f"step {trainer.step}: mlm {ema_mlm:.3f}{tag_note}")
     save()
-    report(1.0, f"done: {step} steps in {seconds_before + elapsed():.0f} s")
+    report(1.0, f"done: {trainer.step} steps in {seconds_before + elapsed():.0f} s")
     return out
 
 
