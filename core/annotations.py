@@ -8,14 +8,14 @@ in threads or processes, never hold the same open document at the same time.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import NotFoundError, SpanError
+from core.errors import NotFoundError, ValidationError
 from core.schema import Annotation, Document, ModelVersion, Prediction, Project, utcnow
 from core.text import Span, Word, validate_spans, words_of
 
@@ -39,15 +39,11 @@ class AnnotationTask:
     meta: dict = field(default_factory=dict)
 
 
-# The seam for model pre-annotations: given a session and documents, return suggested spans
-# ({start, end, label, confidence?}) and a score per document id. The model loop registers one.
-SuggestionProvider = Callable[[Session, Sequence[Document]], dict[int, tuple[list[dict], float]]]
-
-
 def stored_predictions(
     session: Session, docs: Sequence[Document]
 ) -> dict[int, tuple[list[dict], float]]:
-    """Suggestions from the project's current model version, as scored after its training."""
+    """Suggested spans ({start, end, label, confidence?}) and a score per document id, from the
+    project's current model version as scored after its training."""
     if not docs:
         return {}
     rows = session.execute(
@@ -59,14 +55,6 @@ def stored_predictions(
         )
     )
     return {doc_id: (list(spans), score) for doc_id, spans, score in rows}
-
-
-_suggestion_provider: SuggestionProvider | None = stored_predictions
-
-
-def set_suggestion_provider(provider: SuggestionProvider | None) -> None:
-    global _suggestion_provider
-    _suggestion_provider = provider
 
 
 def _task(session: Session, doc: Document, annotator: str) -> AnnotationTask:
@@ -83,10 +71,9 @@ def _task(session: Session, doc: Document, annotator: str) -> AnnotationTask:
         external_id=doc.external_id,
         meta=dict(doc.meta or {}),
     )
-    if _suggestion_provider is not None:
-        suggested = _suggestion_provider(session, [doc]).get(doc.id)
-        if suggested:
-            task.suggestions, task.score = suggested
+    suggested = stored_predictions(session, [doc]).get(doc.id)
+    if suggested:
+        task.suggestions, task.score = suggested
     return task
 
 
@@ -106,9 +93,9 @@ def get_document(session: Session, project: Project, document_id: int) -> Docume
 def _check_annotator(annotator: str) -> str:
     annotator = (annotator or "").strip()
     if not annotator:
-        raise SpanError("an annotator name is required")
+        raise ValidationError("an annotator name is required")
     if len(annotator) > 100:
-        raise SpanError("annotator names are at most 100 characters")
+        raise ValidationError("annotator names are at most 100 characters")
     return annotator
 
 
@@ -165,16 +152,6 @@ def next_document(
             doc = session.get(Document, candidate, populate_existing=True)
             return _task(session, doc, annotator)
     raise RuntimeError("could not claim a document after 20 tries; the queue is very contended")
-
-
-def release(session: Session, project: Project, annotator: str) -> int:
-    """Give back this annotator's claimed documents (on sign-out)."""
-    return session.execute(
-        update(Document)
-        .where(Document.project_id == project.id, Document.assigned_to == annotator)
-        .values(assigned_to=None, assigned_at=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
 
 
 def _snapshot(ann: Annotation) -> dict:

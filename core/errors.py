@@ -14,6 +14,11 @@ class ImportFormatError(FewlabelError):
         super().__init__(f"{where}: {reason}")
 
 
+class ValidationError(FewlabelError):
+    """A value a user gave is not one fewlabel accepts: an unknown task, a bad label set, an
+    empty or overlong name, a label outside the label set it is used with."""
+
+
 class SpanError(FewlabelError):
     """A span is outside the text, empty, overlapping, or has an unknown label."""
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.errors import ConflictError, NotFoundError
+from core.errors import ConflictError, NotFoundError, ValidationError
 from core.schema import Document, Project
 from core.text import labels_for
 
@@ -35,7 +35,7 @@ def create_project(
     """Create a project; the label set comes from the task, or from `labels` for `custom`."""
     name = (name or "").strip()
     if not name:
-        raise ConflictError("a project needs a name")
+        raise ValidationError("a project needs a name")
     if session.scalar(select(Project.id).where(Project.name == name)) is not None:
         raise ConflictError(f"a project named {name!r} already exists")
     project = Project(name=name, task=task, labels=labels_for(task, labels), label_spelling={})
@@ -59,16 +59,13 @@ def get_project(session: Session, name_or_id: str | int) -> Project:
     return project
 
 
-def list_projects(session: Session, *, only: Project | None = None) -> list[ProjectSummary]:
-    """Every project (or just `only`) with its document counts by state."""
+def list_projects(session: Session) -> list[ProjectSummary]:
+    """Every project with its document counts by state."""
     counts: dict[int, dict[str, int]] = {}
     stmt = select(Document.project_id, Document.state, func.count()).group_by(
         Document.project_id, Document.state
     )
     projects = select(Project).order_by(Project.id)
-    if only is not None:
-        stmt = stmt.where(Document.project_id == only.id)
-        projects = projects.where(Project.id == only.id)
     for pid, state, n in session.execute(stmt):
         counts.setdefault(pid, {})[state] = n
     out = []
@@ -87,8 +84,3 @@ def list_projects(session: Session, *, only: Project | None = None) -> list[Proj
             )
         )
     return out
-
-
-def summary(session: Session, project: Project) -> ProjectSummary:
-    """Counts for one project."""
-    return list_projects(session, only=project)[0]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import regex
 
-from core.errors import SpanError
+from core.errors import SpanError, ValidationError
 
 TASK_LABELS: dict[str, tuple[str, ...]] = {
     "acronym": ("SHORT", "LONG"),
@@ -54,21 +54,21 @@ class Span:
 def labels_for(task: str, labels: Sequence[str] | None = None) -> list[str]:
     """The label set of a task; `custom` takes the given labels, validated."""
     if task not in TASKS:
-        raise SpanError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        raise ValidationError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if task != "custom":
         if labels and list(labels) != list(TASK_LABELS[task]):
-            raise SpanError(f"task {task!r} has fixed labels {', '.join(TASK_LABELS[task])}")
+            raise ValidationError(f"task {task!r} has fixed labels {', '.join(TASK_LABELS[task])}")
         return list(TASK_LABELS[task])
     cleaned = [lbl.strip() for lbl in (labels or []) if lbl.strip()]
     if not cleaned:
-        raise SpanError("a custom task needs labels, e.g. --labels PERSON,ORG")
+        raise ValidationError("a custom task needs labels, e.g. --labels PERSON,ORG")
     for lbl in cleaned:
         if not _LABEL_RE.match(lbl) or lbl.upper() == "O":
-            raise SpanError(
+            raise ValidationError(
                 f"bad label {lbl!r}: use letters, digits, '_', '-', '.', starting with a letter"
             )
     if len(set(cleaned)) != len(cleaned):
-        raise SpanError("labels must be unique")
+        raise ValidationError("labels must be unique")
     return cleaned
 
 

@@ -9,7 +9,7 @@ import pytest
 from core import annotations as svc
 from core.corpus import import_bytes
 from core.db import session_scope
-from core.errors import SpanError
+from core.errors import SpanError, ValidationError
 from core.projects import create_project, get_project
 from core.schema import utcnow
 
@@ -55,7 +55,7 @@ def test_invalid_save_writes_nothing(db_url, project):
         svc.save(s, get_project(s, "p"), doc, "ann", [{"start": 0, "end": 4, "label": "ORG"}])
     with session_scope(db_url) as s:
         assert svc.progress(s, get_project(s, "p")).done == 0
-    with pytest.raises(SpanError, match="annotator"), session_scope(db_url) as s:
+    with pytest.raises(ValidationError, match="annotator"), session_scope(db_url) as s:
         svc.next_document(s, get_project(s, "p"), "  ")
 
 

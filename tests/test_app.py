@@ -204,7 +204,7 @@ def test_annotate_renders_suggestions_and_why_this_text(app, make_project, monke
             for d in docs
         }
 
-    monkeypatch.setattr(annotations, "_suggestion_provider", provider)
+    monkeypatch.setattr(annotations, "stored_predictions", provider)
     at = app()
     assert component(at)["suggestions"][0]["label"] == "LONG"
     assert any("uncertain" in c.value and "0.42" in c.value for c in at.caption)

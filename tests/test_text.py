@@ -1,6 +1,6 @@
 import pytest
 
-from core.errors import SpanError
+from core.errors import SpanError, ValidationError
 from core.text import (
     Span,
     bio_to_spans,
@@ -95,9 +95,9 @@ def test_label_schemes():
     assert labels_for("concept") == ["CONCEPT"]
     assert labels_for("custom", ["PER", " ORG "]) == ["PER", "ORG"]
     for bad in ([], ["A", "A"], ["O"], ["<b>"]):
-        with pytest.raises(SpanError):
+        with pytest.raises(ValidationError):
             labels_for("custom", bad)
-    with pytest.raises(SpanError):
+    with pytest.raises(ValidationError, match="unknown task"):
         labels_for("ner")
 
 
