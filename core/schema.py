@@ -29,6 +29,14 @@ class Base(DeclarativeBase):
     pass
 
 
+def _owned_rows(back_populates: str):
+    """A one-to-many whose rows live and die with their parent. Deleting the parent leaves
+    them to the database's ON DELETE CASCADE (passive_deletes) instead of loading them first."""
+    return relationship(
+        back_populates=back_populates, cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
 class Project(Base):
     __tablename__ = "projects"
 
@@ -44,9 +52,7 @@ class Project(Base):
     base_model: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
-    documents: Mapped[list[Document]] = relationship(
-        back_populates="project", cascade="all, delete-orphan", passive_deletes=True
-    )
+    documents: Mapped[list[Document]] = _owned_rows("project")
 
 
 class Document(Base):
@@ -76,9 +82,7 @@ class Document(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     project: Mapped[Project] = relationship(back_populates="documents")
-    annotations: Mapped[list[Annotation]] = relationship(
-        back_populates="document", cascade="all, delete-orphan", passive_deletes=True
-    )
+    annotations: Mapped[list[Annotation]] = _owned_rows("document")
 
 
 class Annotation(Base):
@@ -93,8 +97,9 @@ class Annotation(Base):
     annotator: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(10))  # done | skipped
     spans: Mapped[list] = mapped_column(JSON, default=list)  # [{start, end, label}]
-    # What this row held before its last save (None: the save created it); undo restores it.
-    previous: Mapped[dict | None] = mapped_column(JSON)
+    # Earlier versions of this row, oldest first: [{status, spans, updated_at}], at most
+    # core.annotations.UNDO_DEPTH. Undo pops the last; with none left it deletes the row.
+    previous: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
