@@ -9,6 +9,8 @@ import pytest
 from helpers import seed_labeled_project
 from streamlit.testing.v1 import AppTest
 
+from core import defaults
+from core.active import STRATEGIES
 from core.db import session_scope
 from core.jobs import recent_jobs
 from core.model.backbone import Tagger
@@ -54,6 +56,8 @@ def test_retrain_runs_in_a_worker_and_the_version_appears(db_url, train_page):
     assert at.title[0].value == "Train"
     assert any("No model version yet" in c.value for c in at.caption)
     assert at.text_input[0].value == get_base(db_url)
+    assert at.number_input[0].value == defaults.EPOCHS  # as the CLI and TrainArgs
+    assert at.number_input(key="pretrain_minutes").value == defaults.PRETRAIN_MINUTES
     at.number_input[0].set_value(2)
     assert at.checkbox(key="train_evidence").value is True  # an acronym project: on
     at.button(key="FormSubmitter:retrain-Retrain").click().run()
@@ -81,7 +85,9 @@ def test_retrain_runs_in_a_worker_and_the_version_appears(db_url, train_page):
 
 def test_strategy_choice_is_saved(db_url, train_page):
     at = train_page()
+    assert any(f"{STRATEGIES['least_confidence'].help} (default)" in c.value for c in at.caption)
     at.selectbox(key="train_strategy").set_value("entropy").run()
+    assert any(c.value == STRATEGIES["entropy"].help for c in at.caption)
     with session_scope(db_url) as s:
         assert get_project(s, "p").strategy == "entropy"
 
