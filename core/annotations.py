@@ -1,4 +1,5 @@
-"""The annotation service: the queue, save, skip, undo, progress. No Streamlit here.
+"""The annotation service: the queue, save, skip, undo, progress (tests/test_layers.py keeps
+Streamlit and torch out of it).
 
 Every function takes the session first; the caller (a page action, the CLI, a job) owns the
 transaction and commits. Claiming a document is one conditional UPDATE, so two annotators,
