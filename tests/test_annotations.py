@@ -107,6 +107,7 @@ def _claim_in_process(url, who, out):
         out.put(repr(exc))
 
 
+@pytest.mark.slow  # six spawned interpreters: about 10 s; the thread test above stays fast
 def test_processes_claim_distinct_documents(db_url, project):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
