@@ -117,38 +117,12 @@ def _write_sciad(path, sentences):
 def test_bench_fewshot_and_active_run_end_to_end(tmp_path, tiny_model_dir, capsys):
     train = _write_sciad(tmp_path / "train.json", ACRONYM_SENTENCES + POOL_SENTENCES[:10])
     test = _write_sciad(tmp_path / "test.json", POOL_SENTENCES[10:])
+    data = ["--task", "acronym", "--train", train, "--test", test, "--epochs", "1"]
     out = tmp_path / "fewshot.json"
-    code = main(
-        [
-            "bench",
-            "fewshot",
-            "--task",
-            "acronym",
-            "--train",
-            train,
-            "--test",
-            test,
-            "--n",
-            "4,8",
-            "--seeds",
-            "2",
-            "--bases",
-            f"base,mlm,aligned,{tiny_model_dir}",
-            "--rule",
-            "--pretrain-steps",
-            "2",
-            "--backbone",
-            tiny_model_dir,
-            "--epochs",
-            "1",
-            "--json",
-            str(out),
-            "--plot",
-            str(tmp_path / "fewshot.png"),
-            "--work-dir",
-            str(tmp_path / "work"),
-        ]
-    )
+    fewshot = "--n 4,8 --seeds 2 --rule --pretrain-steps 2".split()
+    fewshot += ["--bases", f"base,mlm,aligned,{tiny_model_dir}", "--backbone", tiny_model_dir]
+    fewshot += ["--json", str(out), "--plot", str(tmp_path / "fewshot.png")]
+    code = main(["bench", "fewshot", *data, *fewshot, "--work-dir", str(tmp_path / "work")])
     assert code == 0
     records = json.loads(out.read_text())
     keys = {"base", "n", "seed", "f1_macro", "f1_micro", "per_label", "train_seconds"}
@@ -167,34 +141,8 @@ def test_bench_fewshot_and_active_run_end_to_end(tmp_path, tiny_model_dir, capsy
     assert "n=4" in capsys.readouterr().out
 
     out = tmp_path / "active.json"
-    code = main(
-        [
-            "bench",
-            "active",
-            "--task",
-            "acronym",
-            "--train",
-            train,
-            "--test",
-            test,
-            "--strategies",
-            "random,entropy",
-            "--seed-size",
-            "4",
-            "--step",
-            "4",
-            "--budget",
-            "12",
-            "--seeds",
-            "2",
-            "--base",
-            tiny_model_dir,
-            "--epochs",
-            "1",
-            "--json",
-            str(out),
-        ]
-    )
+    active = "--strategies random,entropy --seed-size 4 --step 4 --budget 12 --seeds 2".split()
+    code = main(["bench", "active", *data, *active, "--base", tiny_model_dir, "--json", str(out)])
     assert code == 0
     records = json.loads(out.read_text())
     runs = [(s, strategy) for s in (0, 1) for strategy in ("random", "entropy")]
@@ -230,20 +178,9 @@ def test_labels_to_reach_uses_f1_averaged_over_seeds():
 
 
 def test_benchmarks_without_data_exit_non_zero(tmp_path, capsys):
-    code = main(
-        [
-            "bench",
-            "fewshot",
-            "--task",
-            "acronym",
-            "--train",
-            str(tmp_path / "no.json"),
-            "--test",
-            str(tmp_path / "no.json"),
-            "--json",
-            str(tmp_path / "o.json"),
-        ]
-    )
+    missing, out = str(tmp_path / "no.json"), str(tmp_path / "o.json")
+    argv = "bench fewshot --task acronym --train".split() + [missing, "--test", missing]
+    code = main([*argv, "--json", out])
     assert code != 0 and "no such file" in capsys.readouterr().err
 
 
