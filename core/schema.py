@@ -177,3 +177,21 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class WeakPatterns(Base):
+    """A patterns file a user gave a project (core.weak.patterns), kept as its lines.
+
+    One row per file name; adding a file of the same name again replaces it. The lines are
+    parsed again against the project's labels whenever the weak sources are built.
+    """
+
+    __tablename__ = "weak_patterns"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_weak_patterns_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    lines: Mapped[list] = mapped_column(JSON)
+    n_patterns: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

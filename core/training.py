@@ -25,8 +25,11 @@ from core.text import Span, words_of
 from core.versions import current_version, list_versions, set_current
 
 
-def training_examples(session: Session, project: Project) -> list[tuple[str, list, list[Span]]]:
-    """(text, words, spans) for every labeled document; the latest done annotation wins."""
+def labeled_texts(
+    session: Session, project: Project
+) -> list[tuple[int, tuple[str, list, list[Span]]]]:
+    """(document id, (text, words, spans)) of every labeled document; the latest done
+    annotation wins."""
     rows = session.execute(
         select(Document.id, Document.text, Document.tokens, Annotation.spans)
         .join(Annotation, Annotation.document_id == Document.id)
@@ -37,9 +40,21 @@ def training_examples(session: Session, project: Project) -> list[tuple[str, lis
     for doc_id, text, tokens, spans in rows:
         latest[doc_id] = (text, tokens, spans)
     return [
-        (text, words_of(text, tokens), [Span(s["start"], s["end"], s["label"]) for s in spans])
-        for text, tokens, spans in latest.values()
+        (
+            doc_id,
+            (
+                text,
+                words_of(text, tokens),
+                sorted(Span(s["start"], s["end"], s["label"]) for s in spans),
+            ),
+        )
+        for doc_id, (text, tokens, spans) in latest.items()
     ]
+
+
+def training_examples(session: Session, project: Project) -> list[tuple[str, list, list[Span]]]:
+    """(text, words, spans) for every labeled document; the latest done annotation wins."""
+    return [lab for _, lab in labeled_texts(session, project)]
 
 
 def project_records(session: Session, project: Project) -> list[tuple[str, list[str] | None]]:
@@ -159,33 +174,51 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
 
 
 def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
-    """The `pretrain` job: aligned pretraining on the project's texts plus the sample corpus;
+    """The `pretrain` job: aligned pretraining on the project's texts with its weak sources
+    (core.weak.project: built-in rules, its dictionary, patterns, the model's confident spans);
     the checkpoint becomes the project's base model for the next Retrain."""
     from core.config import SAMPLE_DATA
     from core.corpus import read_texts
     from core.model.pretrain import pretrain
-    from core.weak import plain_corpus
+    from core.weak import anchored, plain_corpus
+    from core.weak.project import project_sources
 
     with session_scope(url) as s:
         project = s.get(Project, params["project_id"])
         if project is None:
             raise NotFoundError(f"project {params['project_id']} no longer exists")
-        if project.task not in ("acronym", "concept"):
-            raise FewlabelError(
-                "aligned pretraining needs weak labels, which exist for the acronym and concept "
-                f"tasks, not {project.task!r}"
-            )
         records = project_records(s, project)
-        task, project_id, name = project.task, project.id, project.name
+        task, labels, project_id, name = (
+            project.task,
+            list(project.labels),
+            project.id,
+            project.name,
+        )
         base = params.get("base") or project.base_model or "default"
+        sources, notes = project_sources(s, project, texts=[t for t, _ in records])
     corpus = [f"project {name} ({len(records)} texts)"]
     sample = SAMPLE_DATA / "wiki_sentences.jsonl"
-    if params.get("sample_corpus", True) and sample.is_file():
+    # the sample's Wikipedia sentences are acronym-rich general text: more text for the
+    # built-in tasks, noise for a project with labels of its own
+    if params.get("sample_corpus", task != "custom") and sample.is_file():
         extra = [(r.text, r.tokens) for r in read_texts(sample)]
         records += extra
         corpus.append(f"{sample.name} ({len(extra)} texts)")
     # texts imported with link markup train as plain text, their anchors as concept labels
     texts, anchors = plain_corpus(records)
+    report(0.0, f"weak labels for {len(texts)} texts from {sources.__name__}", force=True)
+    sources.prepare(texts)
+    silent = sources.silent()
+    if silent:
+        notes.append(f"{', '.join(silent)}: matched nothing in {len(texts)} texts, left out")
+        sources = sources.without(silent)
+        sources.prepare(texts)
+    if not sources.sources:
+        raise FewlabelError(
+            f"project {name!r} has no weak labels to pretrain on: label some texts or add "
+            "patterns (fewlabel weak add) first"
+        )
+    labeler = anchored(sources, anchors) if anchors and task == "concept" else sources
     out = project_models_dir(project_id, name) / f"aligned-{job_id}"
     args = pretrain_args(
         "aligned",
@@ -195,8 +228,9 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
     )
     pretrain(
         texts,
-        anchors=anchors,
         task=task,
+        labels=labels,
+        labeler=labeler,
         out_dir=out,
         args=args,
         corpus_names=corpus,
@@ -205,4 +239,10 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
     )
     with session_scope(url) as s:
         s.get(Project, project_id).base_model = str(out)
-    return {"checkpoint": str(out), "texts": len(texts), "base_model_set": True}
+    return {
+        "checkpoint": str(out),
+        "texts": len(texts),
+        "base_model_set": True,
+        "weak_sources": sources.describe(),
+        "notes": notes,
+    }

@@ -215,3 +215,65 @@ def test_benchmark_gold_spans_are_snapped_to_words_like_imports(tmp_path):
     [doc] = load_labeled(path, "acronym")
     end = text.index("Automaton") + len("Automaton")
     assert doc.spans == [Span(start, end, "LONG"), Span(short["start"], short["end"], "SHORT")]
+
+
+def _write_custom_conll(path, sentences):
+    """Custom labels: all-caps words are Org, cats and dogs are Animal."""
+
+    def tag(w):
+        if w.isupper() and len(w) > 1:
+            return "B-Org"
+        return "B-Animal" if w in ("cats", "dogs") else "O"
+
+    docs = ["\n".join(f"{w}\t{tag(w)}" for w in s.split()) for s in sentences]
+    path.write_text("\n\n".join(docs) + "\n")
+    return str(path)
+
+
+def test_bench_fewshot_custom_builds_an_aligned_base_per_n_and_seed(tmp_path, tiny_model_dir):
+    """A custom task: the aligned base of each (N, seed) is pretrained from weak sources built
+    only from those N labels (and the patterns), over the rest of the training file."""
+    sentences = ACRONYM_SENTENCES + POOL_SENTENCES
+    train = _write_custom_conll(tmp_path / "train.conll", sentences[:20])
+    test = _write_custom_conll(tmp_path / "test.conll", sentences[20:])
+    patterns = tmp_path / "patterns.jsonl"
+    patterns.write_text('{"label": "animal", "pattern": [{"lower": {"in": ["cats", "dogs"]}}]}\n')
+    out = tmp_path / "fewshot.json"
+    argv = ["bench", "fewshot", "--task", "custom", "--labels", "Org,Animal", "--train", train]
+    argv += ["--test", test, "--epochs", "1", "--n", "6,8", "--seeds", "1", "--rule"]
+    argv += ["--bases", "base,mlm,aligned", "--backbone", tiny_model_dir, "--pretrain-steps", "2"]
+    argv += ["--patterns", str(patterns), "--json", str(out), "--work-dir", str(tmp_path / "w")]
+    assert main(argv) == 0
+    records = json.loads(out.read_text())
+    assert {(r["base"], r["n"]) for r in records} == {
+        (b, n) for b in ("rule", "base", "mlm", "aligned") for n in (6, 8)
+    }
+    for r in records:
+        assert set(r["per_label"]) == {"Org", "Animal"}
+    rule = [r for r in records if r["base"] == "rule"]
+    assert all(r["per_label"]["Animal"]["f1"] == 100.0 for r in rule)  # the pattern is right
+    aligned = [r for r in records if r["base"] == "aligned"]
+    assert all("dictionary" in r["weak_sources"] for r in aligned)
+    assert all(r["weak_sources"]["patterns"]["texts_with_spans"] > 0 for r in aligned)
+    for n in (6, 8):
+        ck = Tagger.load(tmp_path / "w" / f"aligned-custom-n{n}-seed0")
+        assert ck.labels == ["Org", "Animal"]
+        assert ck.info["pretraining"]["weak_sources"]["dictionary"]["entries"] > 0
+
+    out = tmp_path / "active.json"
+    argv = ["bench", "active", "--task", "custom", "--train", train, "--test", test]
+    argv += ["--epochs", "1", "--strategies", "random,entropy", "--seed-size", "4", "--step", "4"]
+    argv += ["--budget", "8", "--base", tiny_model_dir, "--json", str(out)]
+    assert main(argv) == 0  # labels from the training file
+    assert {r["labels"] for r in json.loads(out.read_text())} == {4, 8}
+
+
+def test_bench_custom_refuses_a_bad_patterns_file_in_one_line(tmp_path, capsys):
+    train = _write_custom_conll(tmp_path / "train.conll", ACRONYM_SENTENCES)
+    patterns = tmp_path / "p.jsonl"
+    patterns.write_text('{"label": "Org", "pattern": "x"}\n{"label": "Plant", "pattern": "y"}\n')
+    argv = ["bench", "fewshot", "--task", "custom", "--train", train, "--test", train]
+    argv += ["--patterns", str(patterns), "--json", str(tmp_path / "o.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "p.jsonl:2: unknown label 'Plant'" in err and "\n" not in err

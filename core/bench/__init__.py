@@ -13,6 +13,7 @@ from core.bench.report import (
     fewshot_table,
     labels_to_reach,
     mean_curves,
+    metric_key,
     plot,
     write_json,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "fewshot",
     "fewshot_table",
     "labels_to_reach",
+    "metric_key",
     "load_labeled",
     "mean_curves",
     "plot",

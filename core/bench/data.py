@@ -11,7 +11,7 @@ from pathlib import Path
 from core.corpus import read_texts
 from core.errors import FewlabelError
 from core.metrics import span_prf
-from core.text import TASK_LABELS, Span, Word, snap_span, words_of
+from core.text import TASK_LABELS, Span, Word, labels_for, snap_span, words_of
 
 Progress = Callable[[str], None]
 
@@ -23,14 +23,27 @@ class LabeledDoc:
     spans: list[Span]
 
 
-def load_labeled(path: str | Path, task: str) -> list[LabeledDoc]:
-    """A labeled file (SciAD JSON, CoNLL, JSONL with spans) with labels mapped to the task's.
+def load_labeled(
+    path: str | Path, task: str, labels: Sequence[str] | None = None
+) -> list[LabeledDoc]:
+    """A labeled file (SciAD JSON, CoNLL, JSONL with spans) with labels mapped to the task's
+    (a custom task's `labels`, matched case-insensitively; without them, the file's own).
 
     Spans are snapped to word boundaries, as `fewlabel import` and `fewlabel weak eval` snap
     them: a model tags whole words, and raw-text corpora hold spans that cut one ("Finite
     State Automato" in SDU@AAAI-22), which no tagger could match exactly.
     """
     from core.weak.evaluate import map_label
+
+    if task == "custom":
+        wanted = {lbl.lower(): lbl for lbl in labels or ()}
+
+        def mapped(label: str) -> str | None:
+            return wanted.get(label.lower()) if wanted else label
+    else:
+
+        def mapped(label: str) -> str | None:
+            return map_label(task, label)
 
     if not Path(path).is_file():
         raise FewlabelError(f"{path}: no such file (benchmark data lives in ../shared/benchmarks)")
@@ -41,7 +54,7 @@ def load_labeled(path: str | Path, task: str) -> list[LabeledDoc]:
         words = words_of(rec.text, rec.tokens)
         spans = set()
         for sp in rec.spans or []:
-            label = map_label(task, str(sp["label"]))
+            label = mapped(str(sp["label"]))
             snapped = snap_span(int(sp["start"]), int(sp["end"]), words)
             if label is not None and snapped is not None:
                 spans.add(Span(*snapped, label))
@@ -51,10 +64,21 @@ def load_labeled(path: str | Path, task: str) -> list[LabeledDoc]:
     return docs
 
 
-def task_labels(task: str) -> list[str]:
+def task_labels(task: str, labels: Sequence[str] | None = None) -> list[str]:
+    """A task's labels; a custom task's are `labels` (validated as a project's are)."""
+    if task == "custom" and labels:
+        return labels_for("custom", labels)
     if task not in TASK_LABELS:
-        raise FewlabelError(f"benchmarks know the tasks {', '.join(TASK_LABELS)}, not {task!r}")
+        raise FewlabelError(
+            f"benchmarks know the tasks {', '.join(TASK_LABELS)} and custom (with --labels), "
+            f"not {task!r}"
+        )
     return list(TASK_LABELS[task])
+
+
+def file_labels(docs: Sequence[LabeledDoc]) -> list[str]:
+    """The labels a file's spans use, in order of first use."""
+    return list(dict.fromkeys(sp.label for d in docs for sp in d.spans))
 
 
 @dataclass(frozen=True)
@@ -69,6 +93,7 @@ class Setup:
     epochs: int | None
     evidence: bool | None
     progress: Progress
+    patterns: tuple = ()  # a custom task's user patterns (core.weak.patterns), if given
 
     @classmethod
     def load(
@@ -80,10 +105,22 @@ class Setup:
         epochs: int | None,
         evidence: bool | None,
         progress: Progress,
+        labels: Sequence[str] | None = None,
+        patterns_path: str | Path | None = None,
     ) -> Setup:
-        labels = task_labels(task)
-        train, test = load_labeled(train_path, task), load_labeled(test_path, task)
-        return cls(task, labels, train, test, epochs, evidence, progress)
+        """A custom task without `labels` takes the training file's own."""
+        train = load_labeled(train_path, task, labels)
+        labels = task_labels(task, labels or (file_labels(train) if task == "custom" else None))
+        test = load_labeled(test_path, task, labels)
+        patterns: tuple = ()
+        if patterns_path is not None:
+            from core.weak.patterns import parse_patterns
+
+            if not Path(patterns_path).is_file():
+                raise FewlabelError(f"{patterns_path}: no such file")
+            with open(patterns_path, encoding="utf-8-sig") as f:
+                patterns = tuple(parse_patterns(f, str(patterns_path), labels))
+        return cls(task, labels, train, test, epochs, evidence, progress, patterns)
 
     @cached_property
     def corpus(self) -> list[tuple[str, list[Word]]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core import defaults
 from core.bench.data import Progress, Setup, evaluate_variants
+from core.bench.loop import aligned_base
 from core.errors import FewlabelError
 from core.metrics import span_prf
 from core.text import Word
@@ -34,6 +35,7 @@ def resolve_bases(
     bases: Sequence[str],
     *,
     task: str,
+    labels: Sequence[str] | None = None,
     train_texts: Sequence[tuple[str, list[Word]]],
     work_dir: Path,
     backbone: str,
@@ -43,11 +45,14 @@ def resolve_bases(
 ) -> dict[str, str]:
     """Base name -> model location. `base` is the backbone; `mlm`/`aligned` are pretrained
     on the fly from the training texts (labels unused) unless already in work_dir; anything
-    else is a path or a Hugging Face id."""
-    out: dict[str, str] = {}
+    else is a path or a Hugging Face id. A custom task's `aligned` base is built per N and
+    seed (core.bench.loop) and maps to None here."""
+    out: dict[str, str | None] = {}
     for name in bases:
         if name == "base":
             out[name] = backbone
+        elif name == "aligned" and task == "custom":
+            out[name] = None
         elif name in ("mlm", "aligned"):
             target = work_dir / f"pretrained-{task}-{name}"
             if not (target / "tagger.json").is_file():
@@ -59,7 +64,12 @@ def resolve_bases(
                 args = pretrain_args(name, backbone, steps=pretrain_steps, minutes=pretrain_minutes)
                 corpus_names = [f"{task} benchmark training texts"]
                 pretrain(
-                    train_texts, task=task, out_dir=target, args=args, corpus_names=corpus_names
+                    train_texts,
+                    task=task,
+                    labels=labels,
+                    out_dir=target,
+                    args=args,
+                    corpus_names=corpus_names,
                 )
             out[name] = str(target)
         else:
@@ -68,7 +78,10 @@ def resolve_bases(
 
 
 def _rule_records(setup: Setup, ns: Sequence[int], seeds: int) -> list[dict]:
-    """The weak labeler alone, one record per (N, seed) so it lines up with the models."""
+    """The weak labeler alone, one record per (N, seed) so it lines up with the models. A
+    custom task's is the dictionary of the N labels (plus the patterns when given)."""
+    if setup.task == "custom":
+        return [_weak_record(setup, n, seed) for n in ns for seed in range(seeds)]
     from core.weak import weak_labeler
 
     labeler = weak_labeler(setup.task, corpus=[d.text for d in setup.train])
@@ -78,6 +91,19 @@ def _rule_records(setup: Setup, ns: Sequence[int], seeds: int) -> list[dict]:
     seconds = time.perf_counter() - t0
     setup.progress(f"rule: macro F1 {100 * metrics['f1_macro']:.1f} ({seconds:.1f} s)")
     return [_record("rule", n, seed, metrics, 0.0) for n in ns for seed in range(seeds)]
+
+
+def _weak_record(setup: Setup, n: int, seed: int) -> dict:
+    from core.weak.sources import Dictionary, Patterns, WeakSources
+
+    labeled = [(d.text, d.words, d.spans) for d in random.Random(seed).sample(setup.train, n)]
+    sources: list = [Dictionary.build(labeled)]
+    if setup.patterns:
+        sources.append(Patterns(setup.patterns).fit(labeled))
+    pred = WeakSources(sources).label([(d.text, d.words) for d in setup.test])
+    metrics = span_prf([d.spans for d in setup.test], pred, setup.labels)
+    setup.progress(f"rule n={n} seed={seed}: micro F1 {100 * metrics['f1_micro']:.1f}")
+    return _record("rule", n, seed, metrics, 0.0)
 
 
 def fewshot(
@@ -96,10 +122,20 @@ def fewshot(
     pretrain_steps: int | None = None,
     work_dir: str | Path = "bench_out",
     progress: Progress = print,
+    labels: Sequence[str] | None = None,
+    patterns: str | Path | None = None,
 ) -> list[dict]:
-    """The few-example benchmark; returns its records (see the module docstring)."""
+    """The few-example benchmark; returns its records (see the module docstring). A custom
+    task takes `labels` (default: the training file's) and a `patterns` file."""
     setup = Setup.load(
-        task, train_path, test_path, epochs=epochs, evidence=evidence, progress=progress
+        task,
+        train_path,
+        test_path,
+        epochs=epochs,
+        evidence=evidence,
+        progress=progress,
+        labels=labels,
+        patterns_path=patterns,
     )
     if max(ns) > len(setup.train):
         raise FewlabelError(f"--n {max(ns)} is more than the {len(setup.train)} training documents")
@@ -108,6 +144,7 @@ def fewshot(
     locations = resolve_bases(
         bases,
         task=task,
+        labels=setup.labels,
         train_texts=setup.corpus,
         work_dir=work,
         backbone=backbone,
@@ -119,14 +156,34 @@ def fewshot(
     for n in ns:
         for seed in range(seeds):
             sample = random.Random(seed).sample(setup.train, n)
+            plain = None  # the model of the N on the backbone: the loop's self-training source
             for name, location in locations.items():
+                weak = None
+                if location is None:  # a custom task's aligned base, built from these N
+                    if plain is None:
+                        plain = setup.finetune(sample, base=backbone, seed=seed).model
+                    location, weak = aligned_base(
+                        setup,
+                        sample,
+                        seed=seed,
+                        model=plain,
+                        work=work,
+                        backbone=backbone,
+                        minutes=pretrain_minutes,
+                        steps=pretrain_steps,
+                    )
                 result = setup.finetune(sample, base=location, seed=seed)
+                if location == backbone:
+                    plain = result.model
                 variants = evaluate_variants(result.model, setup.test, setup.labels)
                 for suffix, metrics in variants.items():
                     rec = _record(name + suffix, n, seed, metrics, result.train_seconds)
+                    if weak is not None:
+                        rec["weak_sources"] = weak
                     records.append(rec)
+                    kind = "micro" if task == "custom" else "macro"
                     progress(
-                        f"{name + suffix:>16} n={n:<4} seed={seed}: macro F1 "
-                        f"{rec['f1_macro']:.1f} ({rec['train_seconds']:.0f} s)"
+                        f"{name + suffix:>16} n={n:<4} seed={seed}: {kind} F1 "
+                        f"{rec[f'f1_{kind}']:.1f} ({rec['train_seconds']:.0f} s)"
                     )
     return records

@@ -16,10 +16,16 @@ def _mean_sd(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {sd:.1f}"
 
 
-def fewshot_table(records: Sequence[dict]) -> str:
-    """Mean ± standard deviation of macro F1 per base (rows) and N (columns)."""
+def metric_key(task: str) -> str:
+    """The figure a task is judged by: SciAD's macro mean over SHORT and LONG for acronyms,
+    micro span F1 for a custom label set (as BC5CDR and NER results are reported)."""
+    return "f1_micro" if task == "custom" else "f1_macro"
+
+
+def fewshot_table(records: Sequence[dict], key: str = "f1_macro") -> str:
+    """Mean ± standard deviation of `key` (macro F1) per base (rows) and N (columns)."""
     frame = pd.DataFrame(records)
-    cells = frame.groupby(["base", "n"], sort=False)["f1_macro"].agg(_mean_sd).unstack("n")
+    cells = frame.groupby(["base", "n"], sort=False)[key].agg(_mean_sd).unstack("n")
     bases = list(dict.fromkeys(frame["base"]))  # in the order they ran
     cells = cells.reindex(index=bases, columns=sorted(cells.columns)).fillna("-")
     cells.columns = [f"n={n}" for n in cells.columns]
@@ -36,10 +42,12 @@ def mean_curves(records: Sequence[dict], key: str = "f1_macro") -> dict[str, dic
     return {s: {n: statistics.mean(v) for n, v in sorted(c.items())} for s, c in groups.items()}
 
 
-def labels_to_reach(records: Sequence[dict], reference: str = "random") -> dict[str, int | None]:
+def labels_to_reach(
+    records: Sequence[dict], reference: str = "random", key: str = "f1_macro"
+) -> dict[str, int | None]:
     """Labels each strategy needed to reach the reference strategy's final F1 (None: never),
     on F1 averaged over seeds."""
-    curves = mean_curves(records)
+    curves = mean_curves(records, key)
     if reference not in curves:
         return {}
     ref = curves[reference]
@@ -51,12 +59,12 @@ def labels_to_reach(records: Sequence[dict], reference: str = "random") -> dict[
     return out
 
 
-def active_table(records: Sequence[dict]) -> str:
-    """Mean macro F1 (over seeds) per round and strategy, and the labels each needed."""
-    frame = pd.DataFrame(mean_curves(records)).sort_index()
+def active_table(records: Sequence[dict], key: str = "f1_macro") -> str:
+    """Mean `key` (macro F1, over seeds) per round and strategy, and the labels each needed."""
+    frame = pd.DataFrame(mean_curves(records, key)).sort_index()
     frame.index.name = "labels"
     text = frame.to_string(float_format=lambda v: f"{v:.1f}", na_rep="-")
-    reach = labels_to_reach(records)
+    reach = labels_to_reach(records, key=key)
     if reach:
         text += "\nlabels needed to reach random's final F1: " + ", ".join(
             f"{s} {n if n is not None else 'never'}" for s, n in reach.items()
@@ -64,7 +72,15 @@ def active_table(records: Sequence[dict]) -> str:
     return text
 
 
-def plot(records: Sequence[dict], out: str | Path, *, x: str, group: str, title: str) -> None:
+def plot(
+    records: Sequence[dict],
+    out: str | Path,
+    *,
+    x: str,
+    group: str,
+    title: str,
+    key: str = "f1_macro",
+) -> None:
     """F1 (mean over seeds, with a band of one standard deviation) against the labels."""
     import matplotlib
 
@@ -76,7 +92,7 @@ def plot(records: Sequence[dict], out: str | Path, *, x: str, group: str, title:
         xs = sorted({r[x] for r in records if r[group] == g})
         means, sds = [], []
         for v in xs:
-            vals = [r["f1_macro"] for r in records if r[group] == g and r[x] == v]
+            vals = [r[key] for r in records if r[group] == g and r[x] == v]
             means.append(statistics.mean(vals))
             sds.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
         label = Path(str(g)).name or str(g)
@@ -88,7 +104,7 @@ def plot(records: Sequence[dict], out: str | Path, *, x: str, group: str, title:
             alpha=0.15,
         )
     ax.set_xlabel("labeled documents")
-    ax.set_ylabel("macro span F1 (%)")
+    ax.set_ylabel(f"{'micro' if key == 'f1_micro' else 'macro'} span F1 (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()

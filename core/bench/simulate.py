@@ -30,13 +30,20 @@ def active(
     evidence: bool | None = None,
     diversity: bool = False,
     progress: Progress = print,
+    labels: Sequence[str] | None = None,
 ) -> list[dict]:
     """Simulated annotation: from `seed_size` random labels, add `step` per round by each
     strategy until `budget`; F1 on the test file after every round. With `seeds` > 1 the
     whole simulation repeats from seeds seed, seed+1, ... (each with its own start set)."""
     chosen = [get_strategy(s) for s in strategies]
     setup = Setup.load(
-        task, train_path, test_path, epochs=epochs, evidence=evidence, progress=progress
+        task,
+        train_path,
+        test_path,
+        epochs=epochs,
+        evidence=evidence,
+        progress=progress,
+        labels=labels,
     )
     if budget > len(setup.train):
         raise FewlabelError(f"--budget {budget} is more than the {len(setup.train)} pool documents")

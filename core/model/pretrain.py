@@ -146,6 +146,7 @@ def pretrain(
     task: str,
     out_dir: str | os.PathLike,
     args: PretrainArgs | None = None,
+    labels: Sequence[str] | None = None,
     labeler=None,
     anchors: Mapping[str, Sequence] | None = None,
     corpus_names: Sequence[str] = (),
@@ -155,7 +156,9 @@ def pretrain(
     """Continue pretraining on `texts` and write a checkpoint folder; resumes one found there.
 
     `labeler` defaults to `corpus_labeler(task, texts, anchors)`: `anchors` are the link
-    anchors of a marked-up corpus (core.weak.plain_corpus), concept labels for free.
+    anchors of a marked-up corpus (core.weak.plain_corpus), concept labels for free. A
+    `custom` task takes its `labels`, and for the aligned objective a `labeler` in them (a
+    project's weak sources, core.weak.sources.WeakSources).
 
     Returns the folder, a tagger (`Tagger.load`, or `base` for finetuning) whose tagger.json
     records the objective, corpus, weak labelers, steps, label map and pretraining metrics.
@@ -163,8 +166,14 @@ def pretrain(
     args = args or PretrainArgs()
     if args.objective not in ("aligned", "mlm"):
         raise FewlabelError(f"unknown objective {args.objective!r}; use aligned or mlm")
-    if task not in TASK_LABELS:
-        raise FewlabelError(f"pretraining knows the tasks {', '.join(TASK_LABELS)}")
+    if task in TASK_LABELS:
+        labels = list(TASK_LABELS[task])
+    elif task != "custom" or not labels:
+        raise FewlabelError(
+            f"pretraining knows the tasks {', '.join(TASK_LABELS)}, and custom with its labels"
+        )
+    elif labeler is None and args.objective == "aligned":
+        raise FewlabelError("aligned pretraining of a custom task needs its weak sources")
     texts = [(t, w) for t, w in texts if w]
     if not texts:
         raise FewlabelError("the pretraining corpus has no text")
@@ -179,14 +188,22 @@ def pretrain(
     device = resolve_device(args.device)
     with torch_threads(training_threads(device, args.num_threads)):
         return _pretrain(
-            texts, task, out, args, labeler, corpus_names, progress, should_stop, device
+            texts,
+            (task, list(labels)),
+            out,
+            args,
+            labeler,
+            corpus_names,
+            progress,
+            should_stop,
+            device,
         )
 
 
-def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_stop, device):
+def _pretrain(texts, space, out, args, labeler, corpus_names, progress, should_stop, device):
     report = Reporter(progress, every=1.0)
     seed_everything(args.seed)
-    labels = list(TASK_LABELS[task])
+    task, labels = space
     resume = is_tagger_checkpoint(out) and (out / STATE_FILE).is_file()
     report(0.0, "resuming" if resume else "loading the backbone")
     model = (
@@ -250,6 +267,8 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
             return True
         return max_minutes is not None and (seconds_before + elapsed()) >= 60 * max_minutes
 
+    describe = getattr(labeler, "describe", None)
+
     def save() -> None:
         info = {
             "objective": args.objective,
@@ -257,6 +276,8 @@ def _pretrain(texts, task, out, args, labeler, corpus_names, progress, should_st
             "corpus": list(corpus_names),
             "corpus_texts": len(texts),
             "weak_labelers": _labeler_name(labeler) if args.objective == "aligned" else None,
+            # a project's weak sources say what they were built from (core.weak.sources)
+            "weak_sources": describe() if args.objective == "aligned" and describe else None,
             "weakly_labeled_texts": n_weak,
             "steps": trainer.step,
             "pretrain_seconds": round(seconds_before + elapsed(), 1),

@@ -131,35 +131,65 @@ class Patterns:
 
     def __init__(self, patterns: Sequence[Pattern], weights: Mapping[int, float] | None = None):
         self.patterns = list(patterns)
-        self.weights = dict(weights or {})  # by pattern line
+        self.weights = dict(weights or {})  # by position in `patterns`
 
     def __len__(self) -> int:
         return len(self.patterns)
 
-    def weight(self, pattern: Pattern) -> float:
-        return self.weights.get(pattern.line, UNSEEN_PATTERN_WEIGHT)
+    def weight(self, k: int) -> float:
+        return self.weights.get(k, UNSEEN_PATTERN_WEIGHT)
 
     def fit(self, labeled: Sequence[Labeled]) -> Patterns:
         """Estimate each pattern's precision where it matches the labeled texts."""
         weights = {}
-        for p in self.patterns:
+        for k, p in enumerate(self.patterns):
             hits = right = 0
             for text, words, spans in labeled:
                 found = match(p, text, words)
                 hits += len(found)
                 right += len(set(found) & set(spans))
             if hits:
-                weights[p.line] = smoothed_precision(right, hits)
+                weights[k] = smoothed_precision(right, hits)
         return Patterns(self.patterns, weights)
 
     def propose(self, docs: Sequence[Doc]) -> list[list[Proposal]]:
         return [
-            [Proposal(self.weight(p), sp) for p in self.patterns for sp in match(p, text, words)]
+            [
+                Proposal(self.weight(k), sp)
+                for k, p in enumerate(self.patterns)
+                for sp in match(p, text, words)
+            ]
             for text, words in docs
         ]
 
     def describe(self) -> dict:
         return {"patterns": len(self), "weighted": len(self.weights)}
+
+
+class LabelerSource:
+    """A built-in labeler (core.weak: the acronym rule, keyphrases) as one source, weighted by
+    its precision on the labeled texts, but never below MIN_WEIGHT: aligned pretraining was
+    measured with these rules' every span (keyphrases are right about a third of the time
+    and still help), so alone a rule's spans all pass; its precision only ranks it against
+    the other sources where they disagree."""
+
+    def __init__(self, labeler: Callable, name: str, weight: float = UNSEEN_PATTERN_WEIGHT):
+        self.labeler, self.name, self.weight = labeler, name, weight
+
+    def fit(self, labeled: Sequence[Labeled]) -> LabelerSource:
+        hits = right = 0
+        for text, words, spans in labeled:
+            found = set(self.labeler(text, words))
+            hits += len(found)
+            right += len(found & set(spans))
+        weight = smoothed_precision(right, hits) if hits else self.weight
+        return LabelerSource(self.labeler, self.name, max(weight, MIN_WEIGHT))
+
+    def propose(self, docs: Sequence[Doc]) -> list[list[Proposal]]:
+        return [[Proposal(self.weight, sp) for sp in self.labeler(t, w)] for t, w in docs]
+
+    def describe(self) -> dict:
+        return {"weight": round(self.weight, 3)}
 
 
 @dataclass
@@ -248,9 +278,14 @@ class WeakSources:
         self.min_weight = min_weight
         self._cache: dict[str, list[Span]] = {}
         self.__name__ = " + ".join(s.name for s in self.sources) or "no weak sources"
+        self.labeled = 0  # documents labeled so far, and how many each source proposed in
+        self.hits: Counter = Counter()
 
     def label(self, docs: Sequence[Doc]) -> list[list[Span]]:
         proposed = [s.propose(docs) for s in self.sources]
+        self.labeled += len(docs)
+        for source, props in zip(self.sources, proposed, strict=True):
+            self.hits[source.name] += sum(1 for p in props if p)
         return [
             combine([p[i] for p in proposed], min_weight=self.min_weight) for i in range(len(docs))
         ]
@@ -265,8 +300,20 @@ class WeakSources:
         got = self._cache.get(text)
         return list(got) if got is not None else self.label([(text, words)])[0]
 
+    def silent(self) -> list[str]:
+        """Sources that proposed nothing in any document labeled so far."""
+        return [s.name for s in self.sources if self.labeled and not self.hits[s.name]]
+
+    def without(self, names: Iterable[str]) -> WeakSources:
+        """The same sources less those named (e.g. the silent ones), cache emptied."""
+        drop = set(names)
+        kept = [s for s in self.sources if s.name not in drop]
+        return WeakSources(kept, min_weight=self.min_weight)
+
     def describe(self) -> dict:
-        return {s.name: s.describe() for s in self.sources}
+        return {
+            s.name: {**s.describe(), "texts_with_spans": self.hits[s.name]} for s in self.sources
+        }
 
 
 def coverage(labels: Sequence[Sequence[Span]]) -> float:

@@ -1,0 +1,112 @@
+"""The product loop of a custom project, simulated honestly for the few-example benchmark.
+
+For N gold texts the weak sources are built only from those N labels (core.weak.sources):
+their dictionary, the user's patterns when given (fitted on the N), and the confident spans
+of a model trained on the N, over the rest of the training file as the unlabeled pool. The
+model's threshold is chosen on texts it did not train on: two teachers, each trained on half
+of the N and scored on the other half. Then aligned pretraining on the pool with those weak
+labels, from which the `aligned` base is finetuned on the same N. Nothing comes from the
+test file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.bench.data import LabeledDoc, Setup
+from core.text import Span
+from core.weak.sources import (
+    Dictionary,
+    ModelSpans,
+    Patterns,
+    WeakSources,
+    choose_threshold,
+)
+
+
+def _scored(model, docs: Sequence[tuple[str, list]]) -> list[list[tuple[Span, float]]]:
+    from core.model.predict import predict
+
+    return [
+        [(Span(s["start"], s["end"], s["label"]), float(s["confidence"])) for s in p.spans]
+        for p in predict(model, docs)
+    ]
+
+
+def sources_for(
+    setup: Setup,
+    sample: Sequence[LabeledDoc],
+    pool: Sequence[LabeledDoc],
+    *,
+    seed: int,
+    model,
+    backbone: str = "default",
+) -> WeakSources:
+    """The weak sources a project with these N labels and this `model` (trained on them) has,
+    prepared over the pool."""
+    labeled = [(d.text, d.words, d.spans) for d in sample]
+    halves = [list(sample[0::2]), list(sample[1::2])]
+    scored, gold = [], []
+    for k in (0, 1):
+        if not halves[k] or not halves[1 - k]:
+            continue
+        teacher = setup.finetune(halves[k], base=backbone, seed=seed).model
+        other = halves[1 - k]
+        scored += _scored(teacher, [(d.text, d.words) for d in other])
+        gold += [d.spans for d in other]
+    docs = [(d.text, d.words) for d in pool]
+    by_text = dict(zip((d.text for d in pool), _scored(model, docs), strict=True))
+    sources: list = [Dictionary.build(labeled)]
+    if setup.patterns:
+        sources.append(Patterns(setup.patterns).fit(labeled))
+    if gold:
+        threshold, precision = choose_threshold(scored, gold)
+        sources.append(
+            ModelSpans(lambda ds: [by_text.get(t, []) for t, _ in ds], threshold, precision)
+        )
+    weak = WeakSources(sources)
+    weak.prepare(docs)
+    silent = weak.silent()
+    if silent:
+        setup.progress(f"weak sources {', '.join(silent)}: matched nothing, left out")
+        weak = weak.without(silent)
+        weak.prepare(docs)
+    return weak
+
+
+def aligned_base(
+    setup: Setup,
+    sample: Sequence[LabeledDoc],
+    *,
+    seed: int,
+    model,
+    work: Path,
+    backbone: str,
+    minutes: float,
+    steps: int | None,
+) -> tuple[str, dict]:
+    """Pretrain the aligned base of one (N, seed) and return (its folder, its weak sources)."""
+    from core.model.pretrain import pretrain
+    from core.training import pretrain_args
+
+    taken = {id(d) for d in sample}
+    pool = [d for d in setup.train if id(d) not in taken]
+    target = work / f"aligned-{setup.task}-n{len(sample)}-seed{seed}"
+    weak = sources_for(setup, sample, pool, seed=seed, model=model, backbone=backbone)
+    described = weak.describe()
+    # a finished run found there ends at once (its budget is spent); an unfinished one resumes
+    budget = f"{steps} steps" if steps else f"{minutes} min"
+    setup.progress(
+        f"pretraining aligned n={len(sample)} seed={seed} from {weak.__name__} ({budget})"
+    )
+    pretrain(
+        [(d.text, d.words) for d in pool],
+        task=setup.task,
+        labels=setup.labels,
+        labeler=weak,
+        out_dir=target,
+        args=pretrain_args("aligned", backbone, steps=steps, minutes=minutes),
+        corpus_names=[f"{setup.task} benchmark pool (training file less the {len(sample)})"],
+    )
+    return str(target), described
