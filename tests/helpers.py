@@ -29,7 +29,43 @@ POOL_SENTENCES = [
     f"sentence number {i} mentions {w} today ."
     for i, w in enumerate(["BERT", "nothing", "XYZ", "cats", "ACL", "dogs", "EMNLP", "trees"] * 3)
 ]
+# A custom project's texts: (text, [(words, label)]) marks the first occurrence of the words.
+CUSTOM_LABELS = ["Chemical", "Disease"]
+CUSTOM_LABELED = [
+    ("Aspirin reduced the fever in mice .", [("Aspirin", "Chemical"), ("fever", "Disease")]),
+    ("Patients took aspirin for a headache .", [("aspirin", "Chemical"), ("headache", "Disease")]),
+    ("Cocaine caused seizures in rats .", [("Cocaine", "Chemical"), ("seizures", "Disease")]),
+    ("Lithium treats mania well .", [("Lithium", "Chemical"), ("mania", "Disease")]),
+    ("No fever after cocaine was stopped .", [("fever", "Disease"), ("cocaine", "Chemical")]),
+    ("The mice had no seizures .", [("seizures", "Disease")]),
+]
+CUSTOM_POOL = [
+    "Lithium caused a headache in two patients .",
+    "Aspirin and cocaine were compared .",
+    "Seizures followed the fever .",
+    "The rats were fine .",
+]
+# A patterns file for it: a phrase, a token pattern and a regex.
+CUSTOM_PATTERNS = "\n".join(
+    [
+        '{"label": "Chemical", "pattern": "lithium"}',
+        '{"label": "chemical", "pattern": [{"lower": "cocaine"}]}',
+        "# a comment line",
+        r'{"label": "Disease", "regex": "\\w+ache\\b"}',
+    ]
+)
 
+
+def seed_custom_project(url: str, name: str = "bio") -> None:
+    """A custom project (CUSTOM_LABELS): CUSTOM_LABELED labeled by `gold`, CUSTOM_POOL not."""
+    records = []
+    for text, marked in CUSTOM_LABELED:
+        spans = [[text.index(w), text.index(w) + len(w), label] for w, label in marked]
+        records.append(json.dumps({"text": text, "spans": spans}))
+    with session_scope(url) as s:
+        p = create_project(s, name, "custom", CUSTOM_LABELS)
+        import_bytes(s, p, "gold.jsonl", "\n".join(records).encode(), annotator="gold")
+        import_bytes(s, p, "pool.txt", "\n".join(CUSTOM_POOL).encode())
 
 
 def seed_project(

@@ -53,12 +53,24 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument("--save", action="store_true", help="make --strategy the project's queue order")
     p.set_defaults(handler=cmd_queue)
 
-    p = sub.add_parser("pretrain", help="objective-aligned (or MLM-only) continued pretraining")
-    p.add_argument("--task", required=True, choices=WEAK_TASKS)
-    p.add_argument("--corpus", required=True, nargs="+", help="files `import` reads; labels unused")
-    p.add_argument("--out", required=True, help="checkpoint directory (resumed if present)")
-    p.add_argument("--objective", default="aligned", choices=["aligned", "mlm"])
-    p.add_argument("--base", default="default", help="backbone id or path")
+    p = sub.add_parser(
+        "pretrain",
+        parents=[db],
+        help="objective-aligned (or MLM-only) continued pretraining: a project's aligned base "
+        "(--project), or a checkpoint from corpus files (--task, --corpus, --out)",
+    )
+    p.add_argument(
+        "--project",
+        help="build this project's aligned base from its texts and weak sources (the Train "
+        "page's job); it becomes the base of the project's next train",
+    )
+    p.add_argument("--task", choices=WEAK_TASKS)
+    p.add_argument("--corpus", nargs="+", help="files `import` reads; labels unused")
+    p.add_argument("--out", help="checkpoint directory (resumed if present)")
+    p.add_argument("--objective", choices=["aligned", "mlm"], help="default aligned")
+    p.add_argument(
+        "--base", help="backbone id or path (default: the project's base model, else default)"
+    )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int)
     budget.add_argument(
@@ -84,9 +96,44 @@ def _print_metrics(metrics: dict | None) -> None:
     print(f"  macro F1 {dev['f1_macro']:.3f}   micro F1 {dev['f1_micro']:.3f}")
 
 
+def _run_job_here(url: str, job_id: int):
+    """Run a queued job in this process, its progress (from the job's row) on a bar; Ctrl-C
+    asks the job to stop, as the Cancel button does, and waits for it to."""
+    import threading
+
+    from core.db import session_scope
+    from core.jobs import get_job, request_cancel, run_job
+
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["job"] = run_job(url, job_id)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"job-{job_id}", daemon=True)
+    worker.start()
+    with ProgressBar() as bar:
+        while worker.is_alive():
+            try:
+                worker.join(0.5)
+            except KeyboardInterrupt:
+                with session_scope(url) as s:
+                    request_cancel(s, job_id)
+                print(f"\ncancelling job {job_id}...", file=sys.stderr)
+                continue
+            with session_scope(url) as s:
+                job = get_job(s, job_id)
+                bar(job.progress, job.message or job.status)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["job"]
+
+
 def cmd_train(args, url: str) -> int:
     from core.db import ensure_schema, session_scope
-    from core.jobs import enqueue, run_job, spawn_worker
+    from core.jobs import enqueue, spawn_worker
     from core.projects import get_project
 
     ensure_schema(url)
@@ -107,7 +154,7 @@ def cmd_train(args, url: str) -> int:
         print(f"job {job_id} started in worker process {proc.pid}")
         return 0
     print(f"job {job_id}: training (this process is the worker)...", file=sys.stderr)
-    job = run_job(url, job_id)
+    job = _run_job_here(url, job_id)
     if job.status != "done":
         print(f"fewlabel: error: training {job.status}: {job.error}", file=sys.stderr)
         return 1
@@ -168,6 +215,14 @@ def cmd_queue(args, url: str) -> int:
 
 
 def cmd_pretrain(args, url: str) -> int:
+    if args.project:
+        return _pretrain_project(args, url)
+    missing = [f"--{o}" for o in ("task", "corpus", "out") if not getattr(args, o)]
+    if missing:
+        raise FewlabelError(
+            f"pretrain needs --project NAME, or --task, --corpus and --out (missing "
+            f"{', '.join(missing)})"
+        )
     from core.corpus import read_texts
     from core.model.pretrain import pretrain
     from core.training import pretrain_args
@@ -178,7 +233,12 @@ def cmd_pretrain(args, url: str) -> int:
     )
     if anchors:
         print(f"{len(anchors)} texts with link anchors (markup stripped)", file=sys.stderr)
-    budget = pretrain_args(args.objective, args.base, steps=args.steps, minutes=args.max_minutes)
+    budget = pretrain_args(
+        args.objective or "aligned",
+        args.base or "default",
+        steps=args.steps,
+        minutes=args.max_minutes,
+    )
     with ProgressBar() as bar:
         out = pretrain(
             texts,
@@ -191,3 +251,52 @@ def cmd_pretrain(args, url: str) -> int:
         )
     print(f"checkpoint written to {out}")
     return 0
+
+
+def _pretrain_project(args, url: str) -> int:
+    """`pretrain --project`: the project's pretrain job (core.training.run_pretrain_job), run
+    here as `train` runs its job; the checkpoint becomes the project's base."""
+    from core.db import ensure_schema, session_scope
+    from core.jobs import enqueue
+    from core.projects import get_project
+
+    corpus_mode = [f"--{o}" for o in ("task", "corpus", "out") if getattr(args, o)]
+    if corpus_mode or args.objective == "mlm":
+        given = ", ".join(corpus_mode + (["--objective mlm"] if args.objective == "mlm" else []))
+        raise FewlabelError(
+            f"--project builds the project's aligned base from its own texts and labels; "
+            f"{given}: only without --project (pretraining from corpus files)"
+        )
+    ensure_schema(url)
+    params: dict = {"steps": args.steps} if args.steps else {"max_minutes": args.max_minutes}
+    if args.base:
+        params["base"] = args.base
+    with session_scope(url) as session:
+        project = get_project(session, args.project)
+        job = enqueue(session, "pretrain", project, {**params, "project_id": project.id})
+        job_id, name = job.id, project.name
+    print(
+        f"job {job_id}: building the aligned base of {name} (this process is the worker)...",
+        file=sys.stderr,
+    )
+    job = _run_job_here(url, job_id)
+    if job.status != "done":
+        print(f"fewlabel: error: pretraining {job.status}: {job.error}", file=sys.stderr)
+        return 1
+    r = job.result
+    print(f"checkpoint {r['checkpoint']}: from {r['texts']} texts; the base of {name}'s next train")
+    for source, info in r["weak_sources"].items():
+        print(f"  weak source {source}: {_describe(info)}")
+    for note in r["notes"]:
+        print(f"note: {note}")
+    return 0
+
+
+def _describe(info: dict) -> str:
+    """A weak source's description (core.weak.sources' describe()) on one line."""
+    parts = []
+    for key, value in info.items():
+        if isinstance(value, dict):
+            value = "(" + ", ".join(f"{k} {v}" for k, v in value.items()) + ")"
+        parts.append(f"{key.replace('_', ' ')} {value}")
+    return ", ".join(parts)
