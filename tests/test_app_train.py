@@ -22,22 +22,27 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def train_page(db_url, tmp_path, monkeypatch, tiny_model_dir):
+def app_env(db_url, tmp_path, monkeypatch):
+    """The app's database and home for the test."""
     monkeypatch.setenv("FEWLABEL_DB", db_url)
     monkeypatch.setenv("FEWLABEL_HOME", str(tmp_path / "home"))
+
+
+def open_train_page() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.query_params["annotator"] = "alice"
+    at.run()
+    at.switch_page("views/train.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def train_page(db_url, app_env, tiny_model_dir):
     seed_labeled_project(db_url, "p", strategy="least_confidence")
     with session_scope(db_url) as s:
         get_project(s, "p").base_model = tiny_model_dir
-
-    def start() -> AppTest:
-        at = AppTest.from_file(MAIN, default_timeout=30)
-        at.query_params["annotator"] = "alice"
-        at.run()
-        at.switch_page("views/train.py").run()
-        assert not at.exception, at.exception
-        return at
-
-    return start
+    return open_train_page
 
 
 def _wait_for_job(db_url: str, timeout: float = 180) -> str:
@@ -123,16 +128,105 @@ def test_a_queued_job_shows_progress_and_cancel_then_a_static_status(db_url, tra
     assert any(f"Job {job_id} (train): cancelled" in i.value for i in at.info)
 
 
-def test_a_concept_project_offers_keyphrase_evidence_off(db_url, tmp_path, monkeypatch):
+def test_a_concept_project_offers_keyphrase_evidence_off(db_url, app_env):
     from helpers import seed_project
 
-    monkeypatch.setenv("FEWLABEL_DB", db_url)
-    monkeypatch.setenv("FEWLABEL_HOME", str(tmp_path / "home"))
     seed_project(db_url, "c", ["Graph coloring is hard.", "It is slow."], task="concept")
-    at = AppTest.from_file(MAIN, default_timeout=30)
-    at.query_params["annotator"] = "alice"
-    at.run()
-    at.switch_page("views/train.py").run()
-    assert not at.exception, at.exception
+    at = open_train_page()
     box = at.checkbox(key="train_evidence")
     assert box.value is False and "keyphrase" in box.label  # offered, off by default
+
+
+@pytest.fixture
+def custom_train_page(db_url, app_env, tiny_model_dir):
+    """The Train page of a custom project (helpers.seed_custom_project) on the tiny model."""
+    from helpers import seed_custom_project
+
+    seed_custom_project(db_url, "bio")
+    with session_scope(db_url) as s:
+        get_project(s, "bio").base_model = tiny_model_dir
+    return open_train_page()
+
+
+def _stored(db_url: str) -> list[tuple[str, int]]:
+    from core.weak.project import list_patterns
+
+    with session_scope(db_url) as s:
+        return [(f["name"], f["patterns"]) for f in list_patterns(s, get_project(s, "bio"))]
+
+
+def test_patterns_are_uploaded_listed_scored_and_removed(db_url, custom_train_page):
+    from helpers import CUSTOM_LABELED, CUSTOM_PATTERNS
+
+    at = custom_train_page
+    at.file_uploader(key="weak_patterns_file").set_value(
+        ("terms.jsonl", CUSTOM_PATTERNS.encode(), "application/json")
+    )
+    at.button(key="weak_patterns_submit").click().run()
+    assert not at.exception, at.exception
+    assert any(
+        s.value.replace("\\", "") == "Stored 3 patterns from terms.jsonl." for s in at.success
+    )
+    assert _stored(db_url) == [("terms.jsonl", 3)]
+    assert any(t.value.startswith("terms.jsonl · 3 patterns · added ") for t in at.text)
+
+    at.button(key="weak_evaluate").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    assert list(table["source"]) == ["dictionary", "patterns", "combined"]
+    assert list(table.columns) == ["source", "P", "R", "F1", "coverage", "texts", "spans"]
+    assert (table["texts"] == len(CUSTOM_LABELED)).all()
+    assert ((table["P"] >= 0) & (table["P"] <= 100)).all()  # percent
+    assert any(c.value.replace("\\", "") == "model: no model version yet" for c in at.caption)
+
+    at.button(key="weak_remove_0").click().run()
+    assert not at.exception, at.exception
+    assert _stored(db_url) == []
+    assert not any(t.value.startswith("terms.jsonl") for t in at.text)
+
+
+def test_a_bad_patterns_file_is_refused_with_its_line(db_url, custom_train_page):
+    at = custom_train_page
+    bad = b'{"label": "Chemical", "pattern": "lithium"}\n{"label": "Drug", "pattern": "x"}\n'
+    at.file_uploader(key="weak_patterns_file").set_value(("bad.jsonl", bad, "application/json"))
+    at.button(key="weak_patterns_submit").click().run()
+    assert not at.exception, at.exception
+    (error,) = at.error
+    shown = error.value.replace("\\", "")  # as rendered: Markdown escapes undone
+    assert shown == "Nothing was stored. bad.jsonl:2: unknown label 'Drug'; use Chemical, Disease"
+    assert _stored(db_url) == []
+
+
+def test_a_custom_project_builds_an_aligned_base(
+    db_url, custom_train_page, monkeypatch, tiny_model_dir
+):
+    """The button enqueues the project's pretrain job; its worker runs inline here, with a
+    2-step budget instead of the page's minutes, so the test takes seconds."""
+    import core.jobs
+    from core.jobs import get_job, run_job
+
+    started = []
+
+    def run_inline(url, job_id, log_dir=None):
+        with session_scope(url) as s:
+            job = get_job(s, job_id)
+            started.append(dict(job.params))
+            job.params = {**job.params, "steps": 2}
+        run_job(url, job_id)
+
+    monkeypatch.setattr(core.jobs, "spawn_worker", run_inline)
+    at = custom_train_page
+    assert any("rebuild as they grow" in c.value for c in at.caption)
+    at.number_input(key="pretrain_minutes").set_value(2.0)
+    next(b for b in at.button if b.label == "Build an aligned base").click().run()
+    assert not at.exception, at.exception
+    assert [(p["max_minutes"], p["base"]) for p in started] == [(2.0, tiny_model_dir)]
+    with session_scope(db_url) as s:
+        job = recent_jobs(s, get_project(s, "bio"), limit=1)[0]
+        assert (job.kind, job.status) == ("pretrain", "done"), job.error
+        checkpoint = job.result["checkpoint"]
+        assert get_project(s, "bio").base_model == checkpoint
+    done = " ".join(s.value for s in at.success)
+    assert "aligned base built from 10 texts and selected" in done
+    assert "weak sources: dictionary" in done
+    assert Tagger.load(checkpoint).labels == ["Chemical", "Disease"]

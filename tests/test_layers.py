@@ -20,6 +20,7 @@ UI_SERVICES = (
     "core.active",
     "core.db",
     "core.formats",
+    "core.weak.project",
 )
 # Scripts Streamlit runs, not modules to import: their module-level imports are checked.
 SCRIPTS = ("app.main", "app.views.")

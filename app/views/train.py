@@ -1,4 +1,5 @@
-"""Train: retrain in a background worker, watch progress, compare versions, pick the strategy."""
+"""Train: retrain in a background worker, watch progress, compare versions, pick the strategy,
+build an aligned base from the project's weak sources, and manage and score those sources."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from core.errors import FewlabelError
 from core.jobs import ACTIVE, enqueue, recent_jobs, request_cancel, spawn_worker
 from core.model.rules import evidence_choice, evidence_for
 from core.projects import get_project
+from core.training import project_records
 from core.versions import set_strategy, version_table
+from core.weak.project import add_patterns, evaluate_sources, list_patterns, remove_patterns
 
 # The evidence checkbox, per evidence labeler (core.model.rules.evidence_for): label, help.
 EVIDENCE_TEXT = {
@@ -32,6 +35,8 @@ EVIDENCE_TEXT = {
         "lost one or two at 50 when the base was pretrained.",
     ),
 }
+
+WEAK_REPORT = "_fl_weak_report"  # (project id, evaluate_sources' report) until a change
 
 project = require_project()
 st.title("Train")
@@ -84,7 +89,11 @@ def _show(job) -> None:
             parts.append(f"{result['scored']} unlabeled texts scored")
         if "checkpoint" in result:
             parts.append(f"aligned base built from {result['texts']} texts and selected")
+        if result.get("weak_sources"):
+            parts.append("weak sources: " + ", ".join(result["weak_sources"]))
         st.success(" · ".join([label, *parts]))
+        for note in result.get("notes", []):
+            st.caption(md_escape(note))
     elif job.status == "failed":
         st.error(f"{label}: {md_escape(job.error)}")
     else:
@@ -107,6 +116,95 @@ def job_status() -> None:
         _live_status(job.id)
     else:
         _show(job)
+
+
+def _add_patterns(upload) -> None:
+    """Store an uploaded patterns file; a bad one is refused whole, with its file:line."""
+    try:
+        with services.session() as s:
+            n = add_patterns(s, get_project(s, project.id), upload.name, upload.getvalue())
+    except FewlabelError as exc:
+        st.error(f"Nothing was stored. {md_escape(exc)}")
+    else:
+        st.session_state.pop(WEAK_REPORT, None)
+        st.success(f"Stored {n} patterns from {md_escape(upload.name)}.")
+
+
+def _remove_patterns(name: str) -> None:
+    with services.session() as s:
+        remove_patterns(s, get_project(s, project.id), name)
+    st.session_state.pop(WEAK_REPORT, None)
+
+
+def _evaluate() -> None:
+    try:
+        with services.session() as s:
+            p = get_project(s, project.id)
+            texts = [text for text, _ in project_records(s, p)]
+            report = evaluate_sources(s, p, texts=texts)
+    except FewlabelError as exc:  # e.g. a stored pattern whose label was since renamed
+        report = {"error": str(exc)}
+    st.session_state[WEAK_REPORT] = (project.id, report)
+
+
+def weak_sources() -> None:
+    """The patterns files stored with the project, and every source scored on demand."""
+    st.caption(
+        "Aligned pretraining learns from free labels: your labeled spans as a dictionary "
+        "over all texts, the current model's confident spans, "
+        + ("the built-in rule, " if project.task != "custom" else "")
+        + "and terms and patterns you give per label: a JSONL file, one "
+        '`{"label": ..., "pattern": "aspirin"}` (a phrase), a token list as in spaCy, or '
+        '`{"label": ..., "regex": ...}` a line. A file of the same name replaces the stored one.'
+    )
+    with st.form("weak_patterns", clear_on_submit=True, border=False):
+        upload = st.file_uploader("Patterns file", type=["jsonl"], key="weak_patterns_file")
+        submitted = st.form_submit_button("Add patterns", key="weak_patterns_submit")
+    if submitted:
+        if upload is None:
+            st.warning("Choose a patterns file.")
+        else:
+            _add_patterns(upload)
+    with services.session() as s:
+        files = list_patterns(s, get_project(s, project.id))
+    for i, f in enumerate(files):
+        name_col, button_col = st.columns([4, 1], vertical_alignment="center")
+        name_col.text(f"{f['name']} · {f['patterns']} patterns · added {f['added']:%Y-%m-%d}")
+        button_col.button(
+            "Remove", key=f"weak_remove_{i}", on_click=_remove_patterns, args=(f["name"],)
+        )
+    st.button(
+        "Evaluate the weak sources",
+        key="weak_evaluate",
+        on_click=_evaluate,
+        icon=":material/fact_check:",
+        help="Precision, recall and coverage of each source on the labeled texts: the "
+        "dictionary and patterns are built without the text they are scored on, the model "
+        "is scored on texts labeled after it was trained. Runs over every labeled text.",
+    )
+    stored = st.session_state.get(WEAK_REPORT)
+    if stored and stored[0] == project.id:
+        report = stored[1]
+        if "error" in report:
+            st.error(md_escape(report["error"]))
+            return
+        if report["sources"]:
+            scores = pd.DataFrame.from_dict(report["sources"], orient="index")
+            percent = {"p": "P", "r": "R", "f1": "F1", "coverage": "coverage"}
+            scores[list(percent)] *= 100
+            st.dataframe(
+                scores.rename(columns=percent).rename_axis("source").reset_index(),
+                hide_index=True,
+                column_config={
+                    col: st.column_config.NumberColumn(format="%.1f") for col in percent.values()
+                },
+            )
+        st.caption(
+            f"On {report['labeled']} labeled texts; P, R, F1 and coverage (the share of texts "
+            "given a span) in percent."
+        )
+        for note in report["notes"]:
+            st.caption(md_escape(note))
 
 
 with services.session() as s:
@@ -166,9 +264,16 @@ with right:
 
 with st.expander("Aligned pretraining: a better base from this project's own texts"):
     st.caption(
-        "Continues pretraining the base on this project's texts (and the sample corpus) "
-        "with masked-LM plus free weak labels from rules, through the same tagging head. "
-        "The checkpoint becomes the base of the next Retrain. Acronym and concept tasks."
+        "Continues pretraining the base on this project's texts"
+        + (" (and the sample corpus)" if project.task != "custom" else "")
+        + " with masked-LM plus free weak labels (see Weak sources below), through the same "
+        "tagging head. The checkpoint becomes the base of the next Retrain. "
+        + (
+            "With your own labels, build it after about 50 labeled texts and rebuild as they "
+            "grow: the dictionary and the model's confident spans grow with them."
+            if project.task == "custom"
+            else "The built-in rule labels every text; your labels and patterns add to it."
+        )
     )
     minutes = st.number_input(
         "Minutes", 1.0, 240.0, defaults.PRETRAIN_MINUTES, 1.0, format="%g", key="pretrain_minutes"
@@ -176,6 +281,10 @@ with st.expander("Aligned pretraining: a better base from this project's own tex
     if st.button("Build an aligned base", icon=":material/auto_awesome:"):
         _start("pretrain", {"max_minutes": float(minutes), "base": base_default})
         st.rerun()
+
+
+with st.expander("Weak sources: what the aligned base learns from"):
+    weak_sources()
 
 if error := st.session_state.pop("_fl_train_error", None):
     st.error(md_escape(error))
