@@ -65,7 +65,10 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     benches = p.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
     # what both benchmarks read: the task, its files, and how every model is finetuned
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--task", required=True, choices=WEAK_TASKS)
+    common.add_argument("--task", required=True, choices=[*WEAK_TASKS, "custom"])
+    common.add_argument(
+        "--labels", help="a custom task's labels, comma-separated (default: the training file's)"
+    )
     common.add_argument("--train", required=True)
     common.add_argument("--test", required=True)
     common.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.EPOCHS})")
@@ -84,6 +87,9 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument("--pretrain-minutes", type=float, default=defaults.PRETRAIN_MINUTES)
     p.add_argument("--pretrain-steps", type=int, help="instead of minutes (quick runs, tests)")
     p.add_argument("--work-dir", default="bench_out", help="where on-the-fly bases are kept")
+    p.add_argument(
+        "--patterns", help="a custom task's patterns file (JSONL), a weak source of every base"
+    )
     p.set_defaults(handler=cmd_bench_fewshot)
 
     p = benches.add_parser(
@@ -253,16 +259,17 @@ def cmd_eval(args, url: str) -> int:
     return 0
 
 
-def _options(args, *names: str) -> dict:
-    """The parsed options `names` as keyword arguments, with what both benchmarks read."""
+def _options(args, *fields: str) -> dict:
+    """The parsed options `fields` as keyword arguments, with what both benchmarks read."""
     return dict(
         task=args.task,
         train_path=args.train,
         test_path=args.test,
         epochs=args.epochs,
         evidence=args.evidence,
+        labels=names(args.labels) if args.labels else None,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
-        **{name: getattr(args, name) for name in names},
+        **{field: getattr(args, field) for field in fields},
     )
 
 
@@ -273,7 +280,8 @@ def _report(args, records: list[dict], table: str, *, x: str, group: str, title:
     bench.write_json(records, args.json)
     print(table)
     if args.plot:
-        bench.plot(records, args.plot, x=x, group=group, title=f"{args.task}: {title}")
+        key = bench.metric_key(args.task)
+        bench.plot(records, args.plot, x=x, group=group, title=f"{args.task}: {title}", key=key)
     return 0
 
 
@@ -281,10 +289,12 @@ def cmd_bench_fewshot(args, url: str) -> int:
     from core import bench
 
     options = _options(
-        args, "seeds", "rule", "backbone", "pretrain_minutes", "pretrain_steps", "work_dir"
+        args,
+        *("seeds", "rule", "backbone", "pretrain_minutes", "pretrain_steps", "work_dir"),
+        "patterns",
     )
     records = bench.fewshot(ns=ints(args.n), bases=names(args.bases), **options)
-    table = bench.fewshot_table(records)
+    table = bench.fewshot_table(records, bench.metric_key(args.task))
     return _report(args, records, table, x="n", group="base", title="few-example")
 
 
@@ -293,5 +303,5 @@ def cmd_bench_active(args, url: str) -> int:
 
     options = _options(args, "seed_size", "step", "budget", "base", "seed", "seeds", "diversity")
     records = bench.active(strategies=names(args.strategies), **options)
-    table = bench.active_table(records)
+    table = bench.active_table(records, bench.metric_key(args.task))
     return _report(args, records, table, x="labels", group="strategy", title="active")
