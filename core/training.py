@@ -147,7 +147,11 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
             aligned=aligned,
             n_labels=len(examples),
             metrics=result.metrics,
-            train_args={**result.model.info.get("train_args", {}), "base": str(base)},
+            train_args={
+                **result.model.info.get("train_args", {}),
+                "base": str(base),
+                "weak_sources": _base_weak_sources(base),
+            },
             train_seconds=result.train_seconds,
             created_at=utcnow(),
         )
@@ -171,6 +175,21 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         "train_seconds": round(result.train_seconds, 2),
         "scored": scored,
     }
+
+
+def _base_weak_sources(base: str) -> dict | None:
+    """The weak sources an aligned base was pretrained with (its tagger.json), so a version
+    records what it was built from; None for a plain backbone."""
+    import json
+
+    info = Path(base) / "tagger.json"
+    if not info.is_file():
+        return None
+    try:
+        meta = json.loads(info.read_text(encoding="utf-8"))
+        return ((meta.get("info") or {}).get("pretraining") or {}).get("weak_sources")
+    except (OSError, ValueError):
+        return None
 
 
 def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:

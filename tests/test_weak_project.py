@@ -193,3 +193,11 @@ def test_pretrain_project_builds_the_aligned_base_of_a_custom_project(
     info = model.info["pretraining"]
     assert info["objective"] == "aligned" and info["steps"] == 2
     assert info["corpus"] == ["project bio (10 texts)"]  # no sample corpus for custom labels
+    # the next version, finetuned from that base, records what its base was built from
+    assert main(["--db", bio, "train", "bio", "--epochs", "1"]) == 0
+    from core.versions import current_version
+
+    with session_scope(bio) as s:
+        version = current_version(s, get_project(s, "bio"))
+        assert version.train_args["base"] == base
+        assert version.train_args["weak_sources"]["patterns"]["patterns"] == 3

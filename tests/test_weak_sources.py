@@ -144,7 +144,7 @@ def test_patterns_are_weighted_by_their_precision_on_labeled_texts():
         labeled("the flu came", ("flu", "Disease")),
     ]
     fitted = Patterns(pats).fit(data)
-    assert fitted.weights == {1: 1 / 4, 2: 2 / 3}  # zinc never matched: the prior
+    assert fitted.weights == {0: 1 / 4, 1: 2 / 3}  # zinc never matched: the prior
     text = "cold , flu and zinc"
     (got,) = WeakSources([fitted]).label([(text, tokenize(text))])
     assert spans_of(text, got) == [("flu", "Disease"), ("zinc", "Chemical")]

@@ -46,6 +46,7 @@ def add_patterns(session: Session, project: Project, name: str, data: bytes | st
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ImportFormatError(name, None, "not UTF-8 text") from exc
+    data = data.removeprefix("\ufeff")
     name = name.strip()[:200] or "patterns.jsonl"
     lines = data.splitlines()
     n = len(parse_patterns(lines, name, list(project.labels)))
