@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import state
+from app import presence, services, state
 from app.ui import md_escape, projects
+from core.claims import release
+from core.projects import get_project
+
+
+def renamed() -> None:
+    """Callback of the name field: the old name's claimed texts go back to the queue now,
+    unless another browser session is still labeling under it."""
+    old, new = state.previous_annotator(), state.annotator()
+    state.confirm_annotator(None)  # the new name is checked against other sessions
+    if not old or old == new:
+        return
+    presence.leave(old)
+    if presence.active_elsewhere(old) is None:
+        ids = [p.id for p in projects()]
+        with services.session() as s:
+            for project_id in ids:
+                release(s, get_project(s, project_id), old)
 
 
 def render() -> None:
@@ -14,12 +31,15 @@ def render() -> None:
     with st.sidebar:
         st.text_input(
             "Annotator",
-            value=state.DEFAULT_ANNOTATOR,
             key=state.ANNOTATOR_KEY,
             max_chars=100,
             bind="query-params",
-            help="Your labels are saved under this name.",
+            placeholder="Choose a name",
+            on_change=renamed,
+            help="Your labels are saved under this name; everyone picks their own. "
+            "The page's address keeps it, so a reload or a bookmark remembers it.",
         )
+        state.remember_annotator()
         if not available:
             st.caption("No projects yet.")
             return

@@ -1,7 +1,8 @@
 """Typed accessors for st.session_state: every key the app keeps lives here.
 
 The annotator name and the project are sidebar widgets bound to the URL's query
-parameters, so a reload or a shared link keeps them.
+parameters, so a reload or a shared link keeps them. There is no default name: each browser
+chooses its own, so two people never label under one name by accident.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import streamlit as st
 
 ANNOTATOR_KEY = "annotator"
 PROJECT_KEY = "project"
-DEFAULT_ANNOTATOR = "annotator"
+NAME_CHOICE_KEY = "annotator_choice"
+
+_ANNOTATOR_WAS = "_fl_annotator_was"
+_ANNOTATOR_CONFIRMED = "_fl_annotator_confirmed"
 
 _PENDING_PROJECT = "_fl_pending_project"
 _FLASHES = "_fl_flashes"
@@ -33,6 +37,33 @@ FlashKind = Literal["toast", "success", "info", "warning", "error"]
 def annotator() -> str:
     """The annotator name from the sidebar, stripped ("" when the field is empty)."""
     return str(st.session_state.get(ANNOTATOR_KEY) or "").strip()
+
+
+def choose_typed_name() -> None:
+    """Callback: the name typed on the Annotate page becomes the sidebar's (and the URL's)."""
+    name = str(st.session_state.get(NAME_CHOICE_KEY) or "").strip()
+    if name:
+        st.session_state[ANNOTATOR_KEY] = name
+
+
+def previous_annotator() -> str:
+    """The annotator name of the previous run, which a rename leaves behind."""
+    return str(st.session_state.get(_ANNOTATOR_WAS) or "")
+
+
+def remember_annotator() -> None:
+    """Called after the sidebar draws the name field, for the next rename to compare with."""
+    st.session_state[_ANNOTATOR_WAS] = annotator()
+
+
+def confirmed_annotator() -> str | None:
+    """The name this session has started labeling under (checked against other sessions)."""
+    return st.session_state.get(_ANNOTATOR_CONFIRMED)
+
+
+def confirm_annotator(name: str | None) -> None:
+    """Label under `name` from now on (None: check the next name again)."""
+    st.session_state[_ANNOTATOR_CONFIRMED] = name
 
 
 def project_name() -> str | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import streamlit as st
 
-from app import services, state
+from app import presence, services, state
 from core.projects import ProjectSummary, list_projects
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
@@ -39,11 +40,48 @@ def require_project() -> ProjectSummary:
 
 
 def require_annotator() -> str:
+    """The name this browser session labels under, or a question and the end of this run.
+
+    No name is pre-filled: until one is chosen the page asks for it and shows no text. A name
+    another open session labeled under in the last minutes must be confirmed first, since two
+    people under one name are handed the same texts.
+    """
     name = state.annotator()
     if not name:
-        st.warning("Enter your name as annotator in the sidebar; labels are stored under it.")
+        st.info(
+            "Who is labeling? Choose a name: your labels are saved under it, and this browser "
+            "remembers it. Everyone on the team needs a name of their own."
+        )
+        _name_form("Start labeling")
         st.stop()
+    if state.confirmed_annotator() != name:
+        since = presence.active_elsewhere(name)
+        if since is not None:
+            minutes = int((datetime.now() - since).total_seconds() // 60)
+            ago = f"{minutes} min ago" if minutes else "just now"
+            st.warning(
+                f"Someone is labeling as **{md_escape(name)}** in another browser session "
+                f"(active {ago}). Two people under one name get the same texts and "
+                "overwrite each other's work. Choose another name, or continue if that is you "
+                "in another tab."
+            )
+            st.button(
+                f"Continue as {md_escape(name)}",
+                key="confirm_annotator",
+                on_click=state.confirm_annotator,
+                args=(name,),
+            )
+            _name_form("Use this name instead")
+            st.stop()
+        state.confirm_annotator(name)
+    presence.mark(name)
     return name
+
+
+def _name_form(submit: str) -> None:
+    with st.form("choose_annotator", border=False):
+        st.text_input("Your name", key=state.NAME_CHOICE_KEY, max_chars=100)
+        st.form_submit_button(submit, type="primary", on_click=state.choose_typed_name)
 
 
 def show_flashes() -> None:

@@ -2,8 +2,9 @@
 Streamlit and torch out of it).
 
 Every function takes the session first; the caller (a page action, the CLI, a job) owns the
-transaction and commits. Claiming a document is one conditional UPDATE, so two annotators,
-in threads or processes, never hold the same open document at the same time.
+transaction and commits. Every function that acts takes the annotator who acts; who holds
+which open document lives in core.claims, and save and skip refuse a text another annotator
+holds.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import String, cast, func, or_, select, update
+from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session
 
+from core import claims
 from core.errors import NotFoundError, ValidationError
 from core.schema import Annotation, Document, ModelVersion, Prediction, Project, utcnow
 from core.text import Span, Word, validate_spans, words_of
 
-# A claim older than this returns the document to the pool (an annotator closed the tab).
-CLAIM_LEASE = timedelta(minutes=30)
 # How many earlier versions of an annotation undo can walk back through.
 UNDO_DEPTH = 20
 
@@ -106,53 +106,13 @@ def next_document(
     """The document this annotator should label next, claimed for them; None when all are done.
 
     A document already claimed by this annotator comes back first (a page reload shows the
-    same text). Otherwise the lowest-ranked open document whose claim is free or expired is
-    claimed with a single conditional UPDATE. Queue order is the `rank` column: random at
-    import, rewritten by active learning after each model version (the one seam for ordering).
+    same text); otherwise the first free one in queue order is claimed (core.claims).
     """
     annotator = _check_annotator(annotator)
-    now = now or utcnow()
-    mine = session.scalar(
-        select(Document)
-        .where(
-            Document.project_id == project.id,
-            Document.assigned_to == annotator,
-            Document.state == "open",
-        )
-        .order_by(Document.assigned_at.desc())
-        .limit(1)
+    doc = claims.held(session, project, annotator) or claims.claim_next(
+        session, project, annotator, now=now or utcnow()
     )
-    if mine is not None:
-        return _task(session, mine, annotator)
-    cutoff = now - CLAIM_LEASE
-    for _ in range(20):  # a lost race retries with the next candidate
-        candidate = session.scalar(
-            select(Document.id)
-            .where(
-                Document.project_id == project.id,
-                Document.state == "open",
-                or_(Document.assigned_to.is_(None), Document.assigned_at < cutoff),
-            )
-            .order_by(Document.rank, Document.id)
-            .limit(1)
-        )
-        if candidate is None:
-            return None
-        claimed = session.execute(
-            update(Document)
-            .where(
-                Document.id == candidate,
-                Document.state == "open",
-                or_(Document.assigned_to.is_(None), Document.assigned_at < cutoff),
-            )
-            .values(assigned_to=annotator, assigned_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed == 1:
-            session.flush()
-            doc = session.get(Document, candidate, populate_existing=True)
-            return _task(session, doc, annotator)
-    raise RuntimeError("could not claim a document after 20 tries; the queue is very contended")
+    return None if doc is None else _task(session, doc, annotator)
 
 
 def _snapshot(ann: Annotation) -> dict:
@@ -211,18 +171,24 @@ def save(
     """Validate and store an annotator's spans for a document (an empty list is a valid answer).
 
     Spans are snapped to word boundaries; an unknown label, a span outside the text, an empty
-    or overlapping span raises SpanError and nothing is written.
+    or overlapping span raises SpanError and nothing is written. A text another annotator
+    holds raises ConflictError: two people never overwrite each other's work unawares.
     """
     annotator = _check_annotator(annotator)
     doc = get_document(session, project, document_id)
     clean = validate_spans(doc.text, spans, project.labels, words_of(doc.text, doc.tokens))
+    claims.take(session, doc, annotator)
     return _record(session, doc, annotator, "done", [s.as_dict() for s in clean])
 
 
 def skip(session: Session, project: Project, document_id: int, annotator: str) -> Annotation:
-    """Set a document aside; it leaves the queue until someone undoes or labels it."""
+    """Set a document aside; it leaves the queue until someone undoes or labels it.
+
+    Like save, refused (ConflictError) when another annotator holds the text.
+    """
     annotator = _check_annotator(annotator)
     doc = get_document(session, project, document_id)
+    claims.take(session, doc, annotator)
     return _record(session, doc, annotator, "skipped", [])
 
 

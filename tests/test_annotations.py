@@ -1,17 +1,20 @@
 """The annotation service on a real SQLite file: queue, save, skip, undo, claims."""
 
+import json
 import multiprocessing as mp
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from core import annotations as svc
+from core import claims
 from core.corpus import import_bytes
 from core.db import session_scope
-from core.errors import SpanError, ValidationError
+from core.errors import ConflictError, SpanError, ValidationError
 from core.projects import create_project, get_project
-from core.schema import utcnow
+from core.schema import Document, utcnow
 
 TEXTS = [f"Text {i} about the WHO and NASA." for i in range(30)]
 
@@ -125,9 +128,79 @@ def test_an_expired_claim_returns_to_the_pool(db_url, project):
     with session_scope(db_url) as s:
         p = get_project(s, "p")
         # claim everything as "gone", long ago
-        past = utcnow() - svc.CLAIM_LEASE - timedelta(minutes=1)
+        past = utcnow() - claims.CLAIM_LEASE - timedelta(minutes=1)
         held = [svc.next_document(s, p, f"gone{i}", now=past).document_id for i in range(30)]
     assert _next(db_url, "fresh") in held
+
+
+def _holder(url, doc):
+    with session_scope(url) as s:
+        return s.get(Document, doc).assigned_to
+
+
+def test_save_and_skip_refuse_a_text_another_annotator_holds(db_url, project):
+    doc = _next(db_url, "alice")
+    for act in (
+        lambda s, p: svc.save(s, p, doc, "bob", [{"start": 0, "end": 4, "label": "SHORT"}]),
+        lambda s, p: svc.skip(s, p, doc, "bob"),
+    ):
+        with pytest.raises(ConflictError, match=f"#{doc} is being labeled by 'alice'"):
+            with session_scope(db_url) as s:
+                act(s, get_project(s, "p"))
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert svc.progress(s, p).done == 0 and svc.annotators(s, p) == []
+        svc.save(s, p, doc, "alice", [])  # the holder saves, and the claim is done with
+    assert _holder(db_url, doc) is None
+
+
+def test_a_lapsed_claim_does_not_block_a_save(db_url, project):
+    with session_scope(db_url) as s:
+        past = utcnow() - claims.CLAIM_LEASE - timedelta(minutes=1)
+        doc = svc.next_document(s, get_project(s, "p"), "gone", now=past).document_id
+    with session_scope(db_url) as s:
+        svc.save(s, get_project(s, "p"), doc, "bob", [])
+    assert _holder(db_url, doc) is None
+
+
+def test_two_annotators_saving_in_turn_keep_every_save(db_url, project):
+    """The lockstep of issue 11: two people, six texts each, twelve annotations."""
+    for _ in range(6):
+        docs = {who: _next(db_url, who) for who in ("ann", "bob")}
+        assert docs["ann"] != docs["bob"]
+        for who, doc in docs.items():
+            with session_scope(db_url) as s:
+                svc.save(s, get_project(s, "p"), doc, who, [])
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert svc.progress(s, p).by_annotator == {"ann": 6, "bob": 6}
+        assert svc.browse(s, p, state="done")[1] == 12
+
+
+def test_release_returns_the_claimed_text_to_the_queue_at_once(db_url, project):
+    doc = _next(db_url, "alice")
+    other = _next(db_url, "carol")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert claims.release(s, p, "alice") == 1
+        assert claims.release(s, p, "alice") == 0
+    assert _holder(db_url, other) == "carol"  # only alice's claim went
+    assert _next(db_url, "bob") == doc  # first in the queue again, not in 30 minutes
+    with session_scope(db_url) as s:  # and the old name can no longer save over it
+        with pytest.raises(ConflictError, match="'bob'"):
+            svc.save(s, get_project(s, "p"), doc, "alice", [])
+
+
+def test_a_gold_import_claims_nothing_and_review_can_correct_it(db_url):
+    spans = [[TEXTS[0].index("WHO"), TEXTS[0].index("WHO") + 3, "SHORT"]]
+    lines = [json.dumps({"text": t, "spans": spans}) for t in TEXTS[:3]]
+    with session_scope(db_url) as s:
+        p = create_project(s, "p", "acronym")
+        import_bytes(s, p, "gold.jsonl", "\n".join(lines).encode(), annotator="gold")
+        docs = s.scalars(select(Document).where(Document.project_id == p.id)).all()
+        assert [d.assigned_to for d in docs] == [None] * 3
+        svc.save(s, p, docs[0].id, "reviewer", [])
+        assert svc.progress(s, p).by_annotator == {"gold": 3, "reviewer": 1}
 
 
 def test_empty_queue_returns_none(db_url, project):

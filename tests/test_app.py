@@ -21,10 +21,12 @@ from streamlit.testing.v1 import AppTest
 from app.components.span_annotator import label_palette, parse_event
 from app.ui import md_escape
 from core import annotations, corpus
-from core.annotations import browse, progress, save
+from core.annotations import browse, next_document, progress, save
+from core.claims import release
 from core.corpus import export_bytes
 from core.db import session_scope
 from core.projects import get_project, list_projects
+from core.schema import Document
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 TEXTS = [
@@ -39,9 +41,10 @@ def app(db_url, monkeypatch):
     """An AppTest of the whole app on the test database, annotating as `alice`."""
     monkeypatch.setenv("FEWLABEL_DB", db_url)
 
-    def start(page: str | None = None, annotator: str = "alice") -> AppTest:
+    def start(page: str | None = None, annotator: str | None = "alice") -> AppTest:
         at = AppTest.from_file(MAIN, default_timeout=20)
-        at.query_params["annotator"] = annotator
+        if annotator is not None:  # the browser remembers it in the URL
+            at.query_params["annotator"] = annotator
         at.run()
         if page:
             at.switch_page(page).run()
@@ -224,6 +227,87 @@ def test_annotate_says_when_the_queue_is_empty(app, make_project, db_url):
 def test_annotate_points_to_projects_when_there_is_none(app):
     at = app()
     assert "No project yet" in at.info[0].value
+
+
+# ---------------------------------------------------------------- who is labeling
+
+
+def holder(db_url: str, doc: int) -> str | None:
+    with session_scope(db_url) as s:
+        return s.get(Document, doc).assigned_to
+
+
+def test_a_fresh_session_shows_no_text_until_a_name_is_chosen(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    at = app(annotator=None)
+    assert at.text_input(key="annotator").value == ""  # no shared default name
+    assert "Who is labeling" in at.info[0].value
+    assert not at.get("bidi_component") and holder(db_url, ids[0]) is None
+
+    at.text_input(key="annotator_choice").input("carol")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="annotator").value == "carol"  # the sidebar (and URL) have it
+    assert component(at)["doc"] == ids[0] and holder(db_url, ids[0]) == "carol"
+
+
+def test_renaming_releases_the_claimed_text_at_once(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    at = app(annotator="alice")
+    assert component(at)["doc"] == ids[0] and holder(db_url, ids[0]) == "alice"
+    at.text_input(key="annotator").input("alicia").run()
+    assert not at.exception, at.exception
+    # alice's text went back to the queue, first in line, so the new name gets it
+    assert component(at)["doc"] == ids[0] and holder(db_url, ids[0]) == "alicia"
+    with session_scope(db_url) as s:
+        assert next_document(s, get_project(s, "p"), "bob").document_id == ids[1]
+
+
+def test_two_sessions_with_different_names_keep_every_save(app, make_project, db_url):
+    ids = make_project("p", [f"Text {i} about NASA." for i in range(6)])
+    alice, bob = app(annotator="alice"), app(annotator="bob")
+    for _ in range(3):
+        docs = [component(at)["doc"] for at in (alice, bob)]
+        assert docs[0] != docs[1]
+        for at, doc in zip((alice, bob), docs, strict=True):
+            send_event(at, "save", doc)
+            assert "Saved 0 spans" in at.toast[0].value
+    with session_scope(db_url) as s:
+        assert progress(s, get_project(s, "p")).by_annotator == {"alice": 3, "bob": 3}
+    assert "queue is empty" in alice.success[0].value and len(set(ids)) == 6
+
+
+def test_a_name_in_use_elsewhere_is_confirmed_or_changed(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    first = app(annotator="alice")
+    assert component(first)["doc"] == ids[0]
+
+    second = app(annotator="alice")  # another browser, same name
+    assert "labeling as **alice** in another browser session" in second.warning[0].value
+    assert not second.get("bidi_component")
+    second.text_input(key="annotator_choice").input("bea")
+    (pick,) = [b for b in second.button if b.label == "Use this name instead"]
+    pick.click().run()
+    assert component(second)["doc"] == ids[1]  # bea's own text
+
+    third = app(annotator="alice")  # alice in a second tab of her own
+    third.button(key="confirm_annotator").click().run()
+    assert component(third)["doc"] == ids[0]  # the same claim as her first tab
+
+
+def test_saving_a_text_someone_else_now_holds_is_refused(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    at = app(annotator="alice")
+    with session_scope(db_url) as s:  # alice's claim lapses and bob picks the text up
+        p = get_project(s, "p")
+        release(s, p, "alice")
+        assert next_document(s, p, "bob").document_id == ids[0]
+    send_event(at, "save", ids[0], [{"start": 17, "end": 20, "label": "SHORT"}])
+    refused = f"text #{ids[0]} is being labeled by 'bob'; nothing was saved"
+    assert at.error[0].value == md_escape(refused)
+    assert component(at)["doc"] == ids[1]  # alice moves on to a free text
+    with session_scope(db_url) as s:
+        assert progress(s, get_project(s, "p")).done == 0
 
 
 # ---------------------------------------------------------------- Review

@@ -1,0 +1,108 @@
+"""Who is labeling which text: claims on open documents, taken, checked and given back.
+
+A claim is a document's (assigned_to, assigned_at). Every change to it is one conditional
+UPDATE, so two annotators, in threads or processes, never hold the same document at once; a
+claim older than CLAIM_LEASE lapses (its annotator closed the tab). Every function takes the
+identity that acts as an argument: today the name chosen in the browser, with accounts the
+logged-in user.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import ConflictError
+from core.schema import Document, Project, utcnow
+
+# A claim older than this returns the document to the pool (an annotator closed the tab).
+CLAIM_LEASE = timedelta(minutes=30)
+
+
+def _free(now: datetime) -> ColumnElement[bool]:
+    """Nobody holds the document, or their claim has lapsed."""
+    return or_(Document.assigned_to.is_(None), Document.assigned_at < now - CLAIM_LEASE)
+
+
+def held(session: Session, project: Project, annotator: str) -> Document | None:
+    """The open document this annotator holds, if any (a page reload shows it again)."""
+    return session.scalar(
+        select(Document)
+        .where(
+            Document.project_id == project.id,
+            Document.assigned_to == annotator,
+            Document.state == "open",
+        )
+        .order_by(Document.assigned_at.desc())
+        .limit(1)
+    )
+
+
+def claim_next(
+    session: Session, project: Project, annotator: str, *, now: datetime
+) -> Document | None:
+    """Claim the lowest-ranked open document that is free; None when there is none.
+
+    Queue order is the `rank` column: random at import, rewritten by active learning after
+    each model version (the one seam for ordering).
+    """
+    for _ in range(20):  # a lost race retries with the next candidate
+        candidate = session.scalar(
+            select(Document.id)
+            .where(Document.project_id == project.id, Document.state == "open", _free(now))
+            .order_by(Document.rank, Document.id)
+            .limit(1)
+        )
+        if candidate is None:
+            return None
+        claimed = session.execute(
+            update(Document)
+            .where(Document.id == candidate, Document.state == "open", _free(now))
+            .values(assigned_to=annotator, assigned_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed == 1:
+            session.flush()
+            return session.get(Document, candidate, populate_existing=True)
+    raise RuntimeError("could not claim a document after 20 tries; the queue is very contended")
+
+
+def take(session: Session, doc: Document, annotator: str, *, now: datetime | None = None) -> None:
+    """Let `annotator` write `doc`: keep or take its claim, unless another holds a live one.
+
+    A document nobody holds (a done text corrected in Review, a script's save) is taken on
+    the spot. One conditional UPDATE, so of two concurrent writers only one gets through;
+    the other gets a ConflictError naming the holder, and nothing changes.
+    """
+    now = now or utcnow()
+    taken = session.execute(
+        update(Document)
+        .where(Document.id == doc.id, or_(Document.assigned_to == annotator, _free(now)))
+        .values(assigned_to=annotator, assigned_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(doc, ["assigned_to", "assigned_at"])
+    if taken != 1:
+        raise ConflictError(
+            f"text #{doc.id} is being labeled by {doc.assigned_to!r}; nothing was saved"
+        )
+
+
+def release(session: Session, project: Project, annotator: str) -> int:
+    """Give back the open documents this annotator holds, so they return to the queue now
+    rather than when the lease lapses (they renamed themselves, or signed out).
+
+    Returns how many were released.
+    """
+    return session.execute(
+        update(Document)
+        .where(
+            Document.project_id == project.id,
+            Document.assigned_to == annotator,
+            Document.state == "open",
+        )
+        .values(assigned_to=None, assigned_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
