@@ -454,3 +454,151 @@ def test_words_after_emoji_combining_marks_and_arabic_save_exactly(server, page)
             assert sorted(again.values()) == sorted(stored.values())
         else:
             assert again == stored
+
+
+# ---------------------------------------------------------------- issue 11: keys, hover, layout
+
+NASA_TEXTS = [f"Text {i} mentions the NASA mission ." for i in range(30)]
+LONG_TEXT = (
+    " ".join(f"filler{k}" for k in range(2300)) + " and the last acronym is ZULU here ."
+)[-20_040:]
+
+
+def mount(page, data: dict) -> None:
+    """The component's JS and CSS on a bare page; window.__render(data) redraws it, as
+    Streamlit does, and window.__events collects what it sends."""
+    js = (ROOT / "app" / "components" / "span_annotator.js").read_text()
+    css = (ROOT / "app" / "components" / "span_annotator.css").read_text()
+    page.set_content("<div id='host'></div>")
+    page.evaluate(
+        """async ([js, css, data]) => {
+            const url = URL.createObjectURL(new Blob([js], {type: "text/javascript"}));
+            const mod = await import(url);
+            window.__events = [];
+            const root = document.getElementById("host").attachShadow({mode: "open"});
+            const style = document.createElement("style");
+            style.textContent = css;
+            root.append(style);
+            const send = (name, value) => window.__events.push([name, value]);
+            window.__render = (d) => mod.default({data: d, parentElement: root,
+                                                  setTriggerValue: send});
+            window.__render(data);
+        }""",
+        [js, css, data],
+    )
+
+
+def _data(doc: int, text: str, *, seq: int = 0, spans=(), version: str | None = None) -> dict:
+    from app.components.span_annotator import component_data
+    from core.text import tokenize
+
+    return component_data(
+        document_id=doc,
+        text=text,
+        words=tokenize(text),
+        spans=list(spans),
+        labels=["SHORT", "LONG"],
+        version=version if version is not None else f"v{doc}",
+        seq=seq,
+    )
+
+
+def _saved_spans(page) -> list[list[dict]]:
+    return [value["spans"] for _, value in page.evaluate("window.__events")]
+
+
+def test_component_holds_keys_typed_while_saving(page):
+    """Keys typed before the next text arrives apply to it once it is drawn; a bare repeated
+    Enter does not save an unseen text; an error answer drops held keys."""
+    mount(page, _data(1, NASA_TEXTS[1]))
+    for key in ["ArrowRight"] * 5 + ["1", "Enter"]:
+        page.keyboard.press(key)
+    # The server has not answered: these keys are for the next text, typed blind.
+    for key in ["ArrowRight"] * 4 + ["Shift+ArrowRight", "1", "Enter", "Enter"]:
+        page.keyboard.press(key)
+    assert _saved_spans(page) == [[{"start": 20, "end": 24, "label": "SHORT"}]]  # NASA
+    page.evaluate("(d) => window.__render(d)", _data(2, NASA_TEXTS[2], seq=1))
+    page.wait_for_function("window.__events.length === 2")
+    assert _saved_spans(page)[1] == [{"start": 16, "end": 24, "label": "SHORT"}]  # the NASA
+
+    # The second Enter was a double press: the third text arrives and is not saved.
+    page.evaluate("(d) => window.__render(d)", _data(3, NASA_TEXTS[3], seq=2))
+    page.locator(".fl-hint").filter(has_text="press Enter again").wait_for()
+    assert len(page.evaluate("window.__events")) == 2
+    assert page.locator(".fl-span").count() == 0
+
+    # A save that fails comes back as the same text: held keys are dropped, not applied.
+    page.keyboard.press("Enter")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("1")
+    page.evaluate("(d) => window.__render(d)", _data(3, NASA_TEXTS[3], seq=3))
+    page.locator(".fl-hint").filter(has_text="2 keys typed while waiting").wait_for()
+    page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    assert page.locator(".fl-span, .fl-w.fl-sel").count() == 0
+
+
+def test_machine_speed_typing_through_30_texts_saves_every_text(server, page):
+    """No lost keystroke: keys sent as fast as Playwright sends them, never waiting for the
+    next text, label every one of 30 texts exactly as typed."""
+    seed_project(server["url"], "fast", NASA_TEXTS)
+    plans = {  # per text: keys, and the one span they mean
+        0: (["ArrowRight"] * 5 + ["1"], ("NASA", "SHORT")),
+        1: (["ArrowRight"] * 6 + ["2"], ("mission", "LONG")),
+        2: (["ArrowRight"] * 4 + ["Shift+ArrowRight", "1"], ("the NASA", "SHORT")),
+    }
+    page.goto(f"{server['base']}/?annotator=typist&project=fast")
+    wait_for_text(page, NASA_TEXTS[0])
+    expected = {}
+    for i, text in enumerate(NASA_TEXTS):
+        keys, (words, label) = plans[i % 3]
+        for key in [*keys, "Enter"]:
+            page.keyboard.press(key)
+        start = text.index(words)
+        expected[text] = [{"start": start, "end": start + len(words), "label": label}]
+    page.get_by_text("The queue is empty").first.wait_for(timeout=120_000)
+    with session_scope(server["url"]) as s:
+        rows, _ = browse(s, get_project(s, "fast"), annotator="typist", limit=100)
+        stored = {r.text: [dict(sp) for sp in r.spans] for r in rows}
+    assert stored == expected
+
+
+def test_hovering_a_span_moves_nothing(page):
+    text = "The NASA mission and the ESA probe flew far beyond the Moon ."
+    mount(page, _data(1, text, spans=[{"start": 4, "end": 8, "label": "SHORT"}]))
+    after = page.locator(".fl-text > .fl-w")
+    boxes = [after.nth(i).bounding_box() for i in range(after.count())]
+    tag = page.locator(".fl-span .fl-tag")
+    hint = "(t) => getComputedStyle(t, '::after').opacity"  # the remove hint
+    page.locator(".fl-span").hover()
+    assert [after.nth(i).bounding_box() for i in range(after.count())] == boxes
+    assert tag.evaluate(hint) == "1"
+    page.mouse.move(1, 1)
+    assert tag.evaluate(hint) == "0"
+
+
+def test_right_to_left_text_reads_right_to_left(page):
+    mount(page, _data(1, ARABIC_TEXT))
+    box = page.locator("[data-testid='fewlabel-text']")
+    assert box.evaluate("(b) => getComputedStyle(b).direction") == "rtl"
+    assert page.locator(".fl-legend").evaluate("(b) => getComputedStyle(b).direction") == "ltr"
+    page.keyboard.press("ArrowLeft")  # left is forward: the first word, at the right
+    assert page.locator(".fl-w.fl-sel").text_content() == "قالت"
+
+
+def test_a_long_text_scrolls_inside_the_editor_and_save_stays_visible(server, page):
+    assert len(LONG_TEXT) >= 20_000
+    seed_project(server["url"], "long", [LONG_TEXT])
+    page.goto(f"{server['base']}/?annotator=reader&project=long")
+    wait_for_text(page, "ZULU")
+    save_box = page.locator(".fl-btn[data-action='save']").bounding_box()
+    assert 0 <= save_box["y"] and save_box["y"] + save_box["height"] <= 900
+    word(page, "ZULU").click()  # scrolls the text box, not the page
+    page.keyboard.press("1")
+    page.locator(".fl-span[data-label='SHORT']").filter(has_text="ZULU").wait_for()
+    assert page.locator(".fl-btn[data-action='save']").bounding_box() == save_box
+    page.keyboard.press("Enter")
+    page.get_by_text("The queue is empty").first.wait_for()
+    with session_scope(server["url"]) as s:
+        (row,) = browse(s, get_project(s, "long"), annotator="reader")[0]
+    start = LONG_TEXT.index("ZULU")
+    assert [dict(sp) for sp in row.spans] == [{"start": start, "end": start + 4, "label": "SHORT"}]

@@ -15,6 +15,18 @@
 // Streamlit calls the default export again whenever `data` changes, with the same
 // parentElement, and only calls the returned cleanup when the element unmounts; so one
 // controller lives on the parentElement and is updated in place.
+//
+// Keys typed while a save, skip or undo is on its way (until the server's answer arrives
+// with the next text) are held, in order, not dropped. The rule that keeps this safe: a held
+// key never applies to a text the annotator has not seen rendered. Held keys are replayed
+// one per painted frame once the next text is on screen (in a background tab, rAF waits
+// until the tab is shown), so every state a key acts on has been drawn. Held Enter and S
+// save or skip only after a held edit on the same text (a label, an arrow, A, ...): they
+// then confirm work typed for that text, while a bare repeated Enter or S (a double press)
+// would save or skip an unseen text untouched, so it is dropped with a hint. A held U undoes
+// the save the annotator just made, which is what it meant. If the answer is an error (the
+// same text again) or never comes, held keys are dropped with a hint, never applied to the
+// old text.
 
 const LABEL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
 const COLOR_RE = /^#[0-9a-fA-F]{6}$/;
@@ -31,6 +43,10 @@ const ACTIVATES =
   " [role='checkbox'], [role='option'], [role='menuitem']";
 const NATIVE_KEYS = new Set(["Enter", " ", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"]);
 const BUSY_TIMEOUT_MS = 8000;
+// Keys that talk to the server, and the other keys worth holding while it answers.
+const ACTION_KEYS = new Map([["Enter", "save"], ["s", "skip"], ["u", "undo"]]);
+const EDIT_KEYS = new Set(["a", "Escape", "Backspace", "Delete", "ArrowLeft", "ArrowRight"]);
+const MAX_HELD = 256;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -58,6 +74,11 @@ function offsetMaps(text) {
   return { unitOf, pointOf };
 }
 
+// Run fn once the current DOM has been painted (the frame after the next one).
+function afterPaint(fn) {
+  requestAnimationFrame(() => requestAnimationFrame(fn));
+}
+
 function toInt(value) {
   const n = Number(value);
   return Number.isFinite(n) ? Math.trunc(n) : NaN;
@@ -80,6 +101,10 @@ class SpanAnnotator {
     this.sel = null; // {a, b, fromClick}: word indices, a = anchor
     this.press = null; // a mouse press in progress
     this.busy = false;
+    this.sentSeq = null; // `seq` when the pending action was sent; a new one is its answer
+    this.held = []; // keys typed while busy: {key, shift, ctrl}
+    this.heldEdits = 0; // held keys applied to the current text, other than actions
+    this.drainPending = false;
     this.dirty = false;
     this.send = () => {};
     this.build();
@@ -102,6 +127,7 @@ class SpanAnnotator {
 
     this.textBox = el("div", "fl-text");
     this.textBox.dataset.testid = "fewlabel-text";
+    this.textBox.dir = "auto"; // right-to-left texts read right to left; the UI stays as is
     this.textBox.addEventListener("mousedown", (e) => this.handleMouseDown(e));
     this.textBox.addEventListener("mouseover", (e) => this.handleMouseOver(e));
 
@@ -135,7 +161,11 @@ class SpanAnnotator {
   // ------------------------------------------------------------------ data in
 
   update(data) {
-    this.setBusy(false);
+    // Any redraw with a new `seq` is the server's answer to the pending action.
+    const seq = String(data.seq ?? "");
+    const answered = this.busy && seq !== this.sentSeq;
+    this.seq = seq;
+    if (answered) this.setBusy(false);
     // Every label is kept (spans may use any); only the first nine get number keys.
     this.labels = (Array.isArray(data.labels) ? data.labels : []).map((l) => ({
       name: String(l.name),
@@ -165,6 +195,7 @@ class SpanAnnotator {
       this.history = [];
       this.sel = null;
       this.dirty = Boolean(data.dirty);
+      this.heldEdits = 0;
       this.focusIfIdle();
     }
     this.hint = "";
@@ -172,6 +203,8 @@ class SpanAnnotator {
     this.renderActions();
     this.renderHelp(data.help);
     this.render();
+    if (answered && !reset) this.dropHeld("the text did not change");
+    this.scheduleDrain();
   }
 
   // A code-point offset from Python as a UTF-16 offset (NaN when not an offset).
@@ -240,7 +273,9 @@ class SpanAnnotator {
       button.title = `Label the selected words ${label.name}` + (key ? ` (key ${key})` : "");
       if (key) button.append(kbd(key));
       button.append(el("span", "fl-label-name", label.name));
-      button.addEventListener("click", () => this.applyLabel(i));
+      button.addEventListener("click", () => {
+        if (!this.waiting()) this.applyLabel(i);
+      });
       this.legend.append(button);
     });
   }
@@ -253,7 +288,9 @@ class SpanAnnotator {
       button.tabIndex = -1;
       button.dataset.action = action;
       button.append(el("span", "", title), kbd(key));
-      button.addEventListener("click", () => this.act(action));
+      button.addEventListener("click", () => {
+        if (!this.waiting()) this.act(action); // held keys come first, in order
+      });
       this.actionBar.append(button);
       return button;
     };
@@ -384,7 +421,17 @@ class SpanAnnotator {
     this.root.classList.toggle("fl-busy", busy);
     clearTimeout(this.busyTimer);
     // If the server never answers (connection lost), let the user try again.
-    if (busy) this.busyTimer = setTimeout(() => this.setBusy(false), BUSY_TIMEOUT_MS);
+    if (busy) {
+      this.busyTimer = setTimeout(() => {
+        this.setBusy(false);
+        this.dropHeld("no answer from the server");
+      }, BUSY_TIMEOUT_MS);
+    }
+  }
+
+  // True while keys are held rather than applied: an action is pending, or held keys remain.
+  waiting() {
+    return this.busy || this.held.length > 0;
   }
 
   // ------------------------------------------------------------------ edits
@@ -468,6 +515,7 @@ class SpanAnnotator {
       return;
     }
     if (!this.actions.has(action) || this.busy) return;
+    this.sentSeq = this.seq;
     this.setBusy(true);
     this.send("event", {
       action,
@@ -497,7 +545,7 @@ class SpanAnnotator {
   }
 
   handleMouseDown(e) {
-    if (e.button !== 0 || this.busy) return;
+    if (e.button !== 0 || this.waiting()) return;
     e.preventDefault(); // no native text selection; we draw our own
     this.root.focus({ preventScroll: true });
     const at = this.pointAt(e.target);
@@ -556,26 +604,81 @@ class SpanAnnotator {
 
   handleKey(e) {
     if (e.defaultPrevented || e.altKey || e.isComposing || !this.ownsKey(e)) return;
-    const key = e.key;
-    if (e.ctrlKey || e.metaKey) {
-      if (key.toLowerCase() === "z" && !e.shiftKey) {
-        e.preventDefault();
-        this.undoEdit();
-      }
-      return;
-    }
-    const lower = key.length === 1 ? key.toLowerCase() : key;
-    const handled = this.keyAction(lower, e.shiftKey);
+    const stroke = {
+      key: e.key.length === 1 ? e.key.toLowerCase() : e.key,
+      shift: e.shiftKey,
+      ctrl: e.ctrlKey || e.metaKey,
+    };
+    const handled = this.waiting() ? this.hold(stroke) : this.apply(stroke);
     if (handled) {
       e.preventDefault();
       e.stopPropagation();
     }
   }
 
+  apply(stroke) {
+    if (stroke.ctrl) {
+      if (stroke.key !== "z" || stroke.shift) return false;
+      this.undoEdit();
+      return true;
+    }
+    return this.keyAction(stroke.key, stroke.shift);
+  }
+
+  // Keep a key typed while the next text is on its way (see the rule at the top).
+  hold(stroke) {
+    const action = stroke.ctrl ? null : ACTION_KEYS.get(stroke.key);
+    const labelIndex = LABEL_KEYS.indexOf(stroke.key);
+    const ours = stroke.ctrl
+      ? stroke.key === "z" && !stroke.shift
+      : action
+        ? this.actions.has(action)
+        : labelIndex >= 0
+          ? labelIndex < this.labels.length
+          : EDIT_KEYS.has(stroke.key);
+    if (!ours) return false;
+    if (this.held.length < MAX_HELD) this.held.push(stroke);
+    else this.setHint("Too many keys typed ahead: the last ones were not kept.");
+    return true;
+  }
+
+  scheduleDrain() {
+    if (this.drainPending || this.busy || !this.held.length) return;
+    this.drainPending = true;
+    afterPaint(() => {
+      this.drainPending = false;
+      this.drainOne();
+    });
+  }
+
+  // Apply the oldest held key to the text on screen, then wait for a paint before the next.
+  drainOne() {
+    if (this.destroyed || this.busy || !this.held.length) return;
+    const stroke = this.held.shift();
+    const action = stroke.ctrl ? null : ACTION_KEYS.get(stroke.key);
+    if ((action === "save" || action === "skip") && this.heldEdits === 0) {
+      const key = action === "save" ? "Enter" : "S";
+      this.setHint(`${key} came before this text was shown and was not applied: ` +
+        `press ${key} again to ${action} it.`);
+    } else {
+      this.apply(stroke);
+      if (!action) this.heldEdits += 1;
+    }
+    this.scheduleDrain();
+  }
+
+  dropHeld(why) {
+    if (!this.held.length) return;
+    const n = this.held.length;
+    this.held = [];
+    this.setHint(`${n} key${n === 1 ? "" : "s"} typed while waiting ${n === 1 ? "was" : "were"} ` +
+      `not applied (${why}).`);
+  }
+
   keyAction(key, shift) {
     const labelIndex = LABEL_KEYS.indexOf(key);
     if (labelIndex >= 0 && labelIndex < this.labels.length) {
-      if (!this.busy) this.applyLabel(labelIndex);
+      this.applyLabel(labelIndex);
       return true;
     }
     switch (key) {
@@ -589,7 +692,7 @@ class SpanAnnotator {
         if (this.actions.has("undo")) this.act("undo");
         return this.actions.has("undo");
       case "a":
-        if (!this.busy) this.acceptSuggestions();
+        this.acceptSuggestions();
         return true;
       case "Escape":
         this.sel = null;
@@ -603,8 +706,11 @@ class SpanAnnotator {
         this.removeSelected();
         return true;
       case "ArrowLeft":
-      case "ArrowRight":
-        return this.moveSelection(key === "ArrowLeft" ? -1 : 1, shift);
+      case "ArrowRight": {
+        // Arrows move the way they point: in a right-to-left text, left is forward.
+        const rtl = getComputedStyle(this.textBox).direction === "rtl";
+        return this.moveSelection((key === "ArrowRight") !== rtl ? 1 : -1, shift);
+      }
       default:
         return false;
     }
