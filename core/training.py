@@ -19,7 +19,8 @@ from core import defaults
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import FewlabelError, NotFoundError
-from core.schema import Annotation, Document, ModelVersion, Project, utcnow
+from core.metrics import fold_count, percent
+from core.schema import Annotation, Document, FinalAnnotation, ModelVersion, Project, utcnow
 from core.scoring import score_pool
 from core.text import Span, words_of
 from core.versions import current_version, list_versions, set_current
@@ -28,8 +29,8 @@ from core.versions import current_version, list_versions, set_current
 def labeled_texts(
     session: Session, project: Project
 ) -> list[tuple[int, tuple[str, list, list[Span]]]]:
-    """(document id, (text, words, spans)) of every labeled document; the latest done
-    annotation wins."""
+    """(document id, (text, words, spans)) of every labeled document: its final version
+    (core.review), else its latest done annotation."""
     rows = session.execute(
         select(Document.id, Document.text, Document.tokens, Annotation.spans)
         .join(Annotation, Annotation.document_id == Document.id)
@@ -38,6 +39,13 @@ def labeled_texts(
     ).all()
     latest: dict[int, tuple] = {}
     for doc_id, text, tokens, spans in rows:
+        latest[doc_id] = (text, tokens, spans)
+    finals = session.execute(
+        select(Document.id, Document.text, Document.tokens, FinalAnnotation.spans)
+        .join(FinalAnnotation, FinalAnnotation.document_id == Document.id)
+        .where(Document.project_id == project.id)
+    ).all()
+    for doc_id, text, tokens, spans in finals:
         latest[doc_id] = (text, tokens, spans)
     return [
         (
@@ -48,12 +56,12 @@ def labeled_texts(
                 sorted(Span(s["start"], s["end"], s["label"]) for s in spans),
             ),
         )
-        for doc_id, (text, tokens, spans) in latest.items()
+        for doc_id, (text, tokens, spans) in sorted(latest.items())
     ]
 
 
 def training_examples(session: Session, project: Project) -> list[tuple[str, list, list[Span]]]:
-    """(text, words, spans) for every labeled document; the latest done annotation wins."""
+    """(text, words, spans) for every labeled document, as labeled_texts picks them."""
     return [lab for _, lab in labeled_texts(session, project)]
 
 
@@ -101,6 +109,7 @@ def pretrain_args(objective: str, base: str, *, steps: int | None, minutes: floa
 def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
     """The `train` job: finetune on the project's labels, register the version, score the pool."""
     from core.model.backbone import is_tagger_checkpoint
+    from core.model.crossval import cross_validate, wants_cross_validation
     from core.model.finetune import finetune
     from core.model.rules import evidence_needs_corpus
 
@@ -116,6 +125,9 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         corpus = project_texts(s, project) if wanted else None
         spelling = dict(project.label_spelling or {})
         base = params.get("base") or project.base_model or "default"
+        # cross-validation starts from the base, never from the current version, which has
+        # seen most of the texts each fold holds out
+        cv_base = base
         current = current_version(s, project)
         if params.get("warm_start") and current is not None and Path(current.path).is_dir():
             base = current.path
@@ -125,16 +137,36 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         raise FewlabelError(
             f"project {project_name!r} has no labeled documents yet: label some, then retrain"
         )
-    report(0.0, f"training on {len(examples)} labeled documents", force=True)
+    # too few labels for the dev slice to measure F1: cross-validate (core.model.crossval)
+    folds = fold_count(len(examples)) if wants_cross_validation(len(examples), args) else 0
+    folds = folds if params.get("cv", True) else 0
+    share = 0.85 / (1 + folds)  # of the progress bar, per finetune
+    plan = f", then {folds} more finetunes for {folds}-fold cross-validated F1" if folds else ""
+    report(0.0, f"training on {len(examples)} labeled documents{plan}", force=True)
     result = finetune(
         examples,
         labels,
         base=base,
         args=args,
         corpus=corpus,
-        progress=lambda f, m: report(0.85 * f, m),
+        progress=lambda f, m: report(share * f, m),
         should_stop=report.should_stop,
     )
+    if folds:
+        # result.metrics is also model.info["metrics"]: the saved version carries it
+        result.metrics["cv"] = cv = cross_validate(
+            examples,
+            labels,
+            base=cv_base,
+            args=args,
+            corpus=corpus,
+            progress=lambda f, m: report(share + (0.85 - share) * f, m),
+            should_stop=report.should_stop,
+        )
+        if cv:
+            f1 = percent(cv["f1_micro"]["mean"], cv["f1_micro"]["sd"])
+            note = f"{cv['folds']} folds, {cv['texts']} texts, {cv['spans']} spans"
+            report(0.85, f"cross-validated micro F1 {f1} % ({note})", force=True)
     out = project_models_dir(project_id, project_name) / f"v{next_number}"
     aligned = bool(is_tagger_checkpoint(base) and result.model.info.get("objective") == "aligned")
     result.model.save(out, label_spelling=spelling, project=project_name, version=next_number)
@@ -226,12 +258,9 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
     # texts imported with link markup train as plain text, their anchors as concept labels
     texts, anchors = plain_corpus(records)
     report(0.0, f"weak labels for {len(texts)} texts from {sources.__name__}", force=True)
-    sources.prepare(texts)
-    silent = sources.silent()
+    sources, silent = sources.prepared(texts)
     if silent:
         notes.append(f"{', '.join(silent)}: matched nothing in {len(texts)} texts, left out")
-        sources = sources.without(silent)
-        sources.prepare(texts)
     if not sources.sources:
         raise FewlabelError(
             f"project {name!r} has no weak labels to pretrain on: label some texts or add "

@@ -179,3 +179,13 @@ def test_model_spans_and_cross_fitted_scores():
     got = cross_fitted(data, lambda rest: [Dictionary.build(rest)], folds=3)
     assert set(got) == {"dictionary", "combined"}
     assert got["dictionary"] == [list(d[2]) for d in data]
+
+
+def test_a_source_that_matches_nothing_is_named_and_left_out():
+    pats = parse_patterns(['{"label": "Disease", "pattern": "scurvy"}'], "p", LABELS)
+    data = [labeled("Aspirin helps .", ("Aspirin", "Chemical"))]
+    docs = [("aspirin again", tokenize("aspirin again"))]
+    kept, silent = WeakSources([Dictionary.build(data), Patterns(pats)]).prepared(docs)
+    assert silent == ["patterns"] and [s.name for s in kept.sources] == ["dictionary"]
+    assert spans_of(docs[0][0], kept(*docs[0])) == [("aspirin", "Chemical")]
+    assert kept.describe()["dictionary"]["texts_with_spans"] == 1

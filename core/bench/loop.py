@@ -65,13 +65,9 @@ def sources_for(
         sources.append(
             ModelSpans(lambda ds: [by_text.get(t, []) for t, _ in ds], threshold, precision)
         )
-    weak = WeakSources(sources)
-    weak.prepare(docs)
-    silent = weak.silent()
+    weak, silent = WeakSources(sources).prepared(docs)
     if silent:
         setup.progress(f"weak sources {', '.join(silent)}: matched nothing, left out")
-        weak = weak.without(silent)
-        weak.prepare(docs)
     return weak
 
 

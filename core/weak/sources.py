@@ -300,6 +300,17 @@ class WeakSources:
         got = self._cache.get(text)
         return list(got) if got is not None else self.label([(text, words)])[0]
 
+    def prepared(self, docs: Sequence[Doc]) -> tuple[WeakSources, list[str]]:
+        """These sources with `docs` labeled, less those that matched none of them (named
+        second: a source that matches nothing is reported, not silently used)."""
+        self.prepare(docs)
+        silent = self.silent()
+        if not silent:
+            return self, []
+        kept = self.without(silent)
+        kept.prepare(docs)
+        return kept, silent
+
     def silent(self) -> list[str]:
         """Sources that proposed nothing in any document labeled so far."""
         return [s.name for s in self.sources if self.labeled and not self.hits[s.name]]
