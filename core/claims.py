@@ -26,15 +26,20 @@ def _free(now: datetime) -> ColumnElement[bool]:
     return or_(Document.assigned_to.is_(None), Document.assigned_at < now - CLAIM_LEASE)
 
 
+def _open_and_held_by(project: Project, annotator: str) -> tuple:
+    """Where-clauses: the project's open documents this annotator holds."""
+    return (
+        Document.project_id == project.id,
+        Document.assigned_to == annotator,
+        Document.state == "open",
+    )
+
+
 def held(session: Session, project: Project, annotator: str) -> Document | None:
     """The open document this annotator holds, if any (a page reload shows it again)."""
     return session.scalar(
         select(Document)
-        .where(
-            Document.project_id == project.id,
-            Document.assigned_to == annotator,
-            Document.state == "open",
-        )
+        .where(*_open_and_held_by(project, annotator))
         .order_by(Document.assigned_at.desc())
         .limit(1)
     )
@@ -98,11 +103,7 @@ def release(session: Session, project: Project, annotator: str) -> int:
     """
     return session.execute(
         update(Document)
-        .where(
-            Document.project_id == project.id,
-            Document.assigned_to == annotator,
-            Document.state == "open",
-        )
+        .where(*_open_and_held_by(project, annotator))
         .values(assigned_to=None, assigned_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount
