@@ -6,11 +6,15 @@ core.training and core.scoring.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.active import get_strategy
 from core.errors import NotFoundError
+from core.metrics import headline, percent
 from core.schema import Document, ModelVersion, Prediction, Project
 
 
@@ -49,25 +53,79 @@ def set_current(session: Session, project: Project, version: int) -> ModelVersio
     return mv
 
 
+def base_name(base: str | None, aligned: bool = False) -> str:
+    """How a version's base is shown: "default", a checkpoint's folder name, a Hub id. Never
+    an absolute path, which says where the server keeps its files and hides the name."""
+    if not base or base == "default":
+        return "default"
+    path = Path(base).expanduser()
+    name = path.name or base
+    if aligned:
+        return f"aligned base ({name})"
+    if re.fullmatch(r"v\d+", name):
+        return f"version {name[1:]} (warm start)"
+    return name if path.is_absolute() else base
+
+
+def _figures(v: ModelVersion) -> dict:
+    min_dev = (v.train_args or {}).get("min_dev_examples", 40)
+    return headline(v.metrics, v.n_labels, min_dev)
+
+
 def version_table(session: Session, project: Project) -> list[dict]:
-    """One row per version for the Train page: labels, dev F1 (macro, micro, per label), time."""
+    """One row per version for the Train page, under readable column names: its F1 (micro,
+    percent, "± sd" when cross-validated, or why it was not measured), what measured it and
+    on how many held-out texts and spans, F1 per label, times and the base's name."""
+    versions = list_versions(session, project)
+    any_cv = any((v.metrics or {}).get("cv") for v in versions)
     rows = []
-    for v in list_versions(session, project):
-        dev = (v.metrics or {}).get("dev") or {}
+    for v in versions:
+        fig = _figures(v)
         row = {
-            "version": v.version,
-            "current": v.is_current,
-            "labels": v.n_labels,
-            "f1_macro": dev.get("f1_macro"),
-            "f1_micro": dev.get("f1_micro"),
-            "train_seconds": round(v.train_seconds, 1),
-            "base": v.base,
-            "created": v.created_at,
+            "Version": v.version,
+            "Current": v.is_current,
+            "Labels": v.n_labels,
+            "F1 (%)": fig["note"] or percent(fig["f1"], fig["sd"]),
+            "Measured by": fig["by"] or "",
+            "Held-out texts": fig["texts"] or 0,
+            "Held-out spans": fig["spans"] or 0,
         }
-        for label, m in (dev.get("per_label") or {}).items():
-            row[f"f1_{label}"] = m.get("f1")
+        for label in dict.fromkeys([*project.labels, *fig["per_label"]]):
+            f1, sd = fig["per_label"].get(label, (None, None))
+            if fig["note"]:
+                row[f"F1 {label} (%)"] = ""
+            else:
+                row[f"F1 {label} (%)"] = "no spans" if f1 is None else percent(f1, sd)
+        row["Train time (s)"] = round(v.train_seconds, 1)
+        if any_cv:
+            cv = (v.metrics or {}).get("cv") or {}
+            row["Cross-validation time (s)"] = round(cv.get("seconds", 0.0), 1)
+        row["Base"] = base_name(v.base, v.aligned)
+        row["Created"] = v.created_at
         rows.append(row)
     return rows
+
+
+def learning_curve(session: Session, project: Project) -> list[dict]:
+    """The measured versions as numbers for the F1 chart: labels, F1 and its spread (percent,
+    sd 0 when measured on a dev slice), what measured it and on how many texts and spans."""
+    points = []
+    for v in list_versions(session, project):
+        fig = _figures(v)
+        if fig["f1"] is None:
+            continue
+        points.append(
+            {
+                "version": v.version,
+                "labels": v.n_labels,
+                "f1": round(100 * fig["f1"], 1),
+                "sd": round(100 * (fig["sd"] or 0.0), 1),
+                "by": fig["by"],
+                "texts": fig["texts"],
+                "spans": fig["spans"],
+            }
+        )
+    return points
 
 
 def queue_preview(session: Session, project: Project, n: int = 10) -> list[dict]:

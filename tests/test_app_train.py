@@ -15,6 +15,7 @@ from core.db import session_scope
 from core.jobs import recent_jobs
 from core.model.backbone import Tagger
 from core.projects import get_project
+from core.text import Span
 from core.versions import list_versions
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
@@ -65,13 +66,16 @@ def test_retrain_runs_in_a_worker_and_the_version_appears(db_url, train_page):
     assert at.number_input(key="pretrain_minutes").value == defaults.PRETRAIN_MINUTES
     at.number_input[0].set_value(2)
     assert at.checkbox(key="train_evidence").value is True  # an acronym project: on
+    assert at.checkbox(key="train_cv").value is True
     at.button(key="FormSubmitter:retrain-Retrain").click().run()
     assert not at.exception, at.exception
     assert _wait_for_job(db_url) == "done"
     at = train_page()
     assert any("version 1" in s.value for s in at.success)
     table = at.dataframe[0].value
-    assert list(table["version"]) == [1] and list(table["labels"]) == [6]
+    assert list(table["Version"]) == [1] and list(table["Labels"]) == [6]
+    assert list(table["Measured by"]) == ["3-fold cross-validation"]  # 6 texts, no dev slice
+    assert list(table["Held-out texts"]) == [6]
     with session_scope(db_url) as s:
         versions = list_versions(s, get_project(s, "p"))
         assert [v.version for v in versions] == [1]
@@ -80,12 +84,16 @@ def test_retrain_runs_in_a_worker_and_the_version_appears(db_url, train_page):
     # Without the rule's tags: the next version takes no evidence.
     at.number_input[0].set_value(1)
     at.checkbox(key="train_evidence").uncheck()
+    at.checkbox(key="train_cv").uncheck()
     at.button(key="FormSubmitter:retrain-Retrain").click().run()
     assert _wait_for_job(db_url) == "done"
     with session_scope(db_url) as s:
-        versions = {v.version: v.path for v in list_versions(s, get_project(s, "p"))}
+        versions = {v.version: v for v in list_versions(s, get_project(s, "p"))}
         assert sorted(versions) == [1, 2]
-        assert Tagger.load(versions[2]).evidence is None
+        assert Tagger.load(versions[2].path).evidence is None
+        assert "cv" not in versions[2].metrics  # not cross-validated when told not to
+    table = train_page().dataframe[0].value
+    assert list(table["F1 (%)"])[1] == "not measured: fewer than 40 labels"
 
 
 def test_strategy_choice_is_saved(db_url, train_page):
@@ -230,3 +238,76 @@ def test_a_custom_project_builds_an_aligned_base(
     assert "aligned base built from 10 texts and selected" in done
     assert "weak sources: dictionary" in done
     assert Tagger.load(checkpoint).labels == ["Chemical", "Disease"]
+
+
+def _add_version(db_url: str, number: int, n_labels: int, metrics: dict, **kwargs) -> None:
+    from core.schema import ModelVersion
+    from core.versions import set_current
+
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        s.add(
+            ModelVersion(
+                project_id=p.id,
+                version=number,
+                path=f"/srv/fewlabel/models/1-p/v{number}",
+                n_labels=n_labels,
+                metrics=metrics,
+                train_seconds=12.3456,
+                **kwargs,
+            )
+        )
+        s.flush()
+        set_current(s, p, number)
+
+
+def _charts(at: AppTest) -> list[tuple[dict, list[dict]]]:
+    """Every Altair chart on the page: its Vega-Lite spec and its data rows."""
+    import json
+
+    import pyarrow as pa
+
+    charts = []
+    for c in at.get("vega_lite_chart"):
+        rows = []
+        for d in c.proto.datasets:
+            rows += pa.ipc.open_stream(d.data.data).read_all().to_pylist()
+        charts.append((json.loads(c.proto.spec), rows))
+    return charts
+
+
+def _marks(spec: dict) -> list[dict]:
+    layers = spec.get("layer", [spec])
+    return [m if isinstance(m, dict) else {"type": m} for m in (x["mark"] for x in layers)]
+
+
+def test_versions_show_readable_figures_with_their_held_out_texts(db_url, train_page, tmp_path):
+    from core.metrics import span_prf, summarize_folds
+
+    gold = [[Span(0, 3, "SHORT")], [Span(0, 4, "SHORT")]]
+    fold = span_prf(gold, [gold[0], []], ["SHORT", "LONG"])
+    cv = summarize_folds([fold, fold, fold], fold, ["SHORT", "LONG"])
+    aligned = tmp_path / "home" / "models" / "1-p" / "aligned-7"
+    _add_version(db_url, 1, 3, {"dev": None, "cv": None}, base="default")
+    _add_version(db_url, 2, 6, {"dev": None, "cv": cv}, base=str(aligned), aligned=True)
+    at = train_page()
+    table = at.dataframe[0].value
+    assert list(table.columns) == [
+        "Version", "Current", "Labels", "F1 (%)", "Measured by", "Held-out texts",
+        "Held-out spans", "F1 SHORT (%)", "F1 LONG (%)", "Train time (s)",
+        "Cross-validation time (s)", "Base", "Created",
+    ]  # fmt: skip
+    first, second = table.to_dict("records")
+    assert first["F1 (%)"] == "not measured: fewer than 4 labels"
+    assert (first["Held-out texts"], first["Base"], first["Train time (s)"]) == (0, "default", 12.3)
+    assert second["F1 (%)"] == "66.7 ± 0.0" and second["Measured by"] == "3-fold cross-validation"
+    assert (second["Held-out texts"], second["Held-out spans"]) == (6, 6)
+    assert (second["F1 SHORT (%)"], second["F1 LONG (%)"]) == ("66.7 ± 0.0", "no spans")
+    assert second["Base"] == "aligned base (aligned-7)"
+    cells = [str(v) for row in table.to_dict("records") for v in row.values()]
+    assert not any(str(tmp_path) in c or c.startswith("/") or c == "None" for c in cells)
+
+    # one measured version: the learning curve draws it as a point, labeled with its texts
+    ((spec, data),) = _charts(at)
+    assert any(m["type"] == "line" and m.get("point") for m in _marks(spec))
+    assert [(d["labels"], d["f1"], d["held_out"]) for d in data] == [(6, 66.7, "6 texts, 6 spans")]

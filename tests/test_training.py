@@ -203,3 +203,33 @@ def test_concept_evidence_learns_from_every_project_text(db_url, tiny, project):
     assert len(texts) == len(POOL)  # the labeled and the unlabeled texts
     assert model.evidence == "concept"
     assert model.evidence_state == fit_evidence("concept", texts)
+
+
+def test_a_train_job_with_few_labels_stores_cross_validated_f1(db_url, tiny, project, capsys):
+    """6 labeled texts: no dev slice, so the job adds 3-fold cross-validation to the version,
+    its saved model, and the CLI's report; --no-cv leaves it out."""
+    from core.cli import main
+    from core.model.backbone import Tagger
+
+    job = run_job(db_url, _train(db_url, tiny))
+    assert job.status == "done", job.error
+    with session_scope(db_url) as s:
+        mv = current_version(s, get_project(s, "p"))
+        metrics, path = mv.metrics, mv.path
+    cv = metrics["cv"]
+    assert metrics["dev"] is None
+    assert (cv["folds"], cv["texts"]) == (3, 6) and cv["spans"] > 0
+    assert set(cv["f1_micro"]) == {"mean", "sd"} and set(cv["per_label"]) == {"SHORT", "LONG"}
+    assert cv["per_label"]["SHORT"]["support"] == cv["spans"]
+    assert job.result["metrics"]["cv"] == cv
+    assert Tagger.load(path).info["metrics"]["cv"] == cv
+
+    assert main(["train", "p", "--db", db_url, "--base", tiny, "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"3-fold cross-validation: 6 held-out texts, {cv['spans']} spans" in out
+    assert " ± " in out and "None" not in out
+    assert main(["train", "p", "--db", db_url, "--base", tiny, "--epochs", "1", "--no-cv"]) == 0
+    out = capsys.readouterr().out
+    assert "F1 not measured: fewer than 40 labels" in out and "cross-validation" not in out
+    with session_scope(db_url) as s:
+        assert "cv" not in current_version(s, get_project(s, "p")).metrics

@@ -23,6 +23,12 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument("--warm-start", action="store_true", help="start from the current version")
     p.add_argument("--evidence", action=argparse.BooleanOptionalAction, help=EVIDENCE)
     p.add_argument(
+        "--cv",
+        action=argparse.BooleanOptionalAction,
+        help="while labels are too few for a dev slice to measure F1, also report k-fold "
+        "cross-validated F1 (k more finetunes; default: yes)",
+    )
+    p.add_argument(
         "--background", action="store_true", help="start a worker process and return at once"
     )
     p.set_defaults(handler=cmd_train)
@@ -82,18 +88,46 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.set_defaults(handler=cmd_pretrain)
 
 
-def _print_metrics(metrics: dict | None) -> None:
-    dev = (metrics or {}).get("dev")
-    if not dev:
-        print("  dev metrics: none (fewer labels than the held-out slice needs)")
-        return
-    rows = [
-        {"label": label, "P": m["p"], "R": m["r"], "F1": m["f1"], "n": m["support"]}
-        for label, m in dev["per_label"].items()
-    ]
-    text = table(rows, left=["label"], float_format=lambda v: f"{v:.3f}")
-    print("\n".join("  " + line for line in text.splitlines()))
-    print(f"  macro F1 {dev['f1_macro']:.3f}   micro F1 {dev['f1_micro']:.3f}")
+def _print_metrics(metrics: dict | None, n_labels: int) -> None:
+    """A version's F1 in percent, each figure beside the held-out texts and spans behind it."""
+    from core.metrics import headline, percent
+
+    metrics = metrics or {}
+    dev, cv = metrics.get("dev"), metrics.get("cv")
+    if dev:
+        small = " (too few to trust alone)" if cv else ""
+        print(f"  dev slice: {dev['documents']} held-out texts, {dev['support']} spans{small}")
+        rows = [
+            {
+                "label": label,
+                "P (%)": percent(m["p"]),
+                "R (%)": percent(m["r"]),
+                "F1 (%)": percent(m["f1"]),
+                "spans": m["support"],
+            }
+            for label, m in dev["per_label"].items()
+        ]
+        print("\n".join("    " + line for line in table(rows, left=["label"]).splitlines()))
+        print(
+            f"    micro F1 {percent(dev['f1_micro'])} %   macro F1 {percent(dev['f1_macro'])} %"
+        )
+    if cv:
+        print(
+            f"  {cv['folds']}-fold cross-validation: {cv['texts']} held-out texts, "
+            f"{cv['spans']} spans, mean ± sd over folds"
+        )
+        rows = [
+            {
+                "label": label,
+                "F1 (%)": "no spans" if m["mean"] is None else percent(m["mean"], m["sd"]),
+                "spans": m["support"],
+            }
+            for label, m in cv["per_label"].items()
+        ]
+        print("\n".join("    " + line for line in table(rows, left=["label"]).splitlines()))
+        print(f"    micro F1 {percent(cv['f1_micro']['mean'], cv['f1_micro']['sd'])} %")
+    if not dev and not cv:
+        print(f"  F1 {headline(metrics, n_labels)['note']}")
 
 
 def _run_job_here(url: str, job_id: int):
@@ -138,6 +172,8 @@ def cmd_train(args, url: str) -> int:
 
     ensure_schema(url)
     params: dict = {"warm_start": args.warm_start}
+    if args.cv is False:
+        params["cv"] = False
     if args.base:
         params["base"] = args.base
     train_args = {"epochs": args.epochs} if args.epochs else {}
@@ -159,11 +195,14 @@ def cmd_train(args, url: str) -> int:
         print(f"fewlabel: error: training {job.status}: {job.error}", file=sys.stderr)
         return 1
     r = job.result
+    cv = (r["metrics"] or {}).get("cv")
+    cv_time = f" (+ {cv['seconds']:.1f} s cross-validation)" if cv else ""
     print(
         f"version {r['version']} of {args.project}: {r['n_labels']} labeled documents, "
-        f"{r['train_seconds']:.1f} s, saved to {r['path']}; scored {r['scored']} unlabeled"
+        f"{r['train_seconds']:.1f} s{cv_time}, saved to {r['path']}; "
+        f"scored {r['scored']} unlabeled"
     )
-    _print_metrics(r["metrics"])
+    _print_metrics(r["metrics"], r["n_labels"])
     return 0
 
 
