@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core import claims
 from core.errors import NotFoundError, ValidationError
+from core.prefill import mark_origins, prefill_threshold, split_suggestions
 from core.schema import Annotation, Document, ModelVersion, Prediction, Project, utcnow
 from core.text import Span, Word, validate_spans, words_of
 
@@ -106,13 +107,21 @@ def next_document(
     """The document this annotator should label next, claimed for them; None when all are done.
 
     A document already claimed by this annotator comes back first (a page reload shows the
-    same text); otherwise the first free one in queue order is claimed (core.claims).
+    same text); otherwise the first free one in queue order is claimed (core.claims). An open
+    text has no saved spans, so the model's confident suggestions open as its spans
+    (core.prefill).
     """
     annotator = _check_annotator(annotator)
     doc = claims.held(session, project, annotator) or claims.claim_next(
         session, project, annotator, now=now or utcnow()
     )
-    return None if doc is None else _task(session, doc, annotator)
+    if doc is None:
+        return None
+    task = _task(session, doc, annotator)
+    if not task.spans:
+        threshold = prefill_threshold(project)
+        task.spans, task.suggestions = split_suggestions(task.suggestions, threshold)
+    return task
 
 
 def _snapshot(ann: Annotation) -> dict:
@@ -173,12 +182,17 @@ def save(
     Spans are snapped to word boundaries; an unknown label, a span outside the text, an empty
     or overlapping span raises SpanError and nothing is written. A text another annotator
     holds raises ConflictError: two people never overwrite each other's work unawares.
+    On a text the current model pre-annotated, each span records its origin (core.prefill).
     """
     annotator = _check_annotator(annotator)
     doc = get_document(session, project, document_id)
     clean = validate_spans(doc.text, spans, project.labels, words_of(doc.text, doc.tokens))
     claims.take(session, doc, annotator)
-    return _record(session, doc, annotator, "done", [s.as_dict() for s in clean])
+    saved = [s.as_dict() for s in clean]
+    suggested = stored_predictions(session, [doc]).get(doc.id)
+    if suggested is not None:
+        saved = mark_origins(saved, suggested[0])
+    return _record(session, doc, annotator, "done", saved)
 
 
 def skip(session: Session, project: Project, document_id: int, annotator: str) -> Annotation:

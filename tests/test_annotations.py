@@ -237,3 +237,120 @@ def test_set_ranks_reorders_the_queue(db_url, project):
         last = rows[-1].document_id
         svc.set_ranks(s, p, {last: -1.0})
     assert _next(db_url, "ann") == last
+
+
+# ---------------------------------------------------------------- pre-filled spans (issue 11.4)
+
+from core import prefill  # noqa: E402
+from core.corpus import export_bytes  # noqa: E402
+from core.schema import ModelVersion, Prediction  # noqa: E402
+
+PRE_TEXT = "The World Health Organization (WHO) and NASA met ."
+WHO_LONG = {"start": 4, "end": 29, "label": "LONG"}  # "World Health Organization"
+WHO_SHORT = {"start": 31, "end": 34, "label": "SHORT"}
+NASA = {"start": 40, "end": 44, "label": "SHORT"}
+
+
+def _pre_annotated(url: str, suggestions: list[dict]) -> int:
+    """A project `pre` of one text, with a current model version that suggests these spans."""
+    with session_scope(url) as s:
+        p = create_project(s, "pre", "acronym")
+        import_bytes(s, p, "t.txt", PRE_TEXT.encode(), seed=1)
+        (doc_id,) = s.scalars(select(Document.id).where(Document.project_id == p.id))
+        version = ModelVersion(
+            project_id=p.id, version=1, path="x", base="default", n_labels=0, is_current=True
+        )
+        s.add(version)
+        s.flush()
+        s.add(
+            Prediction(
+                document_id=doc_id, model_version_id=version.id, spans=suggestions, score=0.3
+            )
+        )
+    return doc_id
+
+
+def test_split_suggestions_prefills_only_confident_non_overlapping_ones():
+    sugg = [
+        {**WHO_LONG, "confidence": 0.97},
+        {"start": 4, "end": 9, "label": "SHORT", "confidence": 0.96},  # overlaps, less sure
+        {**WHO_SHORT, "confidence": 0.5},
+        {**NASA},  # no confidence: never pre-filled
+    ]
+    spans, rest = prefill.split_suggestions(sugg, 0.95)
+    assert spans == [WHO_LONG]
+    assert [s["start"] for s in rest] == [4, 31, 40]
+    assert prefill.split_suggestions(sugg, 0.0)[0] == [WHO_LONG, WHO_SHORT]
+    assert prefill.split_suggestions([], 0.5) == ([], [])
+
+
+def test_origin_says_model_edited_or_annotator():
+    sugg = [{**WHO_LONG, "confidence": 0.9}, {**WHO_SHORT, "confidence": 0.4}]
+    assert prefill.origin_of(WHO_LONG, sugg) == "model"
+    assert prefill.origin_of({**WHO_SHORT, "label": "LONG"}, sugg) == "edited"  # label
+    assert prefill.origin_of({"start": 10, "end": 29, "label": "LONG"}, sugg) == "edited"
+    assert prefill.origin_of(NASA, sugg) == "annotator"
+
+
+def test_a_confident_suggestion_opens_as_a_span_and_saves_with_its_origin(db_url):
+    doc = _pre_annotated(
+        db_url, [{**WHO_LONG, "confidence": 0.99}, {**WHO_SHORT, "confidence": 0.6}]
+    )
+    with session_scope(db_url) as s:
+        p = get_project(s, "pre")
+        assert prefill.prefill_threshold(p) == prefill.PREFILL_THRESHOLD
+        task = svc.next_document(s, p, "ann")
+        assert task.spans == [WHO_LONG]  # pre-filled: Enter keeps it
+        assert [sg["start"] for sg in task.suggestions] == [31]  # unsure: still a suggestion
+        saved = svc.save(s, p, doc, "ann", [*task.spans, NASA])
+        assert saved.spans == [
+            {**WHO_LONG, "origin": "model"},
+            {**NASA, "origin": "annotator"},
+        ]
+        assert prefill.model_influence(s, p) == prefill.Influence(
+            accepted=1, edited=0, added=1, texts=1
+        )
+
+
+def test_the_threshold_is_stored_with_the_project_and_validated(db_url):
+    _pre_annotated(db_url, [{**WHO_LONG, "confidence": 0.9}])
+    with session_scope(db_url) as s:
+        p = get_project(s, "pre")
+        assert svc.next_document(s, p, "ann").spans == []  # 0.9 < the default
+        assert prefill.set_prefill_threshold(s, p, 0.85) == 0.85
+        for bad in (1.5, -0.1, "x", float("nan")):
+            with pytest.raises(ValidationError, match="threshold"):
+                prefill.set_prefill_threshold(s, p, bad)
+    with session_scope(db_url) as s:
+        p = get_project(s, "pre")
+        assert prefill.prefill_threshold(p) == 0.85
+        assert svc.next_document(s, p, "ann").spans == [WHO_LONG]
+
+
+def test_influence_counts_only_pre_annotated_texts_and_exports_round_trip(db_url, project):
+    doc = _pre_annotated(db_url, [{**WHO_LONG, "confidence": 0.99}, {**NASA, "confidence": 0.5}])
+    with session_scope(db_url) as s:
+        p = get_project(s, "pre")
+        svc.next_document(s, p, "ann")
+        svc.save(s, p, doc, "ann", [{**WHO_LONG, "start": 10}, WHO_SHORT])  # edited, added
+        # A text of a project without a model records no origin.
+        q = get_project(s, "p")
+        other = svc.next_document(s, q, "ann").document_id
+        saved = svc.save(s, q, other, "ann", [{"start": 0, "end": 4, "label": "SHORT"}])
+        assert saved.spans == [{"start": 0, "end": 4, "label": "SHORT"}]
+        assert prefill.model_influence(s, q).spans == 0
+        influence = prefill.model_influence(s, p)
+        assert (influence.accepted, influence.edited, influence.added) == (0, 1, 1)
+        assert "0 (0.0%) are the model's unchanged, 1 edited, 1 added" in influence.describe()
+        exported = {fmt: export_bytes(s, p, fmt) for fmt in ("csv", "jsonl", "conll")}
+    spans = json.loads(exported["jsonl"].decode().splitlines()[0])["spans"]
+    assert [sp["origin"] for sp in spans] == ["edited", "annotator"]
+    for fmt, data in exported.items():  # re-import into a fresh project: the same spans
+        with session_scope(db_url) as s:
+            again = create_project(s, f"again-{fmt}", "acronym")
+            import_bytes(s, again, f"x.{fmt}", data, fmt=fmt, annotator="gold")
+            (row,), _ = svc.browse(s, again)
+            assert [(row.text[sp["start"] : sp["end"]], sp["label"]) for sp in row.spans] == [
+                ("Health Organization", "LONG"),
+                ("WHO", "SHORT"),
+            ], fmt

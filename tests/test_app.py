@@ -431,3 +431,42 @@ def test_export_download_holds_the_core_export(
     assert len(records) == 3  # bob's one label, and the two texts he has not labeled
     assert [r["status"] for r in records].count("done") == 1
     assert "fewlabel export p -o p.jsonl --format jsonl --annotator bob --all" in at.code[0].value
+
+
+def test_train_page_sets_the_prefill_threshold_and_shows_the_models_influence(
+    app, make_project, db_url
+):
+    from core.prefill import PREFILL_THRESHOLD, prefill_threshold
+
+    make_project("p", TEXTS)
+    at = app("views/train.py")
+    box = at.number_input(key="train_prefill")
+    assert box.value == PREFILL_THRESHOLD
+    assert f"Default {PREFILL_THRESHOLD:.2f}" in box.help
+    assert any("No spans saved on texts the model pre-annotated" in c.value for c in at.caption)
+    box.set_value(0.8).run()
+    assert not at.exception, at.exception
+    with session_scope(db_url) as s:
+        assert prefill_threshold(get_project(s, "p")) == 0.8
+    assert app("views/train.py").number_input(key="train_prefill").value == 0.8
+
+
+def test_annotate_prefills_a_confident_suggestion_and_saves_its_origin(
+    app, make_project, db_url, monkeypatch
+):
+    ids = make_project("p", TEXTS)
+    sure = {"start": 0, "end": 15, "label": "LONG"}
+    unsure = {"start": 17, "end": 20, "label": "SHORT", "confidence": 0.5}
+
+    def provider(session, docs):
+        return {d.id: ([{**sure, "confidence": 0.99}, unsure], 0.3) for d in docs}
+
+    monkeypatch.setattr(annotations, "stored_predictions", provider)
+    at = app()
+    data = component(at)
+    assert (data["spans"], data["suggestions"]) == ([sure], [unsure])
+    send_event(at, "save", data["doc"], data["spans"])
+    assert "Saved 1 span, 1 as the model suggested" in at.toast[0].value
+    with session_scope(db_url) as s:
+        (row,), _ = browse(s, get_project(s, "p"), annotator="alice")
+    assert row.document_id in ids and row.spans == [{**sure, "origin": "model"}]

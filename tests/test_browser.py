@@ -278,9 +278,15 @@ def test_model_suggestions_are_shown_and_accepted_with_a(server, page):
         capture_output=True,
     )
     (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert json.loads(row["spans"]) == [
-        {"start": 0, "end": 23, "label": "LONG", "text": "Support vector machines"},
-        {"start": 25, "end": 28, "label": "SHORT", "text": "SVM"},
+    assert json.loads(row["spans"]) == [  # accepted suggestions: their origin is the model
+        {
+            "start": 0,
+            "end": 23,
+            "label": "LONG",
+            "origin": "model",
+            "text": "Support vector machines",
+        },
+        {"start": 25, "end": 28, "label": "SHORT", "origin": "model", "text": "SVM"},
     ]
 
 
@@ -602,3 +608,86 @@ def test_a_long_text_scrolls_inside_the_editor_and_save_stays_visible(server, pa
         (row,) = browse(s, get_project(s, "long"), annotator="reader")[0]
     start = LONG_TEXT.index("ZULU")
     assert [dict(sp) for sp in row.spans] == [{"start": start, "end": start + 4, "label": "SHORT"}]
+
+
+# ---------------------------------------------------------------- issue 11: pre-filled spans
+
+PREFILL_FIRST = "\U0001f680 Support vector machines (SVM) separate classes."
+PREFILL_SECOND = "Random forests (RF) and neural networks (NN) compete."
+
+
+def _suggested(text: str, words: str, label: str, confidence: float) -> dict:
+    start = text.index(words)  # code points, as Python stores them
+    return {"start": start, "end": start + len(words), "label": label, "confidence": confidence}
+
+
+def test_confident_suggestions_open_as_spans_and_save_with_their_origin(server, page):
+    """A confident suggestion opens as a span and Enter saves it as the model's; an unsure one
+    stays a dashed suggestion; a changed one is saved as edited, a new one as the annotator's."""
+    from core.prefill import model_influence
+    from core.schema import ModelVersion, Prediction
+
+    ids = seed_project(server["url"], "prefill", [PREFILL_FIRST, PREFILL_SECOND])
+    suggestions = {
+        ids[0]: [
+            _suggested(PREFILL_FIRST, "Support vector machines", "LONG", 0.99),
+            _suggested(PREFILL_FIRST, "SVM", "SHORT", 0.6),
+        ],
+        ids[1]: [
+            _suggested(PREFILL_SECOND, "Random forests", "LONG", 0.99),
+            _suggested(PREFILL_SECOND, "RF", "SHORT", 0.97),
+        ],
+    }
+    with session_scope(server["url"]) as s:
+        project = get_project(s, "prefill")
+        version = ModelVersion(
+            project_id=project.id,
+            version=1,
+            path=str(server["tmp"]),
+            base="default",
+            n_labels=0,
+            is_current=True,
+        )
+        s.add(version)
+        s.flush()
+        for doc_id, spans in suggestions.items():
+            s.add(
+                Prediction(document_id=doc_id, model_version_id=version.id, spans=spans, score=0.3)
+            )
+
+    page.goto(f"{server['base']}/?annotator=prefiller&project=prefill")
+    wait_for_text(page, "Support vector machines")
+    span = page.locator(".fl-span[data-label='LONG']").filter(has_text="Support vector machines")
+    span.wait_for()  # pre-filled after an emoji, on exactly its words
+    assert page.locator(".fl-span").count() == 1
+    assert page.locator(".fl-sugg").count() == 1
+    assert page.locator(".fl-sugg[data-label='SHORT']").filter(has_text="SVM").count() == 1
+    page.keyboard.press("Enter")  # no keystroke on the text: the pre-filled span is saved
+
+    wait_for_text(page, "Random forests")
+    page.locator(".fl-span").nth(1).wait_for()
+    assert page.locator(".fl-span").count() == 2 and page.locator(".fl-sugg").count() == 0
+    drag(page, "Random", "forests")
+    page.keyboard.press("1")  # the model said LONG: relabelled, it is edited
+    page.locator(".fl-span[data-label='SHORT']").filter(has_text="Random forests").wait_for()
+    page.locator(".fl-span").filter(has_text="RF").click()  # a pre-filled span removed
+    page.locator(".fl-span").filter(has_text="RF").wait_for(state="detached")
+    word(page, "NN").click()
+    page.keyboard.press("1")
+    page.locator(".fl-span[data-label='SHORT']").filter(has_text="NN").wait_for()
+    page.keyboard.press("Enter")
+    page.get_by_text("The queue is empty").first.wait_for()
+
+    with session_scope(server["url"]) as s:
+        project = get_project(s, "prefill")
+        rows, _ = browse(s, project, annotator="prefiller")
+        stored = {
+            r.text: [(r.text[sp["start"] : sp["end"]], sp["label"], sp["origin"]) for sp in r.spans]
+            for r in rows
+        }
+        influence = model_influence(s, project)
+    assert stored == {
+        PREFILL_FIRST: [("Support vector machines", "LONG", "model")],
+        PREFILL_SECOND: [("Random forests", "SHORT", "edited"), ("NN", "SHORT", "annotator")],
+    }
+    assert (influence.accepted, influence.edited, influence.added) == (1, 1, 1)

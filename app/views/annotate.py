@@ -25,9 +25,11 @@ def handle(event: EditorEvent) -> None:
             if event.action == "save":
                 saved = save(s, p, event.document_id, annotator, event.spans)
                 n = len(saved.spans)
+                kept = sum(sp.get("origin") == "model" for sp in saved.spans)
                 state.remember_saved(event.document_id, list(saved.spans))
                 state.clear_restored()
-                state.flash("toast", f"Saved {n} span{'s' if n != 1 else ''}.")
+                note = f", {kept} as the model suggested" if kept else ""
+                state.flash("toast", f"Saved {n} span{'s' if n != 1 else ''}{note}.")
             elif event.action == "skip":
                 skip(s, p, event.document_id, annotator)
                 state.clear_restored()
