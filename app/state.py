@@ -26,6 +26,7 @@ _EDITOR_ERROR = "_fl_editor_error"
 _SAVED_DRAFTS = "_fl_saved_drafts"
 _RESTORED = "_fl_restored"
 _REVIEW_OPEN = "_fl_review_open"
+_REVIEW_PICKED = "_fl_review_picked"
 _MAX_DRAFTS = 20
 
 FlashKind = Literal["toast", "success", "info", "warning", "error"]
@@ -154,17 +155,30 @@ def clear_restored() -> None:
 # ---------------------------------------------------------------- review
 
 
-def open_for_review(project_id: int, row: tuple[int, str | None] | None) -> None:
-    """The text (and whose annotation of it) the Review page shows in its editor."""
+def open_for_review(
+    project_id: int, row: tuple[int, str | None] | None, *, final: bool = False
+) -> None:
+    """The text the Review page shows in its editor: (document id, whose annotation), or with
+    `final` the text's final version."""
     if row is None:
         st.session_state.pop(_REVIEW_OPEN, None)
     else:
-        st.session_state[_REVIEW_OPEN] = (project_id, int(row[0]), row[1])
+        st.session_state[_REVIEW_OPEN] = (project_id, int(row[0]), row[1], final)
 
 
-def opened_for_review(project_id: int) -> tuple[int, str | None] | None:
-    """(document id, annotator or None) opened in this project's Review editor, if any."""
+def opened_for_review(project_id: int) -> tuple[int, str | None, bool] | None:
+    """(document id, annotator or None, final?) opened in this project's Review editor."""
     opened = st.session_state.get(_REVIEW_OPEN)
     if opened and opened[0] == project_id:
-        return opened[1], opened[2]
+        return opened[1], opened[2], opened[3]
     return None
+
+
+def review_pick_is_new(table_key: str, rows: list[int]) -> bool:
+    """Whether this table selection differs from the last one seen. A selection opens its row
+    once; a later open (a save shows the final version) is not undone by it on each rerun."""
+    picked = (table_key, tuple(rows))
+    if st.session_state.get(_REVIEW_PICKED) == picked:
+        return False
+    st.session_state[_REVIEW_PICKED] = picked
+    return True

@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session
 from core import claims
 from core.errors import NotFoundError, ValidationError
 from core.prefill import mark_origins, prefill_threshold, split_suggestions
-from core.schema import Annotation, Document, ModelVersion, Prediction, Project, utcnow
+from core.schema import (
+    Annotation,
+    Document,
+    FinalAnnotation,
+    ModelVersion,
+    Prediction,
+    Project,
+    utcnow,
+)
 from core.text import Span, Word, validate_spans, words_of
 
 # How many earlier versions of an annotation undo can walk back through.
@@ -136,6 +144,10 @@ def _refresh_state(session: Session, doc: Document) -> None:
     statuses = set(
         session.scalars(select(Annotation.status).where(Annotation.document_id == doc.id))
     )
+    # A reviewed text stays done whatever its annotators undo (core.review).
+    final = session.scalar(select(FinalAnnotation.id).where(FinalAnnotation.document_id == doc.id))
+    if final is not None:
+        statuses.add("done")
     doc.state = "done" if "done" in statuses else "skipped" if "skipped" in statuses else "open"
 
 

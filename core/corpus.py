@@ -4,11 +4,13 @@ Import streams records from the file and writes them in one transaction: a malfo
 raises ImportFormatError naming the file and line, and nothing of it is written. Duplicate
 texts (within the file or already in the project) are skipped and counted. Pre-tokenized
 formats keep their tokens, so CoNLL and SciAD files round-trip token for token. Export turns
-a project's documents and latest annotations into the rows every format's writer takes.
+a project's documents into the rows every format's writer takes: a reviewed text's final
+version, else its latest done annotation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -23,7 +25,7 @@ from typing import IO
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from core import formats
+from core import formats, review
 from core.errors import FewlabelError, ImportFormatError, SpanError
 from core.formats import Record, Row
 from core.schema import Annotation, Document, Project, utcnow
@@ -271,9 +273,10 @@ def export_rows(
     annotator: str | None = None,
     include_unlabeled: bool = False,
 ) -> Iterator[Row]:
-    """One row per document: its latest done annotation (or skipped mark), optionally open ones.
+    """One row per document: its final version (core.review), else its latest done annotation
+    (or skipped mark), optionally open ones; each row's `source` says which it is.
 
-    With `annotator`, only that annotator's work counts.
+    With `annotator`, only that annotator's own annotations count (final versions do not).
     """
     cond = [Annotation.annotator == annotator] if annotator else []
     docs = session.execute(
@@ -285,10 +288,10 @@ def export_rows(
     batch: list[Document] = []
 
     def emit(batch: list[Document]) -> Iterator[Row]:
+        ids = [d.id for d in batch]
+        finals = {} if annotator else review.final_of(session, ids)
         anns: dict[int, Annotation] = {}
-        for a in session.scalars(
-            select(Annotation).where(Annotation.document_id.in_([d.id for d in batch]), *cond)
-        ):
+        for a in session.scalars(select(Annotation).where(Annotation.document_id.in_(ids), *cond)):
             prev = anns.get(a.document_id)
             # Prefer a done annotation over a skip, then the most recent.
             if prev is None or (a.status == "done", a.updated_at) > (
@@ -297,19 +300,35 @@ def export_rows(
             ):
                 anns[a.document_id] = a
         for d in batch:
-            a = anns.get(d.id)
-            if a is None and not include_unlabeled:
-                continue
-            yield Row(
+            base = Row(
                 id=d.external_id or str(d.id),
                 text=d.text,
                 tokens=d.tokens,
                 meta=dict(d.meta or {}),
-                spans=list(a.spans) if a else [],
-                annotator=a.annotator if a else None,
-                status=a.status if a else "open",
-                updated_at=a.updated_at.isoformat(timespec="seconds") if a else None,
+                spans=[],
+                status="open",
             )
+            f, a = finals.get(d.id), anns.get(d.id)
+            if f is not None:
+                yield dataclasses.replace(
+                    base,
+                    spans=list(f.spans),
+                    annotator=f.reviewer,
+                    status="done",
+                    updated_at=f.reviewed_at.isoformat(timespec="seconds"),
+                    source=review.final_source(f.reviewer, f.reviewed_at),
+                )
+            elif a is not None:
+                yield dataclasses.replace(
+                    base,
+                    spans=list(a.spans),
+                    annotator=a.annotator,
+                    status=a.status,
+                    updated_at=a.updated_at.isoformat(timespec="seconds"),
+                    source=review.annotation_source(a.annotator),
+                )
+            elif include_unlabeled:
+                yield base
 
     for d in docs:
         batch.append(d)

@@ -106,6 +106,30 @@ class Annotation(Base):
     document: Mapped[Document] = relationship(back_populates="annotations")
 
 
+class FinalAnnotation(Base):
+    """A document's reviewed, final spans: what export and training take first.
+
+    Kept beside the annotators' own rows, which a review never changes. `based_on` names the
+    annotator whose version the reviewer started from (None: from scratch); `previous` holds
+    earlier final versions, oldest first: [{reviewer, based_on, spans, reviewed_at}].
+    """
+
+    __tablename__ = "final_annotations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), unique=True
+    )
+    reviewer: Mapped[str] = mapped_column(String(100))
+    based_on: Mapped[str | None] = mapped_column(String(100))
+    spans: Mapped[list] = mapped_column(JSON, default=list)  # [{start, end, label}]
+    previous: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    document: Mapped[Document] = relationship()
+
+
 class ModelVersion(Base):
     """A trained model on disk; one per project is current and pre-annotates the queue."""
 

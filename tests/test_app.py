@@ -362,7 +362,10 @@ def test_review_pages_through_many_rows(app, make_project):
     assert not at.pagination
 
 
-def test_review_opens_a_row_and_saves_it_as_the_current_annotator(app, make_project, db_url):
+def test_review_opens_a_row_and_saves_it_as_the_final_version(app, make_project, db_url):
+    """More of the review flow (disagreements, final versions) is in test_review.py."""
+    from core.review import final_of
+
     ids = _labeled(make_project, db_url)
     at = app("views/review.py")
     select_table_row(at, "review_table", 1)  # bob's annotation of the second text
@@ -373,7 +376,9 @@ def test_review_opens_a_row_and_saves_it_as_the_current_annotator(app, make_proj
     send_event(at, "save", ids[1], [{"start": 31, "end": 34, "label": "SHORT"}])
     with session_scope(db_url) as s:
         rows, _ = browse(s, get_project(s, "p"), annotator="alice", label="SHORT")
-    assert {r.document_id for r in rows} == {ids[0], ids[1]}
+        final = final_of(s, [ids[1]])[ids[1]]
+    assert {r.document_id for r in rows} == {ids[0]}  # bob's text got no annotation of alice's
+    assert (final.reviewer, final.based_on) == ("alice", "bob")
     assert component(at)["spans"] == [{"start": 31, "end": 34, "label": "SHORT"}]
 
 

@@ -610,6 +610,61 @@ def test_a_long_text_scrolls_inside_the_editor_and_save_stays_visible(server, pa
     assert [dict(sp) for sp in row.spans] == [{"start": start, "end": start + 4, "label": "SHORT"}]
 
 
+# ---------------------------------------------------------------- issue 11, item 5: review
+
+
+def test_a_reviewers_correction_is_the_final_version_shown_and_exported(server, page):
+    """A reviewer corrects another annotator's text on the Review page: the editor shows the
+    correction after the save, the annotator's own annotation stays, and the export holds the
+    final version and says where it comes from."""
+    (doc_id,) = seed_project(server["url"], "rev", [SECOND])
+    start, who = SECOND.index("World"), SECOND.index("WHO")
+    spans = [
+        {"start": start, "end": start + len("World Health"), "label": "LONG"},
+        {"start": who, "end": who + 3, "label": "SHORT"},
+    ]
+    with session_scope(server["url"]) as s:  # ann marks "World Health" only
+        save(s, get_project(s, "rev"), doc_id, "ann", spans)
+    page.goto(f"{server['base']}/review?annotator=reviewer&project=rev")
+    grid = page.locator("[data-testid='stDataFrame']").first
+    grid.wait_for()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)  # the first row's selection marker
+    wait_for_text(page, "World Health")
+    page.get_by_text("ann's annotation stays as it is").wait_for()
+
+    page.locator(".fl-span").filter(has_text="World Health").click()  # removes it
+    page.locator(".fl-span[data-label='LONG']").wait_for(state="detached")
+    drag(page, "World", "Organization")
+    page.keyboard.press("2")
+    page.locator(".fl-span[data-label='LONG']").filter(has_text="Organization").wait_for()
+    page.keyboard.press("Enter")
+
+    page.get_by_text("Showing the final version, reviewed by reviewer").wait_for()
+    # The editor redraws from the stored final version: nothing left unsaved.
+    page.locator(".fl-status").filter(has_not_text="unsaved").wait_for()
+    long_span = page.locator(".fl-span[data-label='LONG']")
+    assert long_span.text_content().startswith("World Health Organization")
+    assert page.locator(".fl-span").count() == 2
+
+    out = server["tmp"] / "rev.csv"
+    subprocess.run(
+        [*_fewlabel(), "export", "rev", "-o", str(out), "--db", server["url"]],
+        check=True,
+        capture_output=True,
+    )
+    (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert row["annotator"] == "reviewer"
+    assert row["source"].startswith("final (reviewed by reviewer at ")
+    assert _words_of_spans(SECOND, json.loads(row["spans"])) == [
+        ("WHO", "SHORT"),
+        ("World Health Organization", "LONG"),
+    ]
+    with session_scope(server["url"]) as s:
+        (ann,) = browse(s, get_project(s, "rev"), annotator="ann")[0]
+    assert ("World Health", "LONG") in _words_of_spans(SECOND, ann.spans)
+
+
 # ---------------------------------------------------------------- issue 11: pre-filled spans
 
 PREFILL_FIRST = "\U0001f680 Support vector machines (SVM) separate classes."

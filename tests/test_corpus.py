@@ -248,3 +248,26 @@ def test_a_foreign_csv_is_read_exactly_quotes_included(db_url, project):
     with session_scope(db_url) as s:
         doc = s.scalar(select(Document))
     assert (doc.external_id, doc.text, doc.meta) == ("'-7", "'=A1 text", {"note": "'+x"})
+
+
+def test_csv_export_names_each_rows_source_and_a_csv_without_it_still_imports(db_url, project):
+    """Issue 11, item 5: `source` says which annotation a row comes from; it is derived, so an
+    import drops it, and our exports from before it existed read as they always did."""
+    from core.review import finalize
+
+    data = '{"text": "The NASA team", "spans": [[4, 8, "SHORT"]]}\n{"text": "The ESA team"}\n'
+    _import(db_url, "a.jsonl", data, annotator="gold")
+    with session_scope(db_url) as s:
+        doc = s.scalar(select(Document).where(Document.text == "The ESA team"))
+        finalize(s, get_project(s, "p"), doc.id, "rev", [{"start": 4, "end": 7, "label": "SHORT"}])
+    rows = list(csv.DictReader(io.StringIO(_export(db_url, "csv"))))
+    assert [r["source"][:26] for r in rows] == ["annotation by gold", "final (reviewed by rev at "]
+    assert rows[1]["annotator"] == "rev"
+
+    older = (
+        "id,text,spans,tagged_text,annotator,status,updated_at,meta\n"
+        "7,Old NASA text,[],x,kim,done,,\n"
+    )
+    _import(db_url, "older.csv", older)
+    with session_scope(db_url) as s:
+        assert s.scalar(select(Document.meta).where(Document.text == "Old NASA text")) == {}

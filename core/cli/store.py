@@ -48,7 +48,9 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument("project")
     p.add_argument("-o", "--output", required=True, help="output file ('-' for stdout)")
     p.add_argument("--format", default="csv", choices=WRITE_FORMATS)
-    p.add_argument("--annotator", help="only this annotator's labels")
+    p.add_argument(
+        "--annotator", help="only this annotator's own labels (final versions left out)"
+    )
     p.add_argument("--all", action="store_true", help="include documents not labeled yet")
     p.set_defaults(handler=cmd_export)
 

@@ -49,6 +49,8 @@ class Row:
     annotator: str | None = None
     status: str | None = None  # done | skipped | open; None: predicted
     updated_at: str | None = None
+    # Which labels these are: "final (reviewed by X at T)" or "annotation by X" (core.review).
+    source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,20 @@ from core.formats.base import (
 from core.text import tagged_text
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-COLUMNS = ["id", "text", "spans", "tagged_text", "annotator", "status", "updated_at", "meta"]
+COLUMNS = [
+    "id",
+    "text",
+    "spans",
+    "tagged_text",
+    "annotator",
+    "source",  # "final (reviewed by X at T)" or "annotation by X"
+    "status",
+    "updated_at",
+    "meta",
+]
 PREDICTED_COLUMNS = COLUMNS[:4]  # a prediction has no annotator, review state or time
+# Columns our export derives from the labels: an import of our own file drops them.
+DERIVED_COLUMNS = {"tagged_text", "annotator", "source", "status", "updated_at"}
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -31,7 +43,7 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 def neutralise(value: str) -> str:
     """Guard a human-readable CSV cell against formula injection in spreadsheet programs.
 
-    Only derived, human-readable cells are guarded (`tagged_text`, `annotator`): `id` and
+    Only derived, human-readable cells are guarded (`tagged_text`, `annotator`, `source`): `id` and
     `text` are data, written exactly, so that `spans` slice `text` as any CSV reader reads it.
     """
     if value and value[0] in FORMULA_START:
@@ -84,7 +96,7 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
     id_column = next((c for c in ("id", "external_id") if c in columns), None)
     # Columns our own export derives from the labels; only dropped from a file that is one.
     ours = "tagged_text" in columns and "spans" in columns
-    derived = {"tagged_text", "annotator", "status", "updated_at"} if ours else set()
+    derived = DERIVED_COLUMNS if ours else set()
     try:
         for row in reader:
             line = reader.line_num
@@ -136,6 +148,7 @@ def write(rows: Iterable[Row], out: IO[str], options: WriteOptions) -> int:
         if not predicted:
             cells += [
                 neutralise(r.annotator or ""),
+                neutralise(r.source or ""),
                 r.status,
                 r.updated_at or "",
                 json.dumps(r.meta, ensure_ascii=False) if r.meta else "",

@@ -48,7 +48,8 @@ def write(rows: Iterable[Row], out: IO[str], options: WriteOptions) -> int:
         obj = {"id": r.id} if r.id is not None else {}
         obj |= {"text": r.text, "spans": span_dicts(r)}
         if r.status is not None:
-            obj |= {"annotator": r.annotator, "status": r.status, "updated_at": r.updated_at}
+            obj |= {"annotator": r.annotator, "source": r.source, "status": r.status}
+            obj["updated_at"] = r.updated_at
             obj["meta"] = r.meta
         elif r.meta:
             obj["meta"] = r.meta
