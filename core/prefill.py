@@ -31,14 +31,12 @@ ORIGINS = ("model", "edited", "annotator")
 # a span. High, because Enter saves a pre-filled span unexamined and a few-shot model is
 # over-confident: a wrong span kept costs more than a right one accepted with one key (A).
 PREFILL_THRESHOLD = 0.95
-# Stopgap storage: Project has no settings column, and label_spelling, the one dict it has,
-# is only ever looked up by label; a key that cannot be a label ("#...") is never looked up.
-_SETTING = "#prefill_threshold"
+_SETTING = "prefill_threshold"  # its name in Project.settings
 
 
 def prefill_threshold(project: Project) -> float:
     """The confidence at or above which a suggestion opens as a span (the default if unset)."""
-    value = (project.label_spelling or {}).get(_SETTING)
+    value = (project.settings or {}).get(_SETTING)
     return float(value) if isinstance(value, int | float) else PREFILL_THRESHOLD
 
 
@@ -50,7 +48,7 @@ def set_prefill_threshold(session: Session, project: Project, threshold: float) 
         raise ValidationError(f"the pre-fill threshold must be a number: {threshold!r}") from exc
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise ValidationError(f"the pre-fill threshold must be from 0 to 1, not {value}")
-    project.label_spelling = {**(project.label_spelling or {}), _SETTING: value}
+    project.settings = {**(project.settings or {}), _SETTING: value}
     session.flush()
     return value
 

@@ -50,6 +50,8 @@ class Project(Base):
     # How the queue is ordered after each model scores the pool (random = import order).
     strategy: Mapped[str] = mapped_column(String(40), default=DEFAULT_STRATEGY)
     base_model: Mapped[str | None] = mapped_column(String(500))
+    # Per-project settings a page can change (e.g. core.prefill's threshold), by name.
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     documents: Mapped[list[Document]] = _owned_rows("project")

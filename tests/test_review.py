@@ -56,21 +56,43 @@ def _csv_rows(db_url, **kw) -> list[dict]:
 # ---------------------------------------------------------------- core
 
 
-def test_migration_0004_keeps_every_existing_row(tmp_path):
+def test_migrations_since_0003_keep_every_existing_row(tmp_path):
+    """A database as it was before final versions (0004) and project settings (0005), written
+    with plain SQL since today's models describe the newer tables, upgrades with every row."""
+    from sqlalchemy import create_engine, text
+
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0003")
-    with session_scope(url) as s:  # a database as it was before final versions
-        p = create_project(s, "old", "acronym")
-        import_bytes(s, p, "old.jsonl", b'{"text": "The NASA team", "spans": [[4, 8, "SHORT"]]}')
+    engine = create_engine(url)
+    rows = {
+        "projects": {"id": 1, "name": "old", "task": "acronym", "labels": '["SHORT", "LONG"]'},
+        "documents": {"id": 1, "project_id": 1, "text": "The NASA team", "text_hash": "h"},
+        "annotations": {"document_id": 1, "annotator": "ann", "status": "done"},
+    }
+    rows["projects"].update(label_spelling="{}", strategy="random", created_at="2026-12-01")
+    rows["documents"].update(meta="{}", state="done", rank=0, created_at="2026-12-01")
+    spans = '[{"start": 4, "end": 8, "label": "SHORT"}]'
+    rows["annotations"].update(spans=spans, created_at="2026-12-01", updated_at="2026-12-01")
+    with engine.begin() as c:
+        for table, row in rows.items():
+            names = ", ".join(row)
+            values = ", ".join(f":{k}" for k in row)
+            c.execute(text(f"INSERT INTO {table} ({names}) VALUES ({values})"), row)
+    engine.dispose()
     upgrade(url)
     with session_scope(url) as s:
         assert s.scalar(select(func.count(Document.id))) == 1
         assert s.scalar(select(Annotation.spans)) == [{"start": 4, "end": 8, "label": "SHORT"}]
         assert s.scalar(select(func.count(FinalAnnotation.id))) == 0
-        finalize(s, get_project(s, "old"), s.scalar(select(Document.id)), "rev", [])
-    downgrade(url, "0003")  # only the final versions go
-    with session_scope(url) as s:
-        assert s.scalar(select(func.count(Annotation.id))) == 1
+        project = get_project(s, "old")
+        assert project.settings == {}
+        finalize(s, project, 1, "rev", [])
+    downgrade(url, "0003")  # only the final versions and the settings go
+    engine = create_engine(url)
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM annotations")).scalar() == 1
+        assert c.execute(text("SELECT count(*) FROM projects")).scalar() == 1
+    engine.dispose()
 
 
 def test_a_final_version_is_kept_beside_the_annotations(db_url, ids):

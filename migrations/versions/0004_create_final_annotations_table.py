@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-10 10:00:00
+Create Date: 2026-12-02 10:50:00
 """
 
 import sqlalchemy as sa
