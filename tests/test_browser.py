@@ -445,8 +445,7 @@ def test_words_after_emoji_combining_marks_and_arabic_save_exactly(server, page)
     for fmt in ("csv", "jsonl", "conll"):
         out = server["tmp"] / f"uni.{fmt}"
         subprocess.run(
-            [*_fewlabel(), "export", "uni", "-o", str(out), "--format", fmt,
-             "--db", server["url"]],
+            [*_fewlabel(), "export", "uni", "-o", str(out), "--format", fmt, "--db", server["url"]],
             check=True,
             capture_output=True,
         )
@@ -465,9 +464,9 @@ def test_words_after_emoji_combining_marks_and_arabic_save_exactly(server, page)
 # ---------------------------------------------------------------- issue 11: keys, hover, layout
 
 NASA_TEXTS = [f"Text {i} mentions the NASA mission ." for i in range(30)]
-LONG_TEXT = (
-    " ".join(f"filler{k}" for k in range(2300)) + " and the last acronym is ZULU here ."
-)[-20_040:]
+LONG_TEXT = (" ".join(f"filler{k}" for k in range(2300)) + " and the last acronym is ZULU here .")[
+    -20_040:
+]
 
 
 def mount(page, data: dict) -> None:
@@ -746,3 +745,51 @@ def test_confident_suggestions_open_as_spans_and_save_with_their_origin(server, 
         PREFILL_SECOND: [("Random forests", "SHORT", "edited"), ("NN", "SHORT", "annotator")],
     }
     assert (influence.accepted, influence.edited, influence.added) == (1, 1, 1)
+
+
+def test_two_annotators_in_two_browsers_get_their_own_texts_and_keep_every_save(server, browser):
+    """Issue 11, item 3: no pre-filled name; each browser chooses one and gets texts of its
+    own; renaming hands the claimed text back to the queue."""
+    texts = [f"Team text {i} about the ESA probe ." for i in range(4)]
+    seed_project(server["url"], "duo", texts)
+    pages = []
+    for _ in range(2):
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.goto(f"{server['base']}/?project=duo")
+        pg.get_by_text("Who is labeling?").first.wait_for()
+        assert pg.locator("[data-testid='fewlabel-text']").count() == 0  # no text, no name
+        pages.append(pg)
+    for pg, name in zip(pages, ("ana", "ben"), strict=True):
+        box = pg.get_by_role("textbox", name="Your name")
+        box.fill(name)
+        pg.get_by_role("button", name="Start labeling").click()
+        pg.locator("[data-testid='fewlabel-text']").filter(has_text="Team text").wait_for()
+    shown = [shown_text(pg) for pg in pages]
+    assert shown[0] != shown[1]  # two people, two texts
+    for pg, seen in zip(pages, shown, strict=True):
+        word(pg, "ESA").click()
+        pg.keyboard.press("1")
+        pg.locator(".fl-span[data-label='SHORT']").wait_for()
+        pg.keyboard.press("Enter")
+        head = seen.split(" about")[0]  # "Team text N"
+        text_box = pg.locator("[data-testid='fewlabel-text']")
+        text_box.filter(has_text="Team text").filter(has_not_text=head).wait_for()
+    with session_scope(server["url"]) as s:
+        project = get_project(s, "duo")
+        saved = {r.annotator: r.text for r in browse(s, project, state="done")[0]}
+    assert saved == {"ana": shown[0], "ben": shown[1]}  # both saves kept, one each
+
+    # ben clears his name (as when handing the browser over): the text he held goes back to
+    # the queue at once, not after the 30-minute lease
+    held = shown_text(pages[1])
+    sidebar_name = pages[1].get_by_role("textbox", name="Annotator")
+    sidebar_name.fill("")
+    sidebar_name.press("Enter")
+    pages[1].get_by_text("Who is labeling?").first.wait_for()
+    pages[0].keyboard.press("s")  # ana skips her text and is handed the one ben let go
+    handed = held.split(" about")[0]
+    pages[0].locator("[data-testid='fewlabel-text']").filter(has_text=handed).wait_for()
+    for pg in pages:
+        pg.context.close()
