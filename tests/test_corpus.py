@@ -14,17 +14,25 @@ from core.projects import create_project, get_project
 from core.schema import Annotation, Document
 
 SCIAD = [
-    {"id": "a1", "tokens": ["Support", "vector", "machines", "(", "SVM", ")", "work", "."],
-     "labels": ["B-long", "I-long", "I-long", "O", "B-short", "O", "O", "O"]},
-    {"id": "a2", "tokens": ["We", "use", "U.S.", "data", "from", "NASA", "'s", "archive"],
-     "labels": ["O", "O", "O", "O", "O", "B-short", "O", "O"]},
+    {
+        "id": "a1",
+        "tokens": ["Support", "vector", "machines", "(", "SVM", ")", "work", "."],
+        "labels": ["B-long", "I-long", "I-long", "O", "B-short", "O", "O", "O"],
+    },
+    {
+        "id": "a2",
+        "tokens": ["We", "use", "U.S.", "data", "from", "NASA", "'s", "archive"],
+        "labels": ["O", "O", "O", "O", "O", "B-short", "O", "O"],
+    },
 ]
 
 
 def _counts(url):
     with session_scope(url) as s:
-        return (s.scalar(select(func.count(Document.id))),
-                s.scalar(select(func.count(Annotation.id))))
+        return (
+            s.scalar(select(func.count(Document.id))),
+            s.scalar(select(func.count(Annotation.id))),
+        )
 
 
 @pytest.fixture
@@ -89,8 +97,12 @@ def test_csv_text_column_metadata_and_labels(db_url, project):
 
 def test_jsonl_with_spans_imports_annotations_and_csv_export_round_trips(db_url, project):
     lines = [
-        {"text": "=SUM(A1) is not an acronym, but IBM is", "id": "x",
-         "spans": [{"start": 32, "end": 35, "label": "SHORT"}], "meta": {"src": "t"}},
+        {
+            "text": "=SUM(A1) is not an acronym, but IBM is",
+            "id": "x",
+            "spans": [{"start": 32, "end": 35, "label": "SHORT"}],
+            "meta": {"src": "t"},
+        },
         {"text": "No labels here"},
     ]
     r = _import(db_url, "e.jsonl", "\n".join(json.dumps(x) for x in lines), annotator="gold")
@@ -127,10 +139,16 @@ def test_jsonl_export_includes_unlabeled_on_request(db_url, project):
     [
         ("bad.jsonl", '{"text": "ok"}\n{"text": "ok2"\n', "bad.jsonl:2"),
         ("bad.jsonl", '{"text": "ok"}\n{"body": "x"}\n', "bad.jsonl:2"),
-        ("bad.jsonl", '{"text": "abc", "spans": [{"start": 0, "end": 9, "label": "SHORT"}]}\n',
-         "bad.jsonl:1"),
-        ("bad.jsonl", '{"text": "abc", "spans": [{"start": 0, "end": 3, "label": "ORG"}]}\n',
-         "bad.jsonl:1"),
+        (
+            "bad.jsonl",
+            '{"text": "abc", "spans": [{"start": 0, "end": 9, "label": "SHORT"}]}\n',
+            "bad.jsonl:1",
+        ),
+        (
+            "bad.jsonl",
+            '{"text": "abc", "spans": [{"start": 0, "end": 3, "label": "ORG"}]}\n',
+            "bad.jsonl:1",
+        ),
         ("bad.conll", "a\tO\nb\tB-SHORT\n\nc\tX-SHORT\n", "bad.conll:4"),
         ("bad.conll", "a\tO\nb\tB-ORG\n", "bad.conll:1"),
         ("bad.csv", 'text,spans\nok,[]\n"x","[{bad json"\n', "bad.csv:3"),
@@ -185,7 +203,7 @@ def test_a_plain_csv_keeps_columns_named_like_export_fields_as_metadata(db_url, 
 
 HOSTILE = [
     "@nasa says the ISS is up",
-    "=HYPERLINK(\"x\") and the ESA",
+    '=HYPERLINK("x") and the ESA',
     "+1 for NASA",
     "-5 degrees at the ISS",
     "\t tabbed start, NASA",
@@ -271,3 +289,43 @@ def test_csv_export_names_each_rows_source_and_a_csv_without_it_still_imports(db
     _import(db_url, "older.csv", older)
     with session_scope(db_url) as s:
         assert s.scalar(select(Document.meta).where(Document.text == "Old NASA text")) == {}
+
+
+def test_hostile_texts_round_trip_through_every_export_with_the_same_words(db_url, project):
+    """Emoji, combining marks, right-to-left, markup, formula-leading cells and a 20,000
+    character text: exported as CSV, JSONL and CoNLL and imported back, every span slices
+    the same words."""
+    from core.text import tokenize
+
+    long_text = " ".join(["filler"] * 2_900) + " the NASA probe ends it"
+    texts = [
+        *HOSTILE,
+        "Le cafe\u0301 de Noe\u0308l (CDN) ouvre",
+        "قالت منظمة الصحة العالمية (WHO) إن الوضع مستقر",
+        "<script>alert(1)</script> the ESA <b>probe</b>",
+        long_text,
+    ]
+    assert len(long_text) > 20_000
+
+    def marked(text):
+        return sorted(
+            (w.text, "SHORT") for w in tokenize(text) if w.text.isupper() and len(w.text) > 1
+        )
+
+    data = "\n".join(json.dumps({"text": t, "spans": _label_caps(t)}) for t in texts)
+    assert _import(db_url, "hostile.jsonl", data, annotator="gold").annotations == len(texts)
+    expected = {t: marked(t) for t in texts}
+    for fmt in ("csv", "jsonl", "conll"):
+        out = _export(db_url, fmt)
+        with session_scope(db_url) as s:
+            back = create_project(s, f"back-{fmt}", "acronym")
+            import_bytes(s, back, f"back.{fmt}", out.encode(), annotator="back")
+            docs = s.scalars(select(Document).where(Document.project_id == back.id)).all()
+            got = {}
+            for d in docs:
+                ann = s.scalar(select(Annotation).where(Annotation.document_id == d.id))
+                got[d.text] = sorted((d.text[x["start"] : x["end"]], x["label"]) for x in ann.spans)
+        if fmt == "conll":  # tokens joined by single spaces: the words are what must match
+            assert sorted(got.values()) == sorted(expected.values())
+        else:
+            assert got == expected
