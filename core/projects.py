@@ -1,15 +1,28 @@
-"""Projects: create, look up, list with progress counts."""
+"""Projects: create, look up, list with progress counts; rename and delete projects, rename
+labels, delete texts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.claims import CLAIM_LEASE
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.schema import Document, Project
+from core.schema import (
+    Annotation,
+    Document,
+    FinalAnnotation,
+    Job,
+    ModelVersion,
+    Prediction,
+    Project,
+    utcnow,
+)
 from core.text import labels_for
 
 
@@ -33,9 +46,7 @@ def create_project(
     session: Session, name: str, task: str, labels: list[str] | None = None
 ) -> Project:
     """Create a project; the label set comes from the task, or from `labels` for `custom`."""
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError("a project needs a name")
+    name = _project_name(name)
     if session.scalar(select(Project.id).where(Project.name == name)) is not None:
         raise ConflictError(f"a project named {name!r} already exists")
     project = Project(name=name, task=task, labels=labels_for(task, labels), label_spelling={})
@@ -84,3 +95,160 @@ def list_projects(session: Session) -> list[ProjectSummary]:
             )
         )
     return out
+
+
+_NAME_MAX = 200  # the column's width
+_ACTIVE_JOBS = ("queued", "running")
+
+
+def _project_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("a project needs a name")
+    if len(name) > _NAME_MAX:
+        raise ValidationError(f"project names are at most {_NAME_MAX} characters")
+    return name
+
+
+def rename_project(session: Session, project: Project, new_name: str) -> Project:
+    """Give a project another name, unique like a new one's. Its model files stay where they
+    are: each version's row keeps its path."""
+    new_name = _project_name(new_name)
+    if new_name == project.name:
+        return project
+    taken = select(Project.id).where(Project.name == new_name, Project.id != project.id)
+    if session.scalar(taken) is not None:
+        raise ConflictError(f"a project named {new_name!r} already exists")
+    project.name = new_name
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent create or rename took the name
+        raise ConflictError(f"a project named {new_name!r} already exists") from exc
+    return project
+
+
+@dataclass(frozen=True)
+class DeletedProject:
+    """What delete_project removed, and the model folders it left on disk."""
+
+    name: str
+    documents: int
+    model_dirs: list[str]
+
+    def summary(self) -> str:
+        texts = f"{self.documents} text{'s' if self.documents != 1 else ''}"
+        kept = (
+            f"; its model files stay on disk in {', '.join(self.model_dirs)}"
+            if self.model_dirs
+            else ""
+        )
+        return f"deleted project {self.name} with {texts} and their labels{kept}"
+
+
+def delete_project(session: Session, project: Project, confirm: str) -> DeletedProject:
+    """Delete a project with its texts, annotations, final versions, predictions, model
+    version rows and jobs (the database's ON DELETE CASCADE). `confirm` must be the project's
+    exact name, so a slip of the mouse deletes nothing. Model files are left on disk (they
+    may be someone's only copy); the result says where."""
+    if confirm != project.name:
+        raise ValidationError(f"type the project's name, {project.name}, to delete it")
+    running = session.scalar(
+        select(Job.kind).where(Job.project_id == project.id, Job.status.in_(_ACTIVE_JOBS))
+    )
+    if running is not None:
+        raise ConflictError(
+            f"a {running} job of {project.name} is running; cancel it or wait, then delete"
+        )
+    documents = session.scalar(
+        select(func.count()).select_from(Document).where(Document.project_id == project.id)
+    )
+    paths = session.scalars(select(ModelVersion.path).where(ModelVersion.project_id == project.id))
+    model_dirs = sorted({str(Path(p).parent) for p in paths})
+    name = project.name
+    session.delete(project)
+    session.flush()
+    return DeletedProject(name, int(documents or 0), model_dirs)
+
+
+def _relabel(spans: list | None, old: str, new: str) -> list | None:
+    """The spans with label `old` renamed to `new`; None stays None."""
+    if spans is None:
+        return None
+    return [{**s, "label": new} if s.get("label") == old else s for s in spans]
+
+
+def _relabel_history(previous: list | None, old: str, new: str) -> list | None:
+    """Earlier versions ({..., spans}) with the label renamed in each."""
+    if previous is None:
+        return None
+    return [{**v, "spans": _relabel(v.get("spans"), old, new)} for v in previous]
+
+
+def rename_label(session: Session, project: Project, old: str, new: str) -> int:
+    """Rename one label of a custom project everywhere it is stored: the label set, every
+    annotation (and its undo history), final version, prediction and the import spelling.
+
+    One flush in the caller's transaction, so a failure renames nothing. Trained models keep
+    the old name inside their files until the next retrain. Returns how many stored spans
+    were renamed.
+    """
+    if project.task != "custom":
+        raise ValidationError(f"task {project.task!r} has fixed labels; only custom ones rename")
+    labels = list(project.labels)
+    if old not in labels:
+        raise ValidationError(f"{project.name} has no label {old!r}")
+    new = (new or "").strip()
+    if not new:
+        raise ValidationError(f"a new name for label {old!r} is required")
+    if new == old:
+        return 0
+    if new in labels:
+        raise ConflictError(f"{project.name} already has a label {new!r}")
+    project.labels = labels_for("custom", [new if lbl == old else lbl for lbl in labels])
+    spelling = dict(project.label_spelling or {})
+    if old in spelling:
+        spelling[new] = spelling.pop(old)
+        project.label_spelling = spelling
+
+    renamed = 0
+
+    def count(spans: list | None) -> None:
+        nonlocal renamed
+        renamed += sum(1 for s in spans or [] if s.get("label") == old)
+
+    in_project = select(Document.id).where(Document.project_id == project.id)
+    for row in session.scalars(select(Annotation).where(Annotation.document_id.in_(in_project))):
+        count(row.spans)
+        row.spans = _relabel(row.spans, old, new)
+        row.previous = _relabel_history(row.previous, old, new)
+    final_rows = select(FinalAnnotation).where(FinalAnnotation.document_id.in_(in_project))
+    for row in session.scalars(final_rows):
+        count(row.spans)
+        row.spans = _relabel(row.spans, old, new)
+        row.previous = _relabel_history(row.previous, old, new)
+    for row in session.scalars(select(Prediction).where(Prediction.document_id.in_(in_project))):
+        row.spans = _relabel(row.spans, old, new)
+    session.flush()
+    return renamed
+
+
+def delete_document(
+    session: Session, project: Project, document_id: int, by: str, *, now: datetime | None = None
+) -> None:
+    """Delete one text of a project with its annotations, final version and predictions.
+
+    Refused while another annotator holds a live claim on it (they are labeling it now):
+    their save would otherwise vanish. `by` is who deletes; their own claim does not count.
+    """
+    doc = session.get(Document, document_id)
+    if doc is None or doc.project_id != project.id:
+        raise NotFoundError(f"no text #{document_id} in {project.name}")
+    now = now or utcnow()
+    live = doc.assigned_at is not None and doc.assigned_at >= now - CLAIM_LEASE
+    if doc.state == "open" and doc.assigned_to not in (None, by) and live:
+        raise ConflictError(
+            f"text #{document_id} is being labeled by {doc.assigned_to!r} now; "
+            "nothing was deleted"
+        )
+    session.delete(doc)
+    session.flush()
