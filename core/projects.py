@@ -247,8 +247,7 @@ def delete_document(
     live = doc.assigned_at is not None and doc.assigned_at >= now - CLAIM_LEASE
     if doc.state == "open" and doc.assigned_to not in (None, by) and live:
         raise ConflictError(
-            f"text #{document_id} is being labeled by {doc.assigned_to!r} now; "
-            "nothing was deleted"
+            f"text #{document_id} is being labeled by {doc.assigned_to!r} now; nothing was deleted"
         )
     session.delete(doc)
     session.flush()

@@ -475,3 +475,82 @@ def test_annotate_prefills_a_confident_suggestion_and_saves_its_origin(
     with session_scope(db_url) as s:
         (row,), _ = browse(s, get_project(s, "p"), annotator="alice")
     assert row.document_id in ids and row.spans == [{**sure, "origin": "model"}]
+
+
+# ---------------------------------------------------------------- managing projects and texts
+
+
+def test_a_refused_create_form_keeps_what_was_typed_and_a_created_one_clears(app, make_project):
+    make_project("p", TEXTS)
+    at = app("views/projects.py")
+    at.text_input(key="new_name").input("people")
+    at.radio(key="new_task").set_value("custom")
+    at.text_input(key="new_labels").input("PERSON, 2bad")
+    at.button(key="new_submit").click().run()
+    assert "bad label '2bad'" in at.error[0].value
+    assert at.text_input(key="new_name").value == "people"
+    assert at.text_input(key="new_labels").value == "PERSON, 2bad"
+    at.text_input(key="new_labels").input("PERSON, ORG")
+    at.button(key="new_submit").click().run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="project").value == "people"
+    assert (at.text_input(key="new_name").value, at.text_input(key="new_labels").value) == ("", "")
+
+
+def test_projects_page_renames_a_project_and_a_label(app, make_project, db_url):
+    make_project("p", TEXTS, task="custom", labels=["PER", "ORG"])
+    make_project("q", TEXTS)
+    at = app("views/projects.py")
+    at.selectbox(key="project").set_value("p").run()
+    at.text_input(key="rename_name").input("q")
+    at.button(key="rename_submit").click().run()
+    assert "'q' already exists" in at.error[0].value
+    assert at.text_input(key="rename_name").value == "q"  # kept to fix
+    at.text_input(key="rename_name").input("people")
+    at.button(key="rename_submit").click().run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="project").value == "people"
+
+    at.selectbox(key="label_old").set_value("ORG")
+    at.text_input(key="label_new").input("PER")
+    at.button(key="label_submit").click().run()
+    assert "already has a label 'PER'" in at.error[0].value
+    at.text_input(key="label_new").input("Company")
+    at.button(key="label_submit").click().run()
+    assert not at.error and "Renamed label ORG to Company" in at.success[0].value
+    with session_scope(db_url) as s:
+        assert get_project(s, "people").labels == ["PER", "Company"]
+
+
+def test_projects_page_deletes_a_project_only_when_its_name_is_typed(app, make_project, db_url):
+    make_project("p", TEXTS)
+    make_project("q", TEXTS)
+    at = app("views/projects.py")
+    at.selectbox(key="project").set_value("p").run()
+    at.text_input(key="delete_confirm").input("q")
+    at.button(key="delete_submit").click().run()
+    assert "type the project's name, p, to delete it" in at.error[0].value.replace("\\", "")
+    at.text_input(key="delete_confirm").input("p")
+    at.button(key="delete_submit").click().run()
+    assert not at.exception and not at.error
+    assert "Deleted project p with 3 texts" in at.success[0].value.replace("\\", "")
+    assert at.selectbox(key="project").value == "q"
+    with session_scope(db_url) as s:
+        assert [p.name for p in list_projects(s)] == ["q"]
+
+
+def test_review_deletes_the_open_text_after_confirmation(app, make_project, db_url):
+    ids = _labeled(make_project, db_url)
+    at = app("views/review.py")
+    select_table_row(at, "review_table", 1)
+    doc_id = component(at)["doc"]
+    button = at.button(key=f"review_delete_{doc_id}")
+    assert button.disabled  # until the checkbox says yes
+    at.checkbox(key=f"review_delete_sure_{doc_id}").check().run()
+    at.button(key=f"review_delete_{doc_id}").click().run()
+    assert not at.exception
+    assert f"Deleted text \\#{doc_id}" in at.success[0].value
+    assert not at.get("bidi_component")  # the editor closed
+    with session_scope(db_url) as s:
+        assert s.get(Document, doc_id) is None
+        assert progress(s, get_project(s, "p")).total == len(ids) - 1

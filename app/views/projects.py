@@ -1,4 +1,5 @@
-"""Projects: the list with progress, a form to create one, and a file import."""
+"""Projects: the list with progress, a form to create one, a file import, and the chosen
+project's rename, label renames and delete."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from app.ui import current_project, md_escape, projects, show_flashes
 from core import formats
 from core.corpus import import_bytes
 from core.errors import FewlabelError
-from core.projects import create_project, get_project
+from core.projects import (
+    create_project,
+    delete_project,
+    get_project,
+    rename_label,
+    rename_project,
+)
 from core.text import TASK_LABELS, TASKS
 
 TASK_HELP = {
@@ -18,6 +25,81 @@ TASK_HELP = {
     "concept": "concepts of interest: " + ", ".join(TASK_LABELS["concept"]),
     "custom": "your own labels",
 }
+
+# Each form acts in its submit button's callback, before the page draws: a refused form keeps
+# what was typed and shows why beside it; a form that succeeds is cleared.
+_REFUSED = "projects_refused"
+
+
+def refuse(form: str, exc: Exception) -> None:
+    st.session_state.setdefault(_REFUSED, {})[form] = str(exc)
+
+
+def show_refusal(form: str) -> None:
+    message = st.session_state.get(_REFUSED, {}).pop(form, None)
+    if message:
+        st.error(md_escape(message))
+
+
+def create() -> None:
+    task = st.session_state["new_task"]
+    labels = st.session_state.get("new_labels") or ""
+    label_list = [x for x in labels.split(",") if x.strip()] if task == "custom" else None
+    try:
+        with services.session() as s:
+            created = create_project(s, st.session_state.get("new_name") or "", task, label_list)
+            created_name, created_labels = created.name, list(created.labels)
+    except FewlabelError as exc:
+        refuse("create", exc)
+        return
+    st.session_state["new_name"] = st.session_state["new_labels"] = ""
+    state.select_project(created_name)
+    state.flash(
+        "success", f"Created project {created_name} with labels {', '.join(created_labels)}."
+    )
+
+
+def rename(project_id: int) -> None:
+    try:
+        with services.session() as s:
+            project = get_project(s, project_id)
+            new_name = rename_project(s, project, st.session_state.get("rename_name") or "").name
+    except FewlabelError as exc:
+        refuse("rename", exc)
+        return
+    st.session_state["rename_name"] = ""
+    state.select_project(new_name)
+    state.flash("success", f"Renamed the project to {new_name}.")
+
+
+def relabel(project_id: int) -> None:
+    old, new = st.session_state.get("label_old"), st.session_state.get("label_new") or ""
+    try:
+        with services.session() as s:
+            n = rename_label(s, get_project(s, project_id), old, new)
+    except FewlabelError as exc:
+        refuse("relabel", exc)
+        return
+    st.session_state["label_new"] = ""
+    state.flash(
+        "success",
+        f"Renamed label {old} to {new.strip()} in {n} stored span{'s' if n != 1 else ''}. "
+        "Models trained before keep the old name until the next retrain.",
+    )
+
+
+def delete(project_id: int) -> None:
+    try:
+        with services.session() as s:
+            project = get_project(s, project_id)
+            deleted = delete_project(s, project, st.session_state.get("delete_confirm") or "")
+    except FewlabelError as exc:
+        refuse("delete", exc)
+        return
+    st.session_state["delete_confirm"] = ""
+    summary = deleted.summary()
+    state.flash("success", summary[:1].upper() + summary[1:] + ".")
+
 
 st.title("Projects")
 show_flashes()
@@ -54,9 +136,10 @@ create_col, import_col = st.columns(2, gap="large")
 
 with create_col:
     st.subheader("New project")
-    with st.form("create_form", clear_on_submit=True, border=True):
-        name = st.text_input("Name", placeholder="e.g. acronyms-2024", key="new_name")
-        task = st.radio(
+    # Not cleared on submit: a refused form keeps what was typed; create() clears it on success.
+    with st.form("create_form", clear_on_submit=False, border=True):
+        st.text_input("Name", placeholder="e.g. acronyms-2024", key="new_name")
+        st.radio(
             "Task",
             TASKS,
             key="new_task",
@@ -64,29 +147,14 @@ with create_col:
             format_func=str.capitalize,
             help=" · ".join(f"{t}: {TASK_HELP[t]}" for t in TASKS),
         )
-        labels = st.text_input(
+        st.text_input(
             "Labels (custom task only)",
             key="new_labels",
             placeholder="PERSON, ORG, PLACE",
             help="Comma-separated; up to nine get number keys 1-9 on the Annotate page.",
         )
-        if st.form_submit_button("Create project", type="primary", key="new_submit"):
-            try:
-                with services.session() as s:
-                    label_list = (
-                        [x for x in labels.split(",") if x.strip()] if task == "custom" else None
-                    )
-                    created = create_project(s, name, task, label_list)
-                    created_name, created_labels = created.name, list(created.labels)
-            except FewlabelError as exc:
-                st.error(md_escape(exc))
-            else:
-                state.select_project(created_name)
-                state.flash(
-                    "success",
-                    f"Created project {created_name} with labels {', '.join(created_labels)}.",
-                )
-                st.rerun()
+        st.form_submit_button("Create project", type="primary", key="new_submit", on_click=create)
+    show_refusal("create")
 
 # ------------------------------------------------------------------ import
 
@@ -152,3 +220,42 @@ with import_col:
                             + (f" and {more} more" if more > 0 else ""),
                         )
                     st.rerun()  # the project list and the sidebar show the new counts
+
+# ------------------------------------------------------------------ manage
+
+target = current_project()
+if target is not None:
+    st.subheader(f"Manage {md_escape(target.name)}")
+    st.caption("The project chosen in the sidebar.")
+    rename_col, label_col, delete_col = st.columns(3, gap="large")
+    with rename_col, st.form("rename_form", clear_on_submit=False, border=True):
+        st.text_input("New name", key="rename_name", placeholder=target.name, max_chars=200)
+        st.form_submit_button(
+            "Rename project", key="rename_submit", on_click=rename, args=(target.id,)
+        )
+    with rename_col:
+        show_refusal("rename")
+    with label_col:
+        if target.task == "custom":
+            with st.form("relabel_form", clear_on_submit=False, border=True):
+                st.selectbox("Label", target.labels, key="label_old")
+                st.text_input("New label name", key="label_new", max_chars=40)
+                st.form_submit_button(
+                    "Rename label", key="label_submit", on_click=relabel, args=(target.id,)
+                )
+            show_refusal("relabel")
+        else:
+            st.caption(f"Task {target.task} has fixed labels: {', '.join(target.labels)}.")
+    with delete_col, st.form("delete_form", clear_on_submit=False, border=True):
+        st.text_input(
+            "Type the project's name to delete it",
+            key="delete_confirm",
+            placeholder=target.name,
+            help="Deletes its texts, labels, final versions and model versions' rows; "
+            "model files stay on disk.",
+        )
+        st.form_submit_button(
+            "Delete project", key="delete_submit", on_click=delete, args=(target.id,)
+        )
+    with delete_col:
+        show_refusal("delete")

@@ -14,7 +14,7 @@ from app.components.span_annotator import EditorEvent, span_annotator
 from app.ui import md_escape, require_annotator, require_project, show_flashes
 from core.annotations import ReviewRow, annotators, browse, get_task
 from core.errors import FewlabelError
-from core.projects import get_project
+from core.projects import delete_document, get_project
 from core.review import Version, disagreements, final_of, finalize, span_set, versions
 from core.text import tagged_text
 
@@ -55,6 +55,18 @@ def use_version(doc_id: int, version: Version) -> None:
     if error:
         state.flash("error", error)
     state.editor_done(EDITOR)  # the editor starts again from the new final version
+
+
+def remove_text(doc_id: int) -> None:
+    """The Delete button: the text goes, with its annotations and final version."""
+    try:
+        with services.session() as s:
+            delete_document(s, get_project(s, project.id), doc_id, reviewer)
+    except FewlabelError as exc:
+        state.flash("error", str(exc))
+        return
+    state.open_for_review(project.id, None)
+    state.flash("success", f"Deleted text #{doc_id} with its annotations and final version.")
 
 
 def span_summary(text: str, spans: list[dict]) -> str:
@@ -285,3 +297,16 @@ span_annotator(
     seq=state.editor_seq(EDITOR),
     on_event=lambda event, based_on=based_on: handle(event, based_on),
 )
+with st.expander("Delete this text"):
+    st.caption(
+        f"Deletes text #{doc_id} with every annotator's annotation, its final version and the "
+        "model's suggestions for it. This cannot be undone."
+    )
+    sure = st.checkbox(f"Yes, delete text #{doc_id}", key=f"review_delete_sure_{doc_id}")
+    st.button(
+        "Delete this text",
+        key=f"review_delete_{doc_id}",
+        disabled=not sure,
+        on_click=remove_text,
+        args=(doc_id,),
+    )
