@@ -88,9 +88,10 @@ def _simulate(
                 "train_seconds": round(result.train_seconds, 2),
             }
         )
+        kind = "micro" if setup.task == "custom" else "macro"
         setup.progress(
             f"{strategy.name:>16} seed={seed} labels={len(labeled):<4} "
-            f"macro F1 {records[-1]['f1_macro']:.1f}"
+            f"{kind} F1 {records[-1][f'f1_{kind}']:.1f}"
         )
         if len(labeled) >= rounds.budget:
             break
