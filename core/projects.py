@@ -1,5 +1,5 @@
 """Projects: create, look up, list with progress counts; rename and delete projects, rename
-labels, delete texts."""
+labels and choose their colours, delete texts."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ from core.schema import (
     utcnow,
 )
 from core.text import labels_for
+
+# The annotator has this many (background, strong) colour pairs, each checked for contrast; a
+# project picks one by index per label rather than any hex value, so the contrast holds.
+LABEL_COLOR_COUNT = 9
+_COLORS_SETTING = "label_colors"  # its name in Project.settings: {label: index}
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,10 @@ def rename_label(session: Session, project: Project, old: str, new: str) -> int:
     if old in spelling:
         spelling[new] = spelling.pop(old)
         project.label_spelling = spelling
+    colors = dict((project.settings or {}).get(_COLORS_SETTING) or {})
+    if old in colors:
+        colors[new] = colors.pop(old)
+        project.settings = {**(project.settings or {}), _COLORS_SETTING: colors}
 
     renamed = 0
 
@@ -230,6 +239,34 @@ def rename_label(session: Session, project: Project, old: str, new: str) -> int:
         row.spans = _relabel(row.spans, old, new)
     session.flush()
     return renamed
+
+
+def label_colors(project: Project) -> dict[str, int]:
+    """The colour index chosen for each label of the project; labels not listed use the
+    default order. Entries for labels no longer in the set, or out of range, are ignored."""
+    stored = (project.settings or {}).get(_COLORS_SETTING) or {}
+    return {
+        label: index
+        for label, index in stored.items()
+        if label in project.labels
+        and isinstance(index, int)
+        and not isinstance(index, bool)
+        and 0 <= index < LABEL_COLOR_COUNT
+    }
+
+
+def set_label_color(session: Session, project: Project, label: str, index: int) -> int:
+    """Store the colour (an index into the annotator's palette) one label is drawn in."""
+    if label not in project.labels:
+        raise ValidationError(f"{project.name} has no label {label!r}")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < LABEL_COLOR_COUNT:
+        raise ValidationError(
+            f"a label colour is a number from 0 to {LABEL_COLOR_COUNT - 1}, not {index!r}"
+        )
+    colors = {**label_colors(project), label: index}
+    project.settings = {**(project.settings or {}), _COLORS_SETTING: colors}
+    session.flush()
+    return index
 
 
 def delete_document(

@@ -554,3 +554,38 @@ def test_review_deletes_the_open_text_after_confirmation(app, make_project, db_u
     with session_scope(db_url) as s:
         assert s.get(Document, doc_id) is None
         assert progress(s, get_project(s, "p")).total == len(ids) - 1
+
+
+def test_label_palette_uses_chosen_colours_and_the_default_order_elsewhere():
+    from app.components.span_annotator import LABEL_COLOR_NAMES, LABEL_COLORS
+    from core.projects import LABEL_COLOR_COUNT
+
+    assert len(LABEL_COLORS) == len(LABEL_COLOR_NAMES) == LABEL_COLOR_COUNT
+    palette = label_palette(["A", "B", "C"], {"B": 0, "C": 42})
+    chosen = [LABEL_COLORS[0], LABEL_COLORS[0], LABEL_COLORS[2]]  # 42 is no colour: default
+    assert [(c["bg"], c["fg"]) for c in palette] == chosen
+    assert label_palette(["A", "B"], None) == label_palette(["A", "B"])
+
+
+def test_projects_page_changes_a_label_colour_and_the_annotator_draws_it(app, make_project, db_url):
+    from app.components.span_annotator import LABEL_COLORS
+    from core.projects import label_colors
+
+    make_project("p", TEXTS)  # acronym: fixed labels SHORT, LONG, colours still editable
+    at = app("views/projects.py")
+    key = f"label_color:{get_project_id(db_url, 'p')}:LONG"
+    assert at.selectbox(key=key).value == 1  # the default order: second label, blue
+    at.selectbox(key=key).set_value(6).run()
+    assert not at.exception and not at.error
+    assert "LONG is now drawn in teal" in at.success[0].value
+    with session_scope(db_url) as s:
+        assert label_colors(get_project(s, "p")) == {"LONG": 6}
+    assert at.selectbox(key=key).value == 6
+
+    labels = component(app(annotator="bob"))["labels"]  # alice has a session open above
+    assert [(lbl["bg"], lbl["fg"]) for lbl in labels] == [LABEL_COLORS[0], LABEL_COLORS[6]]
+
+
+def get_project_id(db_url: str, name: str) -> int:
+    with session_scope(db_url) as s:
+        return get_project(s, name).id

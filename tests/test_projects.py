@@ -173,3 +173,30 @@ def test_create_refuses_an_overlong_name(db_url):
     with session_scope(db_url) as s:
         with pytest.raises(ValidationError, match="at most 200"):
             create_project(s, "x" * 201, "acronym")
+
+
+def test_label_colors_are_set_read_validated_and_follow_a_rename(make_project, db_url):
+    from core.projects import LABEL_COLOR_COUNT, label_colors, set_label_color
+
+    make_project("p", TEXTS, task="custom", labels=["PER", "LOC"])
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert label_colors(p) == {}  # the default order until one is chosen
+        assert set_label_color(s, p, "LOC", 4) == 4
+        set_label_color(s, p, "PER", LABEL_COLOR_COUNT - 1)
+        for label, index, match in (
+            ("ORG", 1, "no label 'ORG'"),
+            ("PER", LABEL_COLOR_COUNT, "from 0 to 8, not 9"),
+            ("PER", -1, "from 0 to 8"),
+            ("PER", "#ff0000", "from 0 to 8"),
+            ("PER", True, "from 0 to 8"),
+        ):
+            with pytest.raises(ValidationError, match=match):
+                set_label_color(s, p, label, index)
+    with session_scope(db_url) as s:
+        assert label_colors(get_project(s, "p")) == {"LOC": 4, "PER": 8}  # stored and committed
+        rename_label(s, get_project(s, "p"), "LOC", "Place")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert label_colors(p) == {"Place": 4, "PER": 8}
+        assert "LOC" not in p.settings["label_colors"]

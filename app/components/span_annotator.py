@@ -7,7 +7,7 @@ skips or undoes. Texts are rendered in the browser with textContent only, never 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,18 @@ LABEL_COLORS: tuple[tuple[str, str], ...] = (
     ("#b8f0ec", "#115e59"),
     ("#ead7c3", "#6b4423"),
     ("#e2e4e8", "#374151"),
+)
+# What each pair is called where a user picks one (Projects page).
+LABEL_COLOR_NAMES: tuple[str, ...] = (
+    "yellow",
+    "blue",
+    "green",
+    "pink",
+    "purple",
+    "orange",
+    "teal",
+    "brown",
+    "grey",
 )
 
 # What the keys do, shown under the text. The action keys appear only where the action is on.
@@ -62,16 +74,23 @@ def _renderer():
     )
 
 
-def label_palette(labels: Sequence[str]) -> list[dict]:
-    """Labels with their legend colours (the palette repeats after nine labels)."""
-    return [
-        {"name": name, "bg": bg, "fg": fg}
-        for name, (bg, fg) in zip(labels, _cycle(LABEL_COLORS, len(labels)), strict=True)
-    ]
+def default_color(position: int) -> int:
+    """The palette index a label gets by its position in the label set (repeats after nine)."""
+    return position % len(LABEL_COLORS)
 
 
-def _cycle(items: Sequence, n: int) -> list:
-    return [items[i % len(items)] for i in range(n)]
+def label_palette(labels: Sequence[str], chosen: Mapping[str, int] | None = None) -> list[dict]:
+    """Labels with their legend colours: the index `chosen` for a label where given, else the
+    default order. An index outside the palette falls back to the default."""
+    chosen = chosen or {}
+    palette = []
+    for position, name in enumerate(labels):
+        index = chosen.get(name)
+        if not (isinstance(index, int) and 0 <= index < len(LABEL_COLORS)):
+            index = default_color(position)
+        bg, fg = LABEL_COLORS[index]
+        palette.append({"name": name, "bg": bg, "fg": fg})
+    return palette
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,7 @@ def component_data(
     words: Iterable[Word],
     spans: Sequence[dict],
     labels: Sequence[str],
+    label_colors: Mapping[str, int] | None = None,
     suggestions: Sequence[dict] = (),
     actions: Sequence[str] = ACTIONS,
     version: str = "",
@@ -128,7 +148,7 @@ def component_data(
         "words": [[w.start, w.end] for w in words],
         "spans": [dict(s) for s in spans],
         "suggestions": [dict(s) for s in suggestions],
-        "labels": label_palette(labels),
+        "labels": label_palette(labels, label_colors),
         "actions": [a for a in actions if a in ACTIONS],
         "help": [list(item) for item in shortcuts(actions)],
         "version": version,

@@ -9,7 +9,7 @@ from app.components.span_annotator import EditorEvent, span_annotator
 from app.ui import md_escape, require_annotator, require_project, show_flashes
 from core.annotations import next_document, progress, save, skip, undo
 from core.errors import FewlabelError
-from core.projects import get_project
+from core.projects import get_project, label_colors
 
 EDITOR = "annotate"
 
@@ -54,6 +54,7 @@ with services.session() as s:
     p = get_project(s, project.id)
     task = next_document(s, p, annotator)
     stats = progress(s, p, annotator)
+    colors = label_colors(p)
 
 share = (stats.done + stats.skipped) / stats.total if stats.total else 0.0
 st.progress(
@@ -97,6 +98,7 @@ span_annotator(
     spans=restored if restored is not None else task.spans,
     suggestions=task.suggestions,
     labels=project.labels,
+    label_colors=colors,
     version=f"{project.id}:{task.document_id}:{state.editor_version(EDITOR)}",
     seq=state.editor_seq(EDITOR),
     dirty=restored is not None,

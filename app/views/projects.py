@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import services, state
+from app.components.span_annotator import LABEL_COLOR_NAMES, default_color
 from app.ui import current_project, md_escape, projects, show_flashes
 from core import formats
 from core.corpus import import_bytes
@@ -15,8 +16,10 @@ from core.projects import (
     create_project,
     delete_project,
     get_project,
+    label_colors,
     rename_label,
     rename_project,
+    set_label_color,
 )
 from core.text import TASK_LABELS, TASKS
 
@@ -86,6 +89,21 @@ def relabel(project_id: int) -> None:
         f"Renamed label {old} to {new.strip()} in {n} stored span{'s' if n != 1 else ''}. "
         "Models trained before keep the old name until the next retrain.",
     )
+
+
+def color_key(project_id: int, label: str) -> str:
+    return f"label_color:{project_id}:{label}"
+
+
+def recolor(project_id: int, label: str) -> None:
+    index = st.session_state.get(color_key(project_id, label))
+    try:
+        with services.session() as s:
+            set_label_color(s, get_project(s, project_id), label, index)
+    except FewlabelError as exc:
+        refuse("color", exc)
+        return
+    state.flash("success", f"Label {label} is now drawn in {LABEL_COLOR_NAMES[index]}.")
 
 
 def delete(project_id: int) -> None:
@@ -246,6 +264,21 @@ if target is not None:
             show_refusal("relabel")
         else:
             st.caption(f"Task {target.task} has fixed labels: {', '.join(target.labels)}.")
+        with services.session() as s:
+            chosen = label_colors(get_project(s, target.id))
+        with st.container(border=True):
+            st.caption("Label colours in the annotator (each keeps the text readable).")
+            for position, label in enumerate(target.labels):
+                st.selectbox(
+                    f"Colour of {md_escape(label)}",
+                    range(len(LABEL_COLOR_NAMES)),
+                    index=chosen.get(label, default_color(position)),
+                    format_func=LABEL_COLOR_NAMES.__getitem__,
+                    key=color_key(target.id, label),
+                    on_change=recolor,
+                    args=(target.id, label),
+                )
+            show_refusal("color")
     with delete_col, st.form("delete_form", clear_on_submit=False, border=True):
         st.text_input(
             "Type the project's name to delete it",

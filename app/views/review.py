@@ -14,7 +14,7 @@ from app.components.span_annotator import EditorEvent, span_annotator
 from app.ui import md_escape, require_annotator, require_project, show_flashes
 from core.annotations import ReviewRow, annotators, browse, get_task
 from core.errors import FewlabelError
-from core.projects import delete_document, get_project
+from core.projects import delete_document, get_project, label_colors
 from core.review import Version, disagreements, final_of, finalize, span_set, versions
 from core.text import tagged_text
 
@@ -257,6 +257,7 @@ try:
     with services.session() as s:
         p = get_project(s, project.id)
         task = get_task(s, p, doc_id, owner or reviewer)
+        colors = label_colors(p)
         final_row = final_of(s, [doc_id]).get(doc_id)
         final_at = final_row and (final_row.reviewer, final_row.reviewed_at, final_row.based_on)
         final_spans = list(final_row.spans) if final_row else []
@@ -292,6 +293,7 @@ span_annotator(
     spans=spans,
     suggestions=task.suggestions,
     labels=project.labels,
+    label_colors=colors,
     actions=("save",),
     version=f"{project.id}:{doc_id}:{owner}:{final}:{state.editor_version(EDITOR)}",
     seq=state.editor_seq(EDITOR),
