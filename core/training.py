@@ -182,7 +182,9 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
             train_args={
                 **result.model.info.get("train_args", {}),
                 "base": str(base),
-                "weak_sources": _base_weak_sources(base),
+                # an aligned base's record of its weak sources is part of the lineage the
+                # finetuned model inherits (Tagger.from_base); None from a plain backbone
+                "weak_sources": (result.model.info.get("pretraining") or {}).get("weak_sources"),
             },
             train_seconds=result.train_seconds,
             created_at=utcnow(),
@@ -207,21 +209,6 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         "train_seconds": round(result.train_seconds, 2),
         "scored": scored,
     }
-
-
-def _base_weak_sources(base: str) -> dict | None:
-    """The weak sources an aligned base was pretrained with (its tagger.json), so a version
-    records what it was built from; None for a plain backbone."""
-    import json
-
-    info = Path(base) / "tagger.json"
-    if not info.is_file():
-        return None
-    try:
-        meta = json.loads(info.read_text(encoding="utf-8"))
-        return ((meta.get("info") or {}).get("pretraining") or {}).get("weak_sources")
-    except (OSError, ValueError):
-        return None
 
 
 def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:

@@ -22,16 +22,14 @@ from core.weak.sources import (
     Patterns,
     WeakSources,
     choose_threshold,
+    scored_spans,
 )
 
 
 def _scored(model, docs: Sequence[tuple[str, list]]) -> list[list[tuple[Span, float]]]:
     from core.model.predict import predict
 
-    return [
-        [(Span(s["start"], s["end"], s["label"]), float(s["confidence"])) for s in p.spans]
-        for p in predict(model, docs)
-    ]
+    return [scored_spans(p.spans) for p in predict(model, docs)]
 
 
 def sources_for(

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from core.errors import ImportFormatError, NotFoundError
 from core.metrics import span_prf
 from core.schema import Annotation, Document, Prediction, Project, WeakPatterns
-from core.text import Span
 from core.training import labeled_texts
 from core.versions import current_version
 from core.weak.patterns import Pattern, parse_patterns
@@ -32,6 +31,7 @@ from core.weak.sources import (
     choose_threshold,
     coverage,
     cross_fitted,
+    scored_spans,
 )
 
 # The model's threshold needs this many held-out labeled texts; fewer pick it by noise.
@@ -87,12 +87,6 @@ def stored_patterns(session: Session, project: Project) -> list[Pattern]:
     return out
 
 
-def _as_scored(spans: list[dict]) -> list[tuple[Span, float]]:
-    return [
-        (Span(s["start"], s["end"], s["label"]), float(s.get("confidence", 1.0))) for s in spans
-    ]
-
-
 def _held_out(session: Session, project: Project):
     """The current version, its stored predictions by text, and [(scored, gold)] on the texts
     labeled since it was trained; None when there is no version."""
@@ -104,7 +98,7 @@ def _held_out(session: Session, project: Project):
         .join(Prediction, Prediction.document_id == Document.id)
         .where(Prediction.model_version_id == version.id)
     ).all()
-    by_text = {text: _as_scored(spans) for _, text, spans in rows}
+    by_text = {text: scored_spans(spans) for _, text, spans in rows}
     by_id = {doc_id: spans for doc_id, _, spans in rows}
     later = set(
         session.scalars(
@@ -118,7 +112,7 @@ def _held_out(session: Session, project: Project):
         )
     )
     held = [
-        (_as_scored(by_id[d]), lab[2])
+        (scored_spans(by_id[d]), lab[2])
         for d, lab in labeled_texts(session, project)
         if d in later and d in by_id
     ]

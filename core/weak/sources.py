@@ -46,6 +46,13 @@ class Proposal:
     span: Span
 
 
+def scored_spans(spans: Iterable[dict]) -> Scored:
+    """A model's predicted span dicts ({start, end, label, confidence}) as (Span, confidence)."""
+    return [
+        (Span(s["start"], s["end"], s["label"]), float(s.get("confidence", 1.0))) for s in spans
+    ]
+
+
 def smoothed_precision(correct: int, matches: int) -> float:
     """(correct + 1) / (matches + 2): one match that is right is not yet certainty."""
     return (correct + 1) / (matches + 2)
