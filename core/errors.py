@@ -41,3 +41,12 @@ class UnknownStrategyError(FewlabelError):
 
 class Cancelled(FewlabelError):
     """Work stopped because a user asked it to (a job's cancel button, `fewlabel jobs --cancel`)."""
+
+
+class AuthenticationError(FewlabelError):
+    """A name and password that do not match an active account (which of the three is wrong is
+    not said: an unknown name, a wrong password and a disabled account read the same)."""
+
+
+class PermissionDeniedError(FewlabelError):
+    """The account's role does not allow the action (core.users.ROLES)."""

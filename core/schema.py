@@ -221,3 +221,22 @@ class WeakPatterns(Base):
     lines: Mapped[list] = mapped_column(JSON)
     n_patterns: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class User(Base):
+    """An account on a shared server: who may log in, and in which role (core.users).
+
+    The name is the annotator name the account labels under. Only an Argon2 hash of the
+    password is kept. A disabled account stays (its annotations keep their name) but cannot
+    log in.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # admin | reviewer | annotator
+    password_hash: Mapped[str] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

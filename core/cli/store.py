@@ -60,6 +60,11 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
         "--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves a whole network)"
     )
     p.add_argument("--no-demo", action="store_true", help="do not create the demo project")
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve beyond 127.0.0.1 without an admin account (anyone who reaches it can act)",
+    )
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("jobs", parents=[db], help="list a project's background jobs, or cancel one")
@@ -193,9 +198,11 @@ def cmd_jobs(args, url: str) -> int:
 
 
 def cmd_serve(args, url: str) -> int:
+    from core.cli.users import check_serving
     from core.config import PROJECT_ROOT
     from core.demo import ensure_demo
 
+    check_serving(url, args.host, no_auth=args.no_auth)  # accounts before a team network
     msg = ensure_demo(url) if not args.no_demo else None
     if msg:
         print(msg)
