@@ -2,9 +2,9 @@
 Streamlit and torch out of it).
 
 Every function takes the session first; the caller (a page action, the CLI, a job) owns the
-transaction and commits. Every function that acts takes the annotator who acts; who holds
-which open document lives in core.claims, and save and skip refuse a text another annotator
-holds.
+transaction and commits. Every function that acts takes the annotator who acts (the
+logged-in account on a shared server, core.users); who holds which open document lives in
+core.claims, and save, skip and undo refuse a text another annotator holds.
 """
 
 from __future__ import annotations
@@ -221,9 +221,12 @@ def skip(session: Session, project: Project, document_id: int, annotator: str) -
 def undo(session: Session, project: Project, annotator: str) -> int | None:
     """Undo this annotator's most recent save or skip in the project.
 
-    The annotation goes back to what it held before (or disappears if the save created it),
-    and the document is claimed for the annotator again so it is the next one they see.
-    Returns the document id, or None when there is nothing to undo.
+    Only the caller's own annotations are looked at: another annotator's later work is never
+    touched. The annotation goes back to what it held before (or disappears if the save
+    created it), and the document is claimed for the annotator again so it is the next one
+    they see. Like save and skip, refused (ConflictError, nothing changed) when another
+    annotator holds the text right now. Returns the document id, or None when there is
+    nothing to undo.
     """
     annotator = _check_annotator(annotator)
     ann = session.scalar(
@@ -236,6 +239,7 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
     if ann is None:
         return None
     doc = ann.document
+    claims.take(session, doc, annotator)
     history = list(ann.previous or [])
     if history:
         last = history.pop()
@@ -249,6 +253,8 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
     _refresh_state(session, doc)
     if doc.state == "open":
         doc.assigned_to, doc.assigned_at = annotator, utcnow()
+    else:  # still labeled by someone else, or reviewed: out of the queue, nobody holds it
+        doc.assigned_to, doc.assigned_at = None, None
     session.flush()
     return doc.id
 

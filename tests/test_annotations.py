@@ -154,6 +154,56 @@ def test_save_and_skip_refuse_a_text_another_annotator_holds(db_url, project):
     assert _holder(db_url, doc) is None
 
 
+def test_undo_takes_back_only_the_callers_own_last_action(db_url, project):
+    a = _next(db_url, "alice")
+    with session_scope(db_url) as s:
+        svc.save(s, get_project(s, "p"), a, "alice", [{"start": 0, "end": 4, "label": "SHORT"}])
+    b = _next(db_url, "bob")
+    with session_scope(db_url) as s:  # bob's save is the project's latest action
+        svc.save(s, get_project(s, "p"), b, "bob", [])
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert svc.undo(s, p, "alice") == a  # alice's own, not bob's later one
+        assert svc.undo(s, p, "alice") is None
+        assert svc.undo(s, p, "carol") is None  # nothing of carol's: nothing happens
+        (row,) = svc.browse(s, p, state="done")[0]
+        assert (row.document_id, row.annotator) == (b, "bob")
+        assert svc.undo(s, p, "bob") == b
+    assert _holder(db_url, a) == "alice" and _holder(db_url, b) == "bob"
+
+
+def test_undo_refuses_a_text_another_annotator_holds(db_url, project):
+    a = _next(db_url, "alice")
+    with session_scope(db_url) as s:
+        svc.skip(s, get_project(s, "p"), a, "alice")
+    with session_scope(db_url) as s:  # bob is writing that text right now (a review, a script)
+        claims.take(s, s.get(Document, a), "bob")
+    with pytest.raises(ConflictError, match=f"#{a} is being labeled by 'bob'"):
+        with session_scope(db_url) as s:
+            svc.undo(s, get_project(s, "p"), "alice")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        (row,) = svc.browse(s, p, annotator="alice")[0]
+        assert row.status == "skipped" and _holder(db_url, a) == "bob"  # nothing changed
+        s.get(Document, a).assigned_to = None  # bob is done with it
+    with session_scope(db_url) as s:
+        assert svc.undo(s, get_project(s, "p"), "alice") == a
+    assert _holder(db_url, a) == "alice"
+
+
+def test_undo_of_a_text_someone_else_also_labeled_leaves_nobody_holding_it(db_url, project):
+    a = _next(db_url, "alice")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        svc.save(s, p, a, "alice", [])
+        svc.save(s, p, a, "bob", [])  # a second opinion on a done text
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert svc.undo(s, p, "alice") == a
+        assert s.get(Document, a).state == "done"  # bob's annotation keeps it done
+    assert _holder(db_url, a) is None
+
+
 def test_a_lapsed_claim_does_not_block_a_save(db_url, project):
     with session_scope(db_url) as s:
         past = utcnow() - claims.CLAIM_LEASE - timedelta(minutes=1)
