@@ -6,16 +6,32 @@ calls `create_all`.
 
 from __future__ import annotations
 
+import os
+import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import FewlabelError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def display_url(url: str) -> str:
+    """The URL as it may be printed or logged: its password masked (`***`)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # not a URL SQLAlchemy reads; mask anything between "user:" and "@" all the same
+        return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -67,9 +83,11 @@ def alembic_config(url: str):
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Create or upgrade the schema with Alembic."""
+    """Create or upgrade the schema with Alembic; an existing SQLite file is first copied
+    beside itself (`snapshot_before_migration`), so a migration that goes wrong loses nothing."""
     from alembic import command
 
+    snapshot_before_migration(url)
     command.upgrade(alembic_config(url), revision)
 
 
@@ -79,21 +97,139 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def is_current(url: str) -> bool:
-    """True when the database is at the newest migration."""
+def _revisions(url: str) -> tuple[set[str], set[str]]:
+    """(the database's Alembic revisions, the newest ones this code knows). Only reads."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(url))
     with get_engine(url).connect() as conn:
         current = MigrationContext.configure(conn).get_current_heads()
-    return set(current) == set(script.get_heads())
+    return set(current), set(script.get_heads())
+
+
+def is_current(url: str) -> bool:
+    """True when the database is at the newest migration."""
+    current, heads = _revisions(url)
+    return current == heads
 
 
 def ensure_schema(url: str) -> None:
-    """Upgrade to head when behind (fresh file included); cheap when already current."""
+    """Upgrade to head when behind (fresh file included); cheap when already current. For
+    commands that write; commands that only read call `require_schema`."""
     if not is_current(url):
         upgrade(url)
+
+
+class SchemaOutOfDateError(FewlabelError):
+    """The database's schema is not the one this code reads; a read-only command says so."""
+
+
+def require_schema(url: str) -> None:
+    """Check, without writing anything, that the database exists and is at the newest
+    migration; SchemaOutOfDateError (one line naming `fewlabel init`) when it is not."""
+    path = sqlite_path(url)
+    if path is not None and not Path(path).is_file():
+        raise SchemaOutOfDateError(f"no database at {path}: create it with `fewlabel init`")
+    current, heads = _revisions(url)
+    if current == heads:
+        return
+    if not current:
+        raise SchemaOutOfDateError(
+            f"{display_url(url)} has no fewlabel schema: create it with `fewlabel init`"
+        )
+    from alembic.script import ScriptDirectory
+
+    known = {r.revision for r in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
+    if current - known:
+        raise SchemaOutOfDateError(
+            f"the database is at revision {', '.join(sorted(current))}, newer than this "
+            f"fewlabel knows ({', '.join(sorted(heads))}): upgrade fewlabel"
+        )
+    raise SchemaOutOfDateError(
+        f"the database is at revision {', '.join(sorted(current))}, behind "
+        f"{', '.join(sorted(heads))}: run `fewlabel init` to upgrade it (a copy is kept)"
+    )
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    database = parsed.database
+    if database == ":memory:" or "mode=memory" in database:
+        return None
+    if database.startswith("file:"):  # a URI filename (`?uri=true`): file:PATH?mode=ro
+        database = database[len("file:") :].split("?", 1)[0]
+    return database
+
+
+def _sqlite_source(url: str) -> sqlite3.Connection:
+    """A plain sqlite3 connection to a SQLite URL's file that never writes to it."""
+    path = sqlite_path(url)
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+
+
+def backup_sqlite(url: str, out: str | os.PathLike) -> Path:
+    """Copy a SQLite database to `out` with SQLite's online backup API: one consistent
+    snapshot, even while others write (WAL readers do not block them). Written beside `out`
+    and renamed into place, so a failed backup leaves no half file."""
+    path = sqlite_path(url)
+    if path is None:
+        raise FewlabelError(
+            f"backup copies SQLite files; {display_url(url).split(':', 1)[0]} is backed up "
+            "with its own tool (PostgreSQL: pg_dump -Fc DBNAME -f FILE)"
+        )
+    if not Path(path).is_file():
+        raise FewlabelError(f"no database at {path}")
+    target = Path(out).expanduser().resolve()
+    if target == Path(path).resolve():
+        raise FewlabelError(f"{target} is the database itself; back it up to another file")
+    if target.is_dir():
+        raise FewlabelError(f"{target} is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise FewlabelError(f"no directory {target.parent}")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        src = _sqlite_source(url)
+        try:
+            dst = sqlite3.connect(tmp)
+            try:
+                src.backup(dst)  # pages=-1: the whole database in one step, one snapshot
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.replace(tmp, target)
+    except sqlite3.Error as exc:
+        raise FewlabelError(f"backup of {path} failed: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def snapshot_before_migration(url: str) -> Path | None:
+    """Before migrating an existing SQLite file, copy it to `<file>.bak-<rev>-<timestamp>`
+    (online backup API); None when there is nothing to keep (another database, a new or
+    empty file, or a schema already at the newest revision)."""
+    path = sqlite_path(url)
+    if path is None or not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return None
+    current, heads = _revisions(url)
+    if current == heads or not (current or table_names(url)):
+        return None
+    rev = "-".join(sorted(current)) or "none"
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = Path(f"{path}.bak-{rev}-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = Path(f"{path}.bak-{rev}-{stamp}-{n}")
+    return backup_sqlite(url, target)
 
 
 def table_names(url: str) -> list[str]:

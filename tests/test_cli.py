@@ -101,3 +101,78 @@ def test_queue_strategies_come_from_the_registry(db, capsys):
     queue = build_parser()._subparsers._group_actions[0].choices["queue"]
     help_text = " ".join(queue.format_help().split())
     assert all(f"{s.name}: {s.help}" in help_text for s in STRATEGIES.values())
+
+
+def test_read_only_commands_never_write_and_say_when_the_schema_is_behind(db, tmp_path, capsys):
+    """project list, export, queue and jobs on a database behind the newest migration: one
+    line naming `fewlabel init`, the file untouched; init upgrades, after a snapshot."""
+    import sqlite3
+
+    from core.db import upgrade
+
+    def content() -> list[str]:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return list(con.iterdump())
+        finally:
+            con.close()
+
+    url = f"sqlite:///{db}"
+    upgrade(url, "0004")
+    before = content()
+    out = tmp_path / "out.csv"
+    for args in (["project", "list"], ["export", "p", "-o", str(out)], ["queue", "p"],
+                 ["jobs", "p"]):
+        assert main(["--db", db, *args]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "behind" in err and "fewlabel init" in err, err
+    assert content() == before
+    assert not out.exists()
+    # opened read-only (as a file the user cannot write would be): still one line, no write
+    ro = f"sqlite:///file:{db}?mode=ro&uri=true"
+    assert main(["--db", ro, "project", "list"]) == 2
+    assert "fewlabel init" in capsys.readouterr().err
+    assert main(["--db", str(tmp_path / "missing.db"), "project", "list"]) == 2
+    assert "no database" in capsys.readouterr().err
+    assert not (tmp_path / "missing.db").exists()
+    assert main(["--db", db, "init"]) == 0
+    assert len(list(tmp_path.glob("cli.db.bak-0004-*"))) == 1
+    main(["--db", db, "project", "create", "p", "--task", "acronym"])
+    assert main(["--db", ro, "project", "list"]) == 0  # current and read-only: it lists
+    assert " p " in capsys.readouterr().out
+
+
+def test_backup_command_and_postgresql_pointer(db, tmp_path, capsys):
+    import sqlite3
+
+    main(["--db", db, "project", "create", "p", "--task", "acronym"])
+    copy = tmp_path / "copy.db"
+    assert main(["--db", db, "backup", "-o", str(copy)]) == 0
+    con = sqlite3.connect(copy)
+    assert con.execute("SELECT name FROM projects").fetchall() == [("p",)]
+    con.close()
+    capsys.readouterr()
+    assert main(["--db", "postgresql://u:pw@localhost/x", "backup", "-o", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pg_dump" in err and "\n" not in err and "pw" not in err
+
+
+def test_init_and_serve_mask_the_password_and_serve_hides_error_details(monkeypatch, capsys):
+    """The URL printed by init and serve hides its password; annotators get Streamlit's
+    generic error (client.showErrorDetails none), the traceback stays in the server log."""
+    import core.cli.store as store
+    import core.db
+
+    url = "postgresql://ann:s3cret@db.local/fl"
+    monkeypatch.setattr(core.db, "upgrade", lambda u, revision="head": None)
+    assert main(["--db", url, "init"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "ann:***@db.local" in out
+    seen = {}
+    monkeypatch.setattr(store.subprocess, "call", lambda cmd, env: seen.update(cmd=cmd) or 0)
+    monkeypatch.setattr("core.demo.ensure_demo", lambda u: None)
+    assert main(["--db", url, "serve", "--no-demo"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "ann:***@db.local" in out
+    cmd = seen["cmd"]
+    assert cmd[cmd.index("--client.showErrorDetails") + 1] == "none"

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from core.cli import bench, model, store, users
+from core.cli import bench, model, ops, store, users
 from core.cli.common import db_parent
 from core.config import get_settings
 from core.errors import FewlabelError
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[db],
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (store, model, bench, users):
+    for module in (store, model, bench, users, ops):
         module.add_commands(sub, db)
     return parser
 

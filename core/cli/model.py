@@ -217,11 +217,12 @@ def cmd_predict(args, url: str) -> int:
 
 
 def cmd_queue(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
+    from core.db import ensure_schema, require_schema, session_scope
     from core.projects import get_project
     from core.versions import current_version, queue_preview
 
-    ensure_schema(url)
+    # showing the queue only reads; rescoring it (--strategy) writes
+    ensure_schema(url) if args.strategy else require_schema(url)
     if args.strategy:
         from core.scoring import score_pool
 

@@ -74,11 +74,11 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
 
 
 def cmd_init(args, url: str) -> int:
-    from core.db import upgrade
+    from core.db import display_url, upgrade
     from core.demo import ensure_demo
 
-    upgrade(url)
-    print(f"database ready: {url}")
+    upgrade(url)  # an existing SQLite file is copied first (core.db.snapshot_before_migration)
+    print(f"database ready: {display_url(url)}")
     if args.demo:
         msg = ensure_demo(url)
         if msg:
@@ -99,10 +99,10 @@ def cmd_project_create(args, url: str) -> int:
 
 
 def cmd_project_list(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
+    from core.db import require_schema, session_scope
     from core.projects import list_projects
 
-    ensure_schema(url)
+    require_schema(url)  # a listing never writes, not even a schema upgrade
     with session_scope(url) as session:
         rows = list_projects(session)
     if not rows:
@@ -151,10 +151,10 @@ def cmd_import(args, url: str) -> int:
 
 def cmd_export(args, url: str) -> int:
     from core.corpus import export
-    from core.db import ensure_schema, session_scope
+    from core.db import require_schema, session_scope
     from core.projects import get_project
 
-    ensure_schema(url)
+    require_schema(url)  # an export never writes to the database
     with session_scope(url) as session:
         project = get_project(session, args.project)
         kwargs = dict(annotator=args.annotator, include_unlabeled=args.all)
@@ -170,11 +170,11 @@ def cmd_export(args, url: str) -> int:
 
 
 def cmd_jobs(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
+    from core.db import ensure_schema, require_schema, session_scope
     from core.jobs import recent_jobs, request_cancel
     from core.projects import get_project
 
-    ensure_schema(url)
+    ensure_schema(url) if args.cancel else require_schema(url)
     with session_scope(url) as session:
         project = get_project(session, args.project)
         if args.cancel:
@@ -200,6 +200,7 @@ def cmd_jobs(args, url: str) -> int:
 def cmd_serve(args, url: str) -> int:
     from core.cli.users import check_serving
     from core.config import PROJECT_ROOT
+    from core.db import display_url
     from core.demo import ensure_demo
 
     check_serving(url, args.host, no_auth=args.no_auth)  # accounts before a team network
@@ -211,7 +212,9 @@ def cmd_serve(args, url: str) -> int:
     cmd += ["--server.address", args.host, "--server.port", str(args.port)]
     cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     cmd += ["--global.developmentMode", "false", "--client.toolbarMode", "minimal"]
-    print(f"fewlabel: serving on http://{args.host}:{args.port} (database {url})")
+    # annotators see a generic error; the traceback goes to this server's log (stderr)
+    cmd += ["--client.showErrorDetails", "none"]
+    print(f"fewlabel: serving on http://{args.host}:{args.port} (database {display_url(url)})")
     try:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
