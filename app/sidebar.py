@@ -1,10 +1,10 @@
-"""The sidebar on every page: who is labeling, and which project."""
+"""The sidebar on every page: who is labeling (or logged in), and which project."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import presence, services, state
+from app import auth, presence, services, state
 from app.ui import md_escape, projects
 from core.claims import release
 from core.projects import get_project
@@ -25,21 +25,31 @@ def renamed() -> None:
                 release(s, get_project(s, project_id), old)
 
 
+def _who() -> None:
+    """The logged-in account and its Log out button; without accounts, the name field."""
+    account = auth.current()
+    if account is not None:
+        st.caption(f"Logged in as **{md_escape(account.name)}** · {account.role}")
+        st.button("Log out", key="log_out", icon=":material/logout:", on_click=auth.log_out)
+        return
+    st.text_input(
+        "Annotator",
+        key=state.ANNOTATOR_KEY,
+        max_chars=100,
+        bind="query-params",
+        placeholder="Choose a name",
+        on_change=renamed,
+        help="Your labels are saved under this name; everyone picks their own. "
+        "The page's address keeps it, so a reload or a bookmark remembers it.",
+    )
+    state.remember_annotator()
+
+
 def render() -> None:
     state.apply_pending_project()
     available = projects()
     with st.sidebar:
-        st.text_input(
-            "Annotator",
-            key=state.ANNOTATOR_KEY,
-            max_chars=100,
-            bind="query-params",
-            placeholder="Choose a name",
-            on_change=renamed,
-            help="Your labels are saved under this name; everyone picks their own. "
-            "The page's address keeps it, so a reload or a bookmark remembers it.",
-        )
-        state.remember_annotator()
+        _who()
         if not available:
             st.caption("No projects yet.")
             return

@@ -2,7 +2,8 @@
 
 The annotator name and the project are sidebar widgets bound to the URL's query
 parameters, so a reload or a shared link keeps them. There is no default name: each browser
-chooses its own, so two people never label under one name by accident.
+chooses its own, so two people never label under one name by accident. On a server with
+accounts the name is the logged-in account's instead (app.auth), kept in this session only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import streamlit as st
 ANNOTATOR_KEY = "annotator"
 PROJECT_KEY = "project"
 NAME_CHOICE_KEY = "annotator_choice"
+LOGIN_NAME_KEY = "login_name"
+LOGIN_PASSWORD_KEY = "login_password"
+
+_USER = "_fl_user"
 
 _ANNOTATOR_WAS = "_fl_annotator_was"
 _ANNOTATOR_CONFIRMED = "_fl_annotator_confirmed"
@@ -33,6 +38,22 @@ FlashKind = Literal["toast", "success", "info", "warning", "error"]
 
 
 # ---------------------------------------------------------------- who and where
+
+
+def logged_in() -> str | None:
+    """The account name this browser session logged in as (app.auth checks it each run)."""
+    return st.session_state.get(_USER)
+
+
+def log_in(name: str) -> None:
+    """Start a fresh session as `name`: nothing of whoever used this browser before stays."""
+    st.session_state.clear()
+    st.session_state[_USER] = name
+
+
+def log_out() -> None:
+    """Forget everything this browser session held: who it was, drafts, callbacks' pages."""
+    st.session_state.clear()
 
 
 def annotator() -> str:

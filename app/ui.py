@@ -7,7 +7,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from app import presence, services, state
+from app import auth, presence, services, state
 from core.projects import ProjectSummary, list_projects
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
@@ -33,19 +33,28 @@ def require_project() -> ProjectSummary:
     """The current project, or a pointer to the Projects page and the end of this run."""
     project = current_project()
     if project is None:
-        st.info("No project yet. Create one and import some texts first.")
-        st.page_link("views/projects.py", label="Go to Projects", icon=":material/folder_open:")
+        if auth.allows("projects"):
+            st.info("No project yet. Create one and import some texts first.")
+            st.page_link("views/projects.py", label="Go to Projects", icon=":material/folder_open:")
+        else:
+            st.info("No project yet. An admin creates one and imports its texts.")
         st.stop()
     return project
 
 
-def require_annotator() -> str:
-    """The name this browser session labels under, or a question and the end of this run.
+def require_annotator(permission: str = "annotate") -> str:
+    """The name this browser session labels (or reviews) under, or a question and the end of
+    this run.
 
-    No name is pre-filled: until one is chosen the page asks for it and shows no text. A name
-    another open session labeled under in the last minutes must be confirmed first, since two
-    people under one name are handed the same texts.
+    On a server with accounts it is the logged-in account's, if its role has `permission`.
+    Without accounts no name is pre-filled: until one is chosen the page asks for it and shows
+    no text. A name another open session labeled under in the last minutes must be confirmed
+    first, since two people under one name are handed the same texts.
     """
+    account = auth.require_page(permission)
+    if account is not None:
+        presence.mark(account.name)  # so logging out elsewhere keeps this session's text
+        return account.name
     name = state.annotator()
     if not name:
         st.info(

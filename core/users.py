@@ -248,6 +248,4 @@ def enable_user(session: Session, name: str) -> Account:
 
 def _keep_an_admin(session: Session, user: User) -> None:
     if not user.disabled and count_admins(session) <= 1:
-        raise ConflictError(
-            f"{user.name!r} is the last active admin; add another admin first"
-        )
+        raise ConflictError(f"{user.name!r} is the last active admin; add another admin first")

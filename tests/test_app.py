@@ -20,11 +20,12 @@ from streamlit.testing.v1 import AppTest
 
 from app.components.span_annotator import label_palette, parse_event
 from app.ui import md_escape
-from core import annotations, corpus
+from core import annotations, corpus, users
 from core.annotations import browse, next_document, progress, save
 from core.claims import release
 from core.corpus import export_bytes
 from core.db import session_scope
+from core.errors import PermissionDeniedError
 from core.projects import get_project, list_projects
 from core.schema import Document
 
@@ -589,3 +590,131 @@ def test_projects_page_changes_a_label_colour_and_the_annotator_draws_it(app, ma
 def get_project_id(db_url: str, name: str) -> int:
     with session_scope(db_url) as s:
         return get_project(s, name).id
+
+
+# ---------------------------------------------------------------- issue 12: accounts and roles
+
+PASSWORD = "correct horse"
+
+
+def add_account(db_url: str, name: str, role: str) -> None:
+    with session_scope(db_url) as s:
+        users.add_user(s, name, role, PASSWORD)
+
+
+def log_in(at: AppTest, name: str, password: str = PASSWORD) -> AppTest:
+    at.text_input(key="login_name").input(name)
+    at.text_input(key="login_password").input(password)
+    (submit,) = at.button
+    submit.click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def pages(at: AppTest) -> list[str]:
+    """The pages this browser session's navigation offers, by file name."""
+    return sorted(
+        Path(str(info["script_path"])).stem
+        for info in at._registered_pages.values()
+        if info.get("script_path")
+    )
+
+
+def test_with_an_account_every_browser_logs_in_first(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    add_account(db_url, "root", "admin")
+    at = app(annotator="alice")  # a typed name in the address no longer labels
+    assert at.title[0].value == "Log in" and pages(at) == ["login"]
+    assert not at.get("bidi_component") and holder(db_url, ids[0]) is None
+
+    log_in(at, "root", "wrong password")
+    assert at.title[0].value == "Log in"
+    assert "wrong name or password" in at.error[0].value
+    assert at.text_input(key="login_password").value == ""  # not kept in the session
+
+    log_in(at, "root")
+    assert pages(at) == ["annotate", "export", "projects", "review", "train"]
+    assert "Logged in as **root** · admin" in [c.value for c in at.sidebar.caption]
+
+
+def test_an_annotator_labels_as_the_account_and_sees_only_annotate(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    add_account(db_url, "ann", "annotator")
+    at = log_in(app(annotator="mallory"), "ANN")  # names match whatever their case
+    assert pages(at) == ["annotate"]
+    assert not [t for t in at.text_input if t.key == "annotator"]  # no name to type
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("views/train.py")
+    assert component(at)["doc"] == ids[0] and holder(db_url, ids[0]) == "ann"
+    send_event(at, "save", ids[0], [{"start": 17, "end": 20, "label": "SHORT"}])
+    assert "Saved 1 span" in at.toast[0].value
+    with session_scope(db_url) as s:
+        (row,) = browse(s, get_project(s, "p"), state="done")[0]
+    assert row.annotator == "ann"
+
+
+def test_the_navigation_follows_the_role(app, make_project, db_url):
+    make_project("p", TEXTS)
+    add_account(db_url, "rita", "reviewer")
+    add_account(db_url, "root", "admin")
+    assert pages(log_in(app(annotator=None), "rita")) == ["annotate", "export", "review"]
+    at = log_in(app(annotator=None), "root")
+    at.switch_page("views/train.py").run()
+    assert at.title[0].value == "Train"
+    add_account(db_url, "boss", "admin")
+    with session_scope(db_url) as s:  # root becomes an annotator while the page is open
+        users.set_role(s, "root", "annotator")
+    at.run()
+    assert not at.exception, at.exception
+    assert pages(at) == ["annotate"] and at.title[0].value != "Train"
+
+
+def test_a_crafted_request_for_a_page_the_role_lacks_shows_no_such_page(
+    app, make_project, db_url
+):
+    """The browser asks for the Train page by its hash, as an admin's browser would: an
+    annotator's session runs no line of it, and the service refuses the permission too."""
+    make_project("p", TEXTS)
+    add_account(db_url, "root", "admin")
+    add_account(db_url, "ann", "annotator")
+    admin = log_in(app(annotator=None), "root")
+    (train_hash,) = [
+        h
+        for h, info in admin._registered_pages.items()
+        if Path(str(info.get("script_path"))).stem == "train"
+    ]
+    at = log_in(app(annotator=None), "ann")
+    at._page_hash = train_hash
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Annotate"] and pages(at) == ["annotate"]
+    with session_scope(db_url) as s:
+        with pytest.raises(PermissionDeniedError, match=r"'ann' \(annotator\) may not retrain"):
+            users.acting(s, "ann", "train")
+
+
+def test_log_out_hands_the_text_back_and_shows_the_login_page(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    add_account(db_url, "ann", "annotator")
+    at = log_in(app(annotator=None), "ann")
+    assert holder(db_url, ids[0]) == "ann"
+    at.button(key="log_out").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Log in" and pages(at) == ["login"]
+    assert holder(db_url, ids[0]) is None  # back in the queue at once
+
+
+def test_a_disabled_account_can_no_longer_save_and_is_logged_out(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    add_account(db_url, "ann", "annotator")
+    add_account(db_url, "root", "admin")
+    at = log_in(app(annotator=None), "ann")
+    assert component(at)["doc"] == ids[0]
+    with session_scope(db_url) as s:
+        users.disable_user(s, "ann")
+    send_event(at, "save", ids[0], [{"start": 17, "end": 20, "label": "SHORT"}])
+    assert at.title[0].value == "Log in"
+    with session_scope(db_url) as s:
+        assert progress(s, get_project(s, "p")).done == 0  # nothing was saved
+    log_in(at, "ann")
+    assert "wrong name or password" in at.error[0].value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import services, state
+from app import auth, services, state
 from app.components.span_annotator import EditorEvent, span_annotator
 from app.ui import md_escape, require_annotator, require_project, show_flashes
 from core.annotations import next_document, progress, save, skip, undo
@@ -20,7 +20,7 @@ annotator = require_annotator()
 def handle(event: EditorEvent) -> None:
     """Save, skip or undo in one transaction; an error keeps the text and the edits."""
     try:
-        with services.session() as s:
+        with auth.session_as(annotator, "annotate" if event.action != "undo" else "history") as s:
             p = get_project(s, project.id)
             if event.action == "save":
                 saved = save(s, p, event.document_id, annotator, event.spans)
@@ -67,8 +67,11 @@ st.progress(
 
 if task is None:
     if stats.total == 0:
-        st.info("This project has no texts yet. Import some on the Projects page.")
-        st.page_link("views/projects.py", label="Import texts", icon=":material/upload_file:")
+        if auth.allows("import"):
+            st.info("This project has no texts yet. Import some on the Projects page.")
+            st.page_link("views/projects.py", label="Import texts", icon=":material/upload_file:")
+        else:
+            st.info("This project has no texts yet. An admin imports them.")
     else:
         st.success("The queue is empty: every text in this project is labeled or skipped.")
         if st.button("Undo my last save or skip", icon=":material/undo:", key="undo_last"):

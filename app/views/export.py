@@ -11,7 +11,7 @@ import shlex
 
 import streamlit as st
 
-from app import services
+from app import auth, services
 from app.ui import require_project
 from core import formats
 from core.annotations import annotators
@@ -22,6 +22,7 @@ EVERYONE = "Everyone"
 PREVIEW_LINES = 12
 PREVIEW_DOCS = 12  # documents exported for the preview (CoNLL: a dozen lines is one or two)
 
+auth.require_page("export")  # the navigation hides it from other roles
 project = require_project()
 
 st.title("Export")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import services, state
+from app import auth, services, state
 from app.components.span_annotator import LABEL_COLOR_NAMES, default_color
 from app.ui import current_project, md_escape, projects, show_flashes
 from core import formats
@@ -119,6 +119,7 @@ def delete(project_id: int) -> None:
     state.flash("success", summary[:1].upper() + summary[1:] + ".")
 
 
+auth.require_page("projects")  # the navigation hides it from other roles
 st.title("Projects")
 show_flashes()
 

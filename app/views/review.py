@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import services, state
+from app import auth, services, state
 from app.components.span_annotator import EditorEvent, span_annotator
 from app.ui import md_escape, require_annotator, require_project, show_flashes
 from core.annotations import ReviewRow, annotators, browse, get_task
@@ -24,7 +24,7 @@ ANY = "Any"
 STATES = (ANY, "open", "done", "skipped")
 
 project = require_project()
-reviewer = require_annotator()
+reviewer = require_annotator("review")
 
 
 def first_page() -> None:
@@ -35,7 +35,7 @@ def make_final(doc_id: int, spans: list[dict], based_on: str | None) -> str | No
     """Store the spans as the text's final version, reviewed by this reviewer; the error, if
     any. The editor then shows the final version."""
     try:
-        with services.session() as s:
+        with auth.session_as(reviewer, "review") as s:
             finalize(s, get_project(s, project.id), doc_id, reviewer, spans, based_on=based_on)
     except FewlabelError as exc:
         return str(exc)
@@ -60,7 +60,7 @@ def use_version(doc_id: int, version: Version) -> None:
 def remove_text(doc_id: int) -> None:
     """The Delete button: the text goes, with its annotations and final version."""
     try:
-        with services.session() as s:
+        with auth.session_as(reviewer, "projects") as s:
             delete_document(s, get_project(s, project.id), doc_id, reviewer)
     except FewlabelError as exc:
         state.flash("error", str(exc))
@@ -299,16 +299,17 @@ span_annotator(
     seq=state.editor_seq(EDITOR),
     on_event=lambda event, based_on=based_on: handle(event, based_on),
 )
-with st.expander("Delete this text"):
-    st.caption(
-        f"Deletes text #{doc_id} with every annotator's annotation, its final version and the "
-        "model's suggestions for it. This cannot be undone."
-    )
-    sure = st.checkbox(f"Yes, delete text #{doc_id}", key=f"review_delete_sure_{doc_id}")
-    st.button(
-        "Delete this text",
-        key=f"review_delete_{doc_id}",
-        disabled=not sure,
-        on_click=remove_text,
-        args=(doc_id,),
-    )
+if auth.allows("projects"):  # deleting texts is an admin's
+    with st.expander("Delete this text"):
+        st.caption(
+            f"Deletes text #{doc_id} with every annotator's annotation, its final version and the "
+            "model's suggestions for it. This cannot be undone."
+        )
+        sure = st.checkbox(f"Yes, delete text #{doc_id}", key=f"review_delete_sure_{doc_id}")
+        st.button(
+            "Delete this text",
+            key=f"review_delete_{doc_id}",
+            disabled=not sure,
+            on_click=remove_text,
+            args=(doc_id,),
+        )

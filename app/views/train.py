@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import services
+from app import auth, services
 from app.prefill_view import show_prefill
 from app.ui import md_escape, require_project, show_flashes
 from app.versions_view import show_versions
@@ -40,6 +40,7 @@ EVIDENCE_TEXT = {
 
 WEAK_REPORT = "_fl_weak_report"  # (project id, evaluate_sources' report) until a change
 
+auth.require_page("train")  # the navigation hides it from other roles
 project = require_project()
 st.title("Train")
 show_flashes()
