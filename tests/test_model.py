@@ -213,3 +213,16 @@ def test_decode_repairs_i_after_o():
 def test_missing_backbone_is_not_found(tmp_path):
     with pytest.raises(NotFoundError):
         Tagger.from_base(tmp_path / "nope", LABELS)
+
+
+def test_a_half_precision_backbone_loads_in_float32(tmp_path):
+    """transformers 5 keeps an fp16 checkpoint in fp16 unless told otherwise; the optimiser
+    needs float32 master weights (autocast brings bf16 where it pays)."""
+    from transformers import AutoModel
+
+    from core.model.encoders import load_encoder
+
+    path = tiny_backbone(tmp_path / "bb", ["acronym"])
+    AutoModel.from_pretrained(path).half().save_pretrained(path)
+    encoder, _ = load_encoder(path)
+    assert {p.dtype for p in encoder.parameters()} == {torch.float32}

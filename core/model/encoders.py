@@ -65,7 +65,12 @@ def load_encoder(
                 tokenizer = AutoTokenizer.from_pretrained(
                     location, local_files_only=local_only, add_prefix_space=True
                 )
-            encoder = AutoModel.from_pretrained(location, local_files_only=local_only)
+            # float32 weights whatever the checkpoint stores: transformers 5 keeps a
+            # half-precision checkpoint in half precision, which the optimiser cannot train
+            # (autocast supplies bf16 where it pays, core.model.device)
+            encoder = AutoModel.from_pretrained(
+                location, local_files_only=local_only, **_float32()
+            )
     except (OSError, ValueError) as exc:
         hint = (
             ""
@@ -79,6 +84,16 @@ def load_encoder(
     if not getattr(tokenizer, "is_fast", False):
         raise FewlabelError(f"backbone {location} has no fast tokenizer; word tagging needs one")
     return encoder, tokenizer
+
+
+def _float32() -> dict:
+    """The from_pretrained keyword for float32 weights (`dtype` since transformers 4.56)."""
+    import torch
+    import transformers
+    from packaging.version import Version
+
+    key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+    return {key: torch.float32}
 
 
 @contextlib.contextmanager
