@@ -1,0 +1,264 @@
+"""Accounts and roles (issue 12): the service on a real SQLite file, and `fewlabel user` and
+`serve --host` through the command line, in process."""
+
+from __future__ import annotations
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select
+
+from core import users
+from core.cli import main
+from core.cli.users import is_loopback
+from core.db import session_scope
+from core.errors import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from core.schema import User
+
+PASSWORD = "correct horse"
+
+
+def add(url: str, name: str, role: str, password: str = PASSWORD) -> users.Account:
+    with session_scope(url) as s:
+        return users.add_user(s, name, role, password)
+
+
+def login(url: str, name: str, password: str = PASSWORD) -> users.Account:
+    with session_scope(url) as s:
+        return users.authenticate(s, name, password)
+
+
+# ---------------------------------------------------------------- the service
+
+
+def test_an_account_logs_in_with_its_password_only(db_url):
+    with session_scope(db_url) as s:
+        assert not users.any_accounts(s)
+    add(db_url, "Ann", "annotator")
+    assert login(db_url, "ann") == login(db_url, " ANN ")  # one account, whatever the case
+    assert login(db_url, "ann").name == "Ann"  # the name it labels under, as it was given
+    refusals = set()
+    for name, password in [("Ann", "wrong password"), ("nobody", PASSWORD), ("Ann", "")]:
+        with pytest.raises(AuthenticationError) as info:
+            login(db_url, name, password)
+        refusals.add(str(info.value))
+    assert refusals == {"wrong name or password"}  # which part was wrong is not said
+    with session_scope(db_url) as s:
+        assert users.any_accounts(s)
+        (stored,) = s.scalars(select(User)).all()
+    assert stored.password_hash.startswith("$argon2id$") and PASSWORD not in stored.password_hash
+
+
+def test_names_roles_and_passwords_are_validated(db_url):
+    add(db_url, "ann", "annotator")
+    with pytest.raises(ConflictError, match="already exists"):
+        add(db_url, "ANN", "admin")
+    for name, role, password, message in [
+        ("bob", "owner", PASSWORD, "unknown role 'owner'"),
+        ("  ", "admin", PASSWORD, "an account name is required"),
+        ("x" * 101, "admin", PASSWORD, "at most 100 characters"),
+        ("bob\x00", "admin", PASSWORD, "control characters"),
+        ("bob", "admin", "short", "at least 8 characters"),
+    ]:
+        with pytest.raises(ValidationError, match=message):
+            add(db_url, name, role, password)
+    with session_scope(db_url) as s:
+        assert [a.name for a in users.list_users(s)] == ["ann"]
+
+
+def test_roles_grant_their_permissions_and_no_more():
+    granted = {role: {p for p in users.PERMISSIONS if users.can(role, p)} for role in users.ROLES}
+    assert granted["annotator"] == {"annotate", "history"}
+    assert granted["reviewer"] == {"annotate", "history", "review", "export"}
+    assert granted["admin"] == set(users.PERMISSIONS)
+    assert {"projects", "import", "train", "users", "export"} <= granted["admin"]
+    ann = users.Account("ann", "annotator")
+    assert users.require(ann, "annotate") is ann
+    with pytest.raises(PermissionDeniedError, match=r"'ann' \(annotator\) may not retrain"):
+        users.require(ann, "train")
+    with pytest.raises(PermissionDeniedError, match="disabled"):
+        users.require(users.Account("root", "admin", disabled=True), "annotate")
+    with pytest.raises(KeyError):  # a typo in a permission name fails loudly
+        users.can("admin", "trian")
+
+
+def test_acting_reads_the_account_afresh(db_url):
+    add(db_url, "rita", "reviewer")
+    add(db_url, "root", "admin")
+    with session_scope(db_url) as s:
+        assert users.acting(s, "rita", "review").role == "reviewer"
+        with pytest.raises(PermissionDeniedError):
+            users.acting(s, "rita", "train")
+        with pytest.raises(AuthenticationError):
+            users.acting(s, "nobody", "annotate")
+        users.disable_user(s, "rita")
+        with pytest.raises(AuthenticationError):  # disabled: the next action is refused
+            users.acting(s, "rita", "review")
+
+
+def test_passwords_change_and_accounts_are_disabled_and_enabled(db_url):
+    add(db_url, "ann", "annotator")
+    add(db_url, "root", "admin")
+    with session_scope(db_url) as s:
+        before = users.get_account(s, "ann").password_changed_at
+        users.set_password(s, "ann", "a new password")
+        assert users.get_account(s, "ann").password_changed_at >= before
+    with pytest.raises(AuthenticationError):
+        login(db_url, "ann")
+    assert login(db_url, "ann", "a new password").name == "ann"
+    with session_scope(db_url) as s:
+        users.disable_user(s, "ann")
+    with pytest.raises(AuthenticationError, match="wrong name or password"):
+        login(db_url, "ann", "a new password")
+    with session_scope(db_url) as s:
+        assert users.any_accounts(s)  # a disabled account still means: log in
+        users.enable_user(s, "ann")
+        with pytest.raises(NotFoundError, match="no account named 'nobody'"):
+            users.set_password(s, "nobody", PASSWORD)
+    assert login(db_url, "ann", "a new password").name == "ann"
+
+
+def test_the_last_active_admin_stays(db_url):
+    add(db_url, "root", "admin")
+    with session_scope(db_url) as s:
+        with pytest.raises(ConflictError, match="last active admin"):
+            users.disable_user(s, "root")
+        with pytest.raises(ConflictError, match="last active admin"):
+            users.set_role(s, "root", "reviewer")
+        users.add_user(s, "boss", "admin", PASSWORD)
+        users.disable_user(s, "root")
+        assert users.count_admins(s) == 1
+
+
+def test_a_hash_made_with_older_parameters_is_upgraded_at_login(db_url, monkeypatch):
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8192))
+    add(db_url, "ann", "annotator")
+    monkeypatch.undo()
+    login(db_url, "ann")
+    with session_scope(db_url) as s:
+        (stored,) = s.scalars(select(User)).all()
+    assert not users._hasher.check_needs_rehash(stored.password_hash)
+    assert login(db_url, "ann").name == "ann"
+
+
+# ---------------------------------------------------------------- fewlabel user
+
+
+@pytest.fixture
+def db(db_url):
+    """The --db argument for the migrated test database."""
+    return db_url
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_user_commands_add_list_passwd_and_disable(db, capsys, monkeypatch):
+    code, out, err = run(capsys, "--db", db, "user", "add", "ann", "--role", "annotator",
+                         "--password", PASSWORD)  # fmt: skip
+    assert (code, out, err) == (0, "added annotator 'ann'\n", "")
+
+    typed = iter(["s3cret-typed", "s3cret-typed"])
+    prompts = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt: prompts.append(prompt) or next(typed))
+    code, out, err = run(capsys, "user", "add", "root", "--role", "admin", "--db", db)
+    assert code == 0 and prompts == ["Password for root: ", "Repeat it: "]
+    assert "s3cret-typed" not in out + err
+    assert login(db, "root", "s3cret-typed").role == "admin"
+
+    code, out, _ = run(capsys, "--db", db, "user", "list")
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "role", "state", "created"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["ann", "annotator", "active"],
+        ["root", "admin", "active"],
+    ]
+    assert "argon2" not in out and PASSWORD not in out
+
+    typed = iter(["another pass", "another pass"])
+    code, out, err = run(capsys, "--db", db, "user", "passwd", "ann")
+    assert (code, out) == (0, "password of 'ann' changed\n")
+    assert "another pass" not in out + err
+    assert login(db, "ann", "another pass").name == "ann"
+
+    code, out, _ = run(capsys, "--db", db, "user", "disable", "ann")
+    assert code == 0 and "disabled 'ann'" in out
+    assert run(capsys, "--db", db, "user", "list")[1].splitlines()[1].split()[:3] == [
+        "ann",
+        "annotator",
+        "disabled",
+    ]
+    with pytest.raises(AuthenticationError):
+        login(db, "ann", "another pass")
+    assert run(capsys, "--db", db, "user", "enable", "ann")[0] == 0
+    assert login(db, "ann", "another pass").name == "ann"
+
+
+def test_user_command_errors_are_one_line_and_write_nothing(db, capsys, monkeypatch):
+    typed = iter(["first password", "second password"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(typed))
+    for argv, message in [
+        (["user", "add", "ann", "--role", "annotator"], "the two passwords differ"),
+        (["user", "add", "ann", "--role", "admin", "--password", "short"], "at least 8"),
+        (["user", "passwd", "nobody", "--password", PASSWORD], "no account named 'nobody'"),
+        (["user", "disable", "nobody"], "no account named 'nobody'"),
+    ]:
+        code, out, err = run(capsys, "--db", db, *argv)
+        assert code == 2 and out == ""
+        assert err.count("\n") == 1 and message in err, err
+        assert "first password" not in err and "second password" not in err
+    with pytest.raises(SystemExit):  # argparse: a role that does not exist
+        main(["--db", db, "user", "add", "ann", "--role", "owner", "--password", PASSWORD])
+    assert "invalid choice: 'owner'" in capsys.readouterr().err
+    assert run(capsys, "--db", db, "user", "list")[1].startswith("no accounts yet")
+
+
+# ---------------------------------------------------------------- fewlabel serve --host
+
+
+@pytest.fixture
+def serving(monkeypatch) -> list:
+    """`serve` up to the point it would start Streamlit: the commands it would run."""
+    import core.cli.store as store
+
+    started: list = []
+    monkeypatch.setattr(store.subprocess, "call", lambda cmd, env: started.append(cmd) or 0)
+    return started
+
+
+def test_serving_a_network_needs_an_admin_account_or_no_auth(db, capsys, serving):
+    code, out, err = run(capsys, "--db", db, "serve", "--no-demo", "--host", "0.0.0.0")
+    assert code == 2 and serving == [] and out == ""
+    assert err.count("\n") == 1
+    assert "refusing to serve on 0.0.0.0 without an admin account" in err
+    assert "fewlabel user add NAME --role admin" in err and "--no-auth" in err
+
+    code, out, err = run(capsys, "--db", db, "serve", "--no-demo", "--host", "0.0.0.0", "--no-auth")
+    assert code == 0 and len(serving) == 1
+    assert err.count("\n") == 1 and err.startswith("fewlabel: warning: --no-auth")
+
+    add(db, "ann", "annotator")  # an annotator is not enough
+    assert run(capsys, "--db", db, "serve", "--no-demo", "--host", "10.0.0.5")[0] == 2
+    add(db, "root", "admin")
+    code, out, err = run(capsys, "--db", db, "serve", "--no-demo", "--host", "0.0.0.0")
+    assert code == 0 and err == "" and len(serving) == 2
+    cmd = serving[-1]
+    assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
+
+
+def test_loopback_serves_without_accounts(db, capsys, serving):
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        code, _, err = run(capsys, "--db", db, "serve", "--no-demo", "--host", host)
+        assert code == 0 and err == ""
+    assert run(capsys, "--db", db, "serve", "--no-demo")[0] == 0  # binds 127.0.0.1
+    assert len(serving) == 5
+    assert is_loopback("[::1]") and not is_loopback("0.0.0.0") and not is_loopback("")
+    assert not is_loopback("my-host.example") and not is_loopback("::")
