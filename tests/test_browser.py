@@ -72,19 +72,8 @@ def _fewlabel() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "core.cli"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A served database with project `e2e` (three known texts) and the `demo` corpus."""
-    require_chromium()
-    tmp = tmp_path_factory.mktemp("browser")
-    url = f"sqlite:///{tmp / 'e2e.db'}"
-    upgrade(url)
-    seed_project(url, "e2e", [XSS_TEXT, SECOND, THIRD])
-    with session_scope(url) as s:
-        demo = create_project(s, "demo", "acronym")
-        import_file(s, demo, SAMPLE_DATA / "wiki_sentences.jsonl", seed=0)
-        rows, _ = browse(s, demo, search="Body mass index (BMI) is a value derived")
-        set_ranks(s, demo, {rows[0].document_id: -1.0})
+def _serve(url: str, tmp: Path):
+    """`fewlabel serve` of `url` on a free port until the fixture ends: {base, url, tmp}."""
     port = _free_port()
     log = (tmp / "serve.log").open("w")
     proc = subprocess.Popen(
@@ -114,6 +103,22 @@ def server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A served database with project `e2e` (three known texts) and the `demo` corpus."""
+    require_chromium()
+    tmp = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{tmp / 'e2e.db'}"
+    upgrade(url)
+    seed_project(url, "e2e", [XSS_TEXT, SECOND, THIRD])
+    with session_scope(url) as s:
+        demo = create_project(s, "demo", "acronym")
+        import_file(s, demo, SAMPLE_DATA / "wiki_sentences.jsonl", seed=0)
+        rows, _ = browse(s, demo, search="Body mass index (BMI) is a value derived")
+        set_ranks(s, demo, {rows[0].document_id: -1.0})
+    yield from _serve(url, tmp)
 
 
 @pytest.fixture(scope="module")
@@ -793,3 +798,51 @@ def test_two_annotators_in_two_browsers_get_their_own_texts_and_keep_every_save(
     pages[0].locator("[data-testid='fewlabel-text']").filter(has_text=handed).wait_for()
     for pg in pages:
         pg.context.close()
+
+
+# ---------------------------------------------------------------- issue 12: accounts
+
+
+@pytest.fixture(scope="module")
+def team_server(tmp_path_factory):
+    """A served database with accounts: an admin and the annotator `ann`, project `team`."""
+    from core.users import add_user
+
+    require_chromium()
+    tmp = tmp_path_factory.mktemp("team")
+    url = f"sqlite:///{tmp / 'team.db'}"
+    upgrade(url)
+    seed_project(url, "team", [SECOND, THIRD])
+    with session_scope(url) as s:
+        add_user(s, "root", "admin", "root password")
+        add_user(s, "ann", "annotator", "ann password")
+    yield from _serve(url, tmp)
+
+
+def test_an_annotator_logs_in_and_labels_as_the_account(team_server, page):
+    """Issue 12: with accounts the app opens on a login page; the annotator sees Annotate and
+    not Train, and what she saves is stored under her account, not under a typed name."""
+    page.goto(f"{team_server['base']}/?annotator=mallory&project=team")
+    page.get_by_role("button", name="Log in").wait_for()
+    assert page.locator("[data-testid='fewlabel-text']").count() == 0
+    page.get_by_role("textbox", name="Name").fill("ann")
+    page.get_by_label("Password", exact=True).fill("ann password")
+    page.get_by_role("button", name="Log in").click()
+
+    wait_for_text(page, "World Health")
+    page.get_by_text("Logged in as").first.wait_for()
+    page.get_by_role("heading", name="Annotate").wait_for()
+    assert page.get_by_role("link", name="Train").count() == 0
+    assert page.get_by_text("Train", exact=True).count() == 0
+    assert page.get_by_role("textbox", name="Annotator").count() == 0  # no name to type
+
+    word(page, "WHO").click()
+    page.keyboard.press("1")
+    page.locator(".fl-span[data-label='SHORT']").filter(has_text="WHO").wait_for()
+    page.keyboard.press("Enter")
+    wait_for_text(page, "A third text")
+    with session_scope(team_server["url"]) as s:
+        (row,) = browse(s, get_project(s, "team"), state="done")[0]
+    assert row.annotator == "ann" and row.text == SECOND
+    start = SECOND.index("WHO")
+    assert [dict(sp) for sp in row.spans] == [{"start": start, "end": start + 3, "label": "SHORT"}]
