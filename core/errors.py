@@ -50,3 +50,8 @@ class AuthenticationError(FewlabelError):
 
 class PermissionDeniedError(FewlabelError):
     """The account's role does not allow the action (core.users.ROLES)."""
+
+
+class JobLost(FewlabelError):
+    """A worker's job is no longer its own (reaped after a stall past its heartbeat): it
+    stops and writes nothing more (core.jobs.Lease)."""

@@ -5,6 +5,11 @@ Streamlit script thread) claims it and runs its handler, writing progress to the
 transactions of its own. The database allows one queued-or-running job of a kind per project
 (a partial unique index). A worker that dies is found by `reap`: its row is marked failed with
 the reason, and annotations, which live in other tables, are untouched.
+
+A worker holds its job under a lease (`Lease`): every write it makes (progress, a model
+version, scores, the final status) goes through `Lease.hold`, which checks in the same
+transaction that the row is still running under this worker. A worker that was stalled past
+its heartbeat and reaped therefore writes nothing more: not its status, not a version.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,14 +32,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
-from core.errors import Cancelled, ConflictError, FewlabelError, NotFoundError
+from core.errors import Cancelled, ConflictError, FewlabelError, JobLost, NotFoundError
 from core.schema import Job, Project, utcnow
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
-# A running job whose heartbeat is older than this is taken for dead, wherever it ran.
+# A running job whose heartbeat is older than this is taken for dead, wherever it ran (read at
+# each reap, so a test or the fault probe may shorten it).
 HEARTBEAT_TIMEOUT = timedelta(minutes=5)
+# How often a worker beats while its handler is busy between progress reports.
+HEARTBEAT_INTERVAL = timedelta(seconds=30)
 # A queued job nobody started within this long (its worker failed to start) is failed.
 START_TIMEOUT = timedelta(minutes=2)
 
@@ -124,8 +134,17 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} s"
+
+
 def reap(session: Session) -> int:
-    """Mark jobs whose worker is gone as failed; returns how many."""
+    """Mark jobs whose worker is gone as failed; returns how many.
+
+    Each row is failed only if it is still as it was read (same status and heartbeat), so a
+    worker that finished meanwhile keeps its result; a reaped worker's lease is gone for good.
+    """
     now = utcnow()
     host = socket.gethostname()
     n = 0
@@ -135,56 +154,132 @@ def reap(session: Session) -> int:
             if job.host == host and job.pid and not _pid_alive(job.pid):
                 reason = f"the worker process (pid {job.pid}) died"
             elif job.heartbeat_at and now - job.heartbeat_at > HEARTBEAT_TIMEOUT:
-                reason = "the worker stopped reporting (no heartbeat for 5 minutes)"
+                reason = (
+                    f"the worker stopped reporting (no heartbeat for {_span(HEARTBEAT_TIMEOUT)})"
+                )
         elif now - job.created_at > START_TIMEOUT and job.params.get("spawned"):
             reason = "the worker process never started"
         if reason:
-            job.status, job.error, job.finished_at = "failed", reason, now
-            job.message = f"failed: {reason}"
-            n += 1
+            same = [Job.id == job.id, Job.status == job.status]
+            same.append(
+                Job.heartbeat_at.is_(None)
+                if job.heartbeat_at is None
+                else Job.heartbeat_at == job.heartbeat_at
+            )
+            n += session.execute(
+                update(Job)
+                .where(*same)
+                .values(status="failed", error=reason, finished_at=now, message=f"failed: {reason}")
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            session.expire(job)
     session.flush()
     return n
 
 
-class Reporter:
-    """Progress and cancellation for a running job, each write in a transaction of its own."""
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on a running job: the row, and the process that claimed it."""
 
-    def __init__(self, url: str, job_id: int, min_interval: float = 1.0):
-        self.url, self.job_id, self.min_interval = url, job_id, min_interval
+    url: str
+    job_id: int
+    pid: int
+    host: str
+
+    def _owned(self):
+        return (
+            Job.id == self.job_id,
+            Job.status == "running",
+            Job.pid == self.pid,
+            Job.host == self.host,
+        )
+
+    def hold(self, session: Session, **values) -> None:
+        """In the caller's transaction: check the job is still this worker's, beat its
+        heartbeat and set `values`; JobLost when it was reaped (or never ours). The UPDATE
+        also takes the row (PostgreSQL) or the database (SQLite) for the rest of the
+        transaction, so no reap slips between this check and the caller's writes."""
+        done = session.execute(
+            update(Job)
+            .where(*self._owned())
+            .values(heartbeat_at=utcnow(), **values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not done:
+            raise JobLost(
+                f"job {self.job_id} is no longer this worker's (reaped after a stall, or "
+                "finished elsewhere); its work is discarded"
+            )
+
+    def beat(self) -> bool:
+        """A heartbeat in a transaction of its own; False once the job is lost."""
+        try:
+            with session_scope(self.url) as s:
+                self.hold(s)
+            return True
+        except JobLost:
+            return False
+
+
+class Reporter:
+    """Progress and cancellation for a running job, each write in a transaction of its own
+    and under the job's lease: a reaped worker's next report raises JobLost, which stops it."""
+
+    def __init__(self, lease: Lease, min_interval: float = 1.0):
+        self.lease, self.min_interval = lease, min_interval
+        self.url, self.job_id = lease.url, lease.job_id
         self._last = 0.0
         self._cancel = False
+        self.lost = False
 
     def __call__(self, fraction: float, message: str, *, force: bool = False) -> None:
+        if self.lost:
+            raise JobLost(f"job {self.job_id} is no longer this worker's")
         now = time.monotonic()
         if not force and now - self._last < self.min_interval:
             return
         self._last = now
         with session_scope(self.url) as s:
-            s.execute(
-                update(Job)
-                .where(Job.id == self.job_id)
-                .values(
-                    progress=max(0.0, min(1.0, fraction)),
-                    message=message[:500],
-                    heartbeat_at=utcnow(),
-                )
-            )
+            self.lease.hold(s, progress=max(0.0, min(1.0, fraction)), message=message[:500])
             self._cancel = bool(s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
 
     def should_stop(self) -> bool:
+        if self.lost:
+            raise JobLost(f"job {self.job_id} is no longer this worker's")
         return self._cancel
 
 
+class _Heartbeat(threading.Thread):
+    """Beats the lease every HEARTBEAT_INTERVAL while a handler works without reporting
+    (loading a model, saving it); a stopped process (SIGSTOP) stops beating with it."""
+
+    def __init__(self, reporter: Reporter):
+        super().__init__(name=f"heartbeat-{reporter.job_id}", daemon=True)
+        self.reporter, self.done = reporter, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(HEARTBEAT_INTERVAL.total_seconds()):
+            try:
+                if not self.reporter.lease.beat():
+                    self.reporter.lost = True
+                    return
+            except Exception:  # noqa: BLE001 - a busy database: the next beat tries again
+                log.warning("heartbeat of job %s failed", self.reporter.job_id, exc_info=True)
+
+
 def run_job(url: str, job_id: int) -> Job:
-    """Claim a queued job and run it in this process; the row ends done, failed or cancelled."""
+    """Claim a queued job and run it in this process; the row ends done, failed or cancelled,
+    unless the job was reaped meanwhile (a stall past its heartbeat): then this worker's
+    result is discarded and the row keeps what the reaper wrote."""
+    lease = Lease(url, job_id, os.getpid(), socket.gethostname())
     with session_scope(url) as s:
         claimed = s.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == "queued")
             .values(
                 status="running",
-                pid=os.getpid(),
-                host=socket.gethostname(),
+                pid=lease.pid,
+                host=lease.host,
                 started_at=utcnow(),
                 heartbeat_at=utcnow(),
                 message="starting",
@@ -194,13 +289,18 @@ def run_job(url: str, job_id: int) -> Job:
         kind, params = job.kind, dict(job.params)
     if not claimed:
         raise ConflictError(f"job {job_id} is {job.status}, not queued")
-    reporter = Reporter(url, job_id)
+    reporter = Reporter(lease)
+    heartbeat = _Heartbeat(reporter)
+    heartbeat.start()
     status, result, error = "done", None, None
     try:
         handler = _handlers().get(kind)
         if handler is None:
             raise FewlabelError(f"no handler for job kind {kind!r}")
         result = handler(url, job_id, params, reporter)
+    except JobLost as exc:
+        status, error = "lost", str(exc)
+        log.warning("job %s: %s", job_id, exc)
     except Cancelled as exc:
         status, error = "cancelled", str(exc) or "cancelled"
     except FewlabelError as exc:
@@ -208,20 +308,28 @@ def run_job(url: str, job_id: int) -> Job:
     except Exception as exc:  # noqa: BLE001 - a job records any failure instead of vanishing
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-    with session_scope(url) as s:
-        job = get_job(s, job_id)
-        job.status, job.result, job.error = status, result, error
-        job.finished_at = utcnow()
-        job.progress = 1.0 if status == "done" else job.progress
-        job.message = {"done": "done", "cancelled": "cancelled"}.get(status, f"failed: {error}")[
-            :500
-        ]
+    finally:
+        heartbeat.done.set()
+    if status != "lost":
+        message = {"done": "done", "cancelled": "cancelled"}.get(status, f"failed: {error}")
+        values = dict(status=status, result=result, error=error, message=message[:500])
+        if status == "done":
+            values["progress"] = 1.0
+        try:
+            with session_scope(url) as s:
+                lease.hold(s, finished_at=utcnow(), **values)
+        except JobLost as exc:
+            log.warning(
+                "job %s finished %s after it was reaped; not recorded: %s", job_id, status, exc
+            )
     with session_scope(url) as s:
         return get_job(s, job_id)
 
 
 def spawn_worker(url: str, job_id: int, log_dir: Path | None = None) -> subprocess.Popen:
-    """Start a detached worker process for a job (it outlives a Streamlit rerun)."""
+    """Start a detached worker process for a job (it outlives a Streamlit rerun). The
+    database URL goes through the environment, never the command line, which `ps` shows
+    to every user of the machine."""
     from core.config import get_settings
 
     log_dir = log_dir or get_settings().home / "logs"
@@ -231,7 +339,8 @@ def spawn_worker(url: str, job_id: int, log_dir: Path | None = None) -> subproce
         job = get_job(s, job_id)
         job.params = {**job.params, "spawned": True}
     return subprocess.Popen(
-        [sys.executable, "-m", "core.jobs", "--db", url, str(job_id)],
+        [sys.executable, "-m", "core.jobs", str(job_id)],
+        env={**os.environ, "FEWLABEL_DB": url},
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -243,12 +352,16 @@ def spawn_worker(url: str, job_id: int, log_dir: Path | None = None) -> subproce
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    from core.config import get_settings
+
     parser = argparse.ArgumentParser(description="Run one fewlabel job (the worker process).")
-    parser.add_argument("--db", required=True)
+    parser.add_argument(
+        "--db", help="database URL (default: $FEWLABEL_DB, which keeps a password out of ps)"
+    )
     parser.add_argument("job_id", type=int)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    job = run_job(args.db, args.job_id)
+    job = run_job(get_settings(args.db).db_url, args.job_id)
     print(f"job {job.id}: {job.status} {job.error or ''}".rstrip(), flush=True)
     return 0 if job.status == "done" else 1
 

@@ -18,9 +18,15 @@ from core.db import session_scope
 from core.errors import FewlabelError
 from core.schema import Document, ModelVersion, Prediction, Project
 from core.text import words_of
-from core.versions import current_version
+from core.versions import current_version, set_current
 
 Progress = Callable[[float, str], None]
+
+
+class ScoringSuperseded(FewlabelError):
+    """The version being scored stopped being current before its scores were stored."""
+
+
 # Diversity is applied to the head of the queue, where annotators will actually look.
 DIVERSE_HEAD = 200
 SCORE_CHUNK = 2000
@@ -55,11 +61,19 @@ def score_pool(
     model=None,
     progress: Progress | None = None,
     strategy: str | None = None,
+    make_current: bool = False,
+    lease=None,
 ) -> int:
     """Predict every open document with a version; store spans and scores; reorder the queue.
 
     The queue is ordered by the project's strategy (most uncertain first); `random` keeps the
     random order but still stores uncertainty (least confidence) so the UI can show it.
+
+    Predictions are written in chunks under the version, which nothing reads until the last
+    transaction switches at once: the version becomes current (`make_current`, a new
+    version) or is checked to still be, older versions' predictions go and the queue is
+    reordered. Killed mid-way, the project keeps its current version and that version's
+    predictions and queue. `lease` (core.jobs.Lease): a job's writes, checked to be its own.
     """
     from core.model.predict import load_tagger
 
@@ -98,6 +112,8 @@ def score_pool(
             progress=_chunk_progress(progress, start, len(docs), len(ids)),
         )
         with session_scope(url) as s:
+            if lease is not None:
+                lease.hold(s)
             s.execute(
                 delete(Prediction).where(
                     Prediction.document_id.in_([d[0] for d in docs]),
@@ -116,20 +132,37 @@ def score_pool(
         all_ids += [d[0] for d in docs]
         all_scores += [float(x) for x in scores]
         all_texts += [d[1] for d in docs]
+    superseded = None
     with session_scope(url) as s:
-        # Predictions of older versions are superseded; keep the table the size of the pool.
-        old = select(ModelVersion.id).where(
-            ModelVersion.project_id == project_id, ModelVersion.id != version_id
-        )
-        s.execute(delete(Prediction).where(Prediction.model_version_id.in_(old)))
-        if chosen.needs_model and all_ids:
-            s.execute(
-                update(Document),
-                [
-                    {"id": doc_id, "rank": rank}
-                    for doc_id, rank in queue_ranks(all_ids, all_scores, all_texts)
-                ],
+        if lease is not None:
+            lease.hold(s, message="switching to the new scores")
+        project = s.get(Project, project_id)
+        mv = s.get(ModelVersion, version_id)
+        if make_current:
+            set_current(s, project, mv.version)
+        if not mv.is_current:
+            # another version became current while this one scored (a retrain finished):
+            # its scores win; these are dropped
+            s.execute(delete(Prediction).where(Prediction.model_version_id == version_id))
+            superseded = mv.version
+        else:
+            # Predictions of older versions are superseded; keep the table the pool's size.
+            old = select(ModelVersion.id).where(
+                ModelVersion.project_id == project_id, ModelVersion.id != version_id
             )
+            s.execute(delete(Prediction).where(Prediction.model_version_id.in_(old)))
+            if chosen.needs_model and all_ids:
+                s.execute(
+                    update(Document),
+                    [
+                        {"id": doc_id, "rank": rank}
+                        for doc_id, rank in queue_ranks(all_ids, all_scores, all_texts)
+                    ],
+                )
+    if superseded is not None:
+        raise ScoringSuperseded(
+            f"version {superseded} is no longer current; its scores were not applied"
+        )
     if progress:
         progress(1.0, f"scored {len(all_ids)} documents in {time.perf_counter() - t0:.1f} s")
     return len(all_ids)
@@ -168,5 +201,5 @@ def run_score_job(url: str, job_id: int, params: dict, report) -> dict:
         if mv is None:
             raise FewlabelError("there is no model version to score with: train one first")
         project_id, version_id = project.id, mv.id
-    n = score_pool(url, project_id, version_id, progress=report)
+    n = score_pool(url, project_id, version_id, progress=report, lease=report.lease)
     return {"scored": n}

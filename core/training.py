@@ -8,7 +8,9 @@ scoring the pool in core.scoring.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from dataclasses import fields
 from pathlib import Path
 
@@ -20,10 +22,16 @@ from core.config import get_settings
 from core.db import session_scope
 from core.errors import FewlabelError, NotFoundError
 from core.metrics import fold_count, percent
-from core.schema import Annotation, Document, FinalAnnotation, ModelVersion, Project, utcnow
+from core.schema import Annotation, Document, FinalAnnotation, Project, utcnow
 from core.scoring import score_pool
 from core.text import Span, words_of
-from core.versions import current_version, list_versions, set_current
+from core.versions import (
+    TMP_MARK,
+    current_version,
+    register_version,
+    reserve_version,
+    sweep_model_files,
+)
 
 
 def labeled_texts(
@@ -131,8 +139,9 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         current = current_version(s, project)
         if params.get("warm_start") and current is not None and Path(current.path).is_dir():
             base = current.path
-        next_number = max((v.version for v in list_versions(s, project)), default=0) + 1
         project_id, project_name = project.id, project.name
+    models_dir = project_models_dir(project_id, project_name)
+    sweep_model_files(url, project_id, models_dir)
     if not examples:
         raise FewlabelError(
             f"project {project_name!r} has no labeled documents yet: label some, then retrain"
@@ -167,14 +176,16 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
             f1 = percent(cv["f1_micro"]["mean"], cv["f1_micro"]["sd"])
             note = f"{cv['folds']} folds, {cv['texts']} texts, {cv['spans']} spans"
             report(0.85, f"cross-validated micro F1 {f1} % ({note})", force=True)
-    out = project_models_dir(project_id, project_name) / f"v{next_number}"
     aligned = bool(is_tagger_checkpoint(base) and result.model.info.get("objective") == "aligned")
-    result.model.save(out, label_spelling=spelling, project=project_name, version=next_number)
-    with session_scope(url) as s:
-        mv = ModelVersion(
-            project_id=project_id,
-            version=next_number,
-            path=str(out),
+    # the number comes from the database; the files go under a temporary name and are renamed
+    # to v<N> when complete (core.versions): no job can overwrite a registered version
+    version_id, next_number, tmp = reserve_version(report.lease, project_id, models_dir)
+    try:
+        result.model.save(tmp, label_spelling=spelling, project=project_name, version=next_number)
+        out = register_version(
+            report.lease,
+            version_id,
+            tmp,
             base=str(base),
             aligned=aligned,
             n_labels=len(examples),
@@ -189,17 +200,18 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
             train_seconds=result.train_seconds,
             created_at=utcnow(),
         )
-        s.add(mv)
-        s.flush()
-        set_current(s, s.get(Project, project_id), next_number)
-        version_id = mv.id
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # left only when registering failed
     report(0.85, f"version {next_number} saved; scoring the unlabeled pool", force=True)
+    # the version becomes current only with its scores stored (core.scoring.score_pool)
     scored = score_pool(
         url,
         project_id,
         version_id,
         model=result.model,
         progress=lambda f, m: report(0.85 + 0.15 * f, m),
+        make_current=True,
+        lease=report.lease,
     )
     return {
         "version": next_number,
@@ -254,26 +266,32 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
             "patterns (fewlabel weak add) first"
         )
     labeler = anchored(sources, anchors) if anchors and task == "concept" else sources
-    out = project_models_dir(project_id, name) / f"aligned-{job_id}"
+    models_dir = project_models_dir(project_id, name)
+    sweep_model_files(url, project_id, models_dir)
+    # written under a temporary name, renamed when complete and made the base in one step
+    out = models_dir / f"aligned-{job_id}"
+    tmp = models_dir / f"aligned-{job_id}{TMP_MARK}{job_id}"
     args = pretrain_args(
         "aligned",
         base,
         steps=params.get("steps"),
         minutes=params.get("max_minutes", defaults.PRETRAIN_MINUTES),
     )
-    pretrain(
-        texts,
-        task=task,
-        labels=labels,
-        labeler=labeler,
-        out_dir=out,
-        args=args,
-        corpus_names=corpus,
-        progress=report,
-        should_stop=report.should_stop,
-    )
-    with session_scope(url) as s:
-        s.get(Project, project_id).base_model = str(out)
+    try:
+        pretrain(
+            texts,
+            task=task,
+            labels=labels,
+            labeler=labeler,
+            out_dir=tmp,
+            args=args,
+            corpus_names=corpus,
+            progress=report,
+            should_stop=report.should_stop,
+        )
+        _install_base(report.lease, project_id, tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # left only when the job did not finish
     return {
         "checkpoint": str(out),
         "texts": len(texts),
@@ -281,3 +299,21 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
         "weak_sources": sources.describe(),
         "notes": notes,
     }
+
+
+def _install_base(lease, project_id: int, tmp: Path, out: Path) -> None:
+    """Rename a finished aligned base into place and make it the project's base, in one
+    transaction under the job's lease (a reaped job installs nothing)."""
+    moved = False
+    try:
+        with session_scope(lease.url) as s:
+            lease.hold(s, message="installing the aligned base")
+            if out.exists():
+                shutil.rmtree(out)  # this job's own name: debris of a crash mid-install
+            os.replace(tmp, out)
+            moved = True
+            s.get(Project, project_id).base_model = str(out)
+    except BaseException:
+        if moved and out.exists() and not tmp.exists():
+            os.replace(out, tmp)  # not the base: back under the temporary name, swept
+        raise

@@ -1,21 +1,38 @@
-"""Model versions and the queue's order, as the UI and the CLI read and set them.
+"""Model versions and the queue's order, as the UI and the CLI read and set them; and how a
+job allocates a version number and puts its files in place.
 
-Plain queries over the database: no torch, no model; the jobs that train and score live in
-core.training and core.scoring.
+No torch, no model; the jobs that train and score live in core.training and core.scoring.
+
+A version's life: `reserve_version` inserts its row (its number taken in the database, in a
+transaction of its own, so two jobs never get the same one; n_labels RESERVED, path the
+temporary folder its files go into); the job writes the files there; `register_version`
+renames the folder to `v<N>` and fills the row in one transaction under the job's lease. A
+number is never handed out twice, so no job can overwrite a registered version's files.
+`sweep_model_files` removes what a dead job left half-written.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.active import get_strategy
-from core.errors import NotFoundError
+from core.db import session_scope
+from core.errors import ConflictError, JobLost, NotFoundError
 from core.metrics import headline, percent
-from core.schema import Document, ModelVersion, Prediction, Project
+from core.schema import Document, Job, ModelVersion, Prediction, Project, utcnow
+
+log = logging.getLogger(__name__)
+
+# n_labels of a reserved number whose files are not in place (yet, or ever: a job that died)
+RESERVED = -1
+TMP_MARK = ".tmp-"
 
 
 def current_version(session: Session, project: Project) -> ModelVersion | None:
@@ -27,13 +44,141 @@ def current_version(session: Session, project: Project) -> ModelVersion | None:
 
 
 def list_versions(session: Session, project: Project) -> list[ModelVersion]:
+    """The registered versions of a project (reserved numbers left out), oldest first."""
     return list(
         session.scalars(
             select(ModelVersion)
-            .where(ModelVersion.project_id == project.id)
+            .where(ModelVersion.project_id == project.id, ModelVersion.n_labels != RESERVED)
             .order_by(ModelVersion.version)
         )
     )
+
+
+def reserve_version(lease, project_id: int, models_dir: Path) -> tuple[int, int, Path]:
+    """Take the project's next version number for a job: (row id, number, temporary folder).
+
+    In a transaction of its own, under the job's lease (whose UPDATE also serialises
+    reservations on SQLite); a lost race on the unique number (PostgreSQL) takes the next."""
+    for _ in range(20):
+        try:
+            with session_scope(lease.url) as s:
+                lease.hold(s, message="saving the model version")
+                number = 1 + (
+                    s.scalar(
+                        select(func.max(ModelVersion.version)).where(
+                            ModelVersion.project_id == project_id
+                        )
+                    )
+                    or 0
+                )
+                tmp = models_dir / f"v{number}{TMP_MARK}{lease.job_id}"
+                row = ModelVersion(
+                    project_id=project_id,
+                    version=number,
+                    path=str(tmp),
+                    base="",
+                    n_labels=RESERVED,
+                    metrics={},
+                    train_args={"reserved_by_job": lease.job_id},
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                s.flush()
+                return row.id, number, tmp
+        except (IntegrityError, OperationalError) as exc:
+            log.info("version number race (%s); trying the next", type(exc).__name__)
+    raise ConflictError("could not reserve a version number after 20 tries")
+
+
+def register_version(lease, version_id: int, tmp: Path, **fields) -> Path:
+    """Rename a reserved version's complete folder to `v<N>` and fill its row, in one
+    transaction under the job's lease: a reaped job registers nothing (JobLost), and a crash
+    leaves either the reservation (its folders swept later) or the registered version."""
+    final = None
+    try:
+        with session_scope(lease.url) as s:
+            lease.hold(s, message="registering the model version")
+            mv = s.get(ModelVersion, version_id)
+            if mv is None or mv.n_labels != RESERVED or mv.path != str(tmp):
+                raise JobLost(f"version reservation {version_id} is no longer this job's")
+            final = tmp.with_name(f"v{mv.version}")
+            if final.exists():
+                # only this reservation may hold the number: a folder there is debris of an
+                # earlier crash (renamed, never registered), never a registered version
+                shutil.rmtree(final)
+            tmp.rename(final)
+            for key, value in fields.items():
+                setattr(mv, key, value)
+            mv.path = str(final)
+            s.flush()
+    except BaseException:
+        if final is not None and final.exists() and not tmp.exists():
+            final.rename(tmp)  # the row is still a reservation: put the files back under it
+        raise
+    return final
+
+
+def _rmtree(path: Path) -> bool:
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    return False
+
+
+def sweep_model_files(url: str, project_id: int, models_dir: Path) -> list[str]:
+    """Remove what dead jobs left in a project's model folder: the temporary folders of jobs
+    no longer active, a reserved number's `v<N>` folder that was never registered, and an
+    aligned base whose job did not finish. Registered versions and the project's base are
+    never touched. Returns the names removed."""
+    if not models_dir.is_dir():
+        return []
+    with session_scope(url) as s:
+        active = set(
+            s.scalars(
+                select(Job.id).where(
+                    Job.project_id == project_id, Job.status.in_(("queued", "running"))
+                )
+            )
+        )
+        done = set(
+            s.scalars(select(Job.id).where(Job.project_id == project_id, Job.status == "done"))
+        )
+        rows = s.execute(
+            select(
+                ModelVersion.version,
+                ModelVersion.path,
+                ModelVersion.n_labels,
+                ModelVersion.train_args,
+            ).where(ModelVersion.project_id == project_id)
+        ).all()
+        base = s.scalar(select(Project.base_model).where(Project.id == project_id))
+    registered = {Path(path).name for _, path, n, _ in rows if n != RESERVED}
+    # a reservation of a job still at work may be mid-rename: its folders are its own
+    reserved = {
+        f"v{number}"
+        for number, _, n, args in rows
+        if n == RESERVED and (args or {}).get("reserved_by_job") not in active
+    }
+    referenced = {Path(p).name for p in (base,) if p}
+    removed = []
+    for entry in sorted(models_dir.iterdir()):
+        name = entry.name
+        if not entry.is_dir():
+            continue
+        if TMP_MARK in name:
+            owner = name.rsplit(TMP_MARK, 1)[1]
+            if not (owner.isdigit() and int(owner) in active) and _rmtree(entry):
+                removed.append(name)
+        elif name in reserved and name not in registered and _rmtree(entry):
+            removed.append(name)
+        elif name.startswith("aligned-") and name[len("aligned-") :].isdigit():
+            job = int(name[len("aligned-") :])
+            if job not in active and job not in done and name not in referenced:
+                if _rmtree(entry):
+                    removed.append(name)
+    if removed:
+        log.info("removed unfinished model files of project %s: %s", project_id, removed)
+    return removed
 
 
 def set_current(session: Session, project: Project, version: int) -> ModelVersion:

@@ -1,0 +1,214 @@
+"""Faults in jobs and model versions, on real SQLite files with a tiny random BERT: a worker
+stalled past its heartbeat, scoring cut short, a reaped job that finishes anyway."""
+
+import json
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from helpers import POOL_SENTENCES, seed_labeled_project
+from sqlalchemy import func, select, update
+
+from core import jobs
+from core.db import session_scope
+from core.errors import JobLost
+from core.jobs import Lease, enqueue, get_job, run_job, spawn_worker
+from core.projects import get_project
+from core.schema import Document, Job, ModelVersion, Prediction, utcnow
+from core.training import project_models_dir
+from core.versions import (
+    current_version,
+    list_versions,
+    register_version,
+    reserve_version,
+    sweep_model_files,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def project(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWLABEL_HOME", str(tmp_path / "home"))
+    seed_labeled_project(db_url)
+    return "p"
+
+
+def _enqueue_train(db_url, tiny, epochs=2):
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        params = {"project_id": p.id, "base": tiny, "cv": False, "train_args": {"epochs": epochs}}
+        return enqueue(s, "train", p, params).id
+
+
+def _models_dir(db_url) -> Path:
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        return project_models_dir(p.id, p.name)
+
+
+def _wait(predicate, timeout=120.0, what="a condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _job(db_url, job_id) -> Job:
+    with session_scope(db_url) as s:
+        return get_job(s, job_id)
+
+
+def assert_versions_match_their_files(db_url):
+    """Every registered version's folder holds the model its row describes; no temporary or
+    unregistered version folder is left once the sweep ran."""
+    with session_scope(db_url) as s:
+        versions = list_versions(s, get_project(s, "p"))
+        rows = [(v.version, v.path, v.metrics) for v in versions]
+    for number, path, metrics in rows:
+        meta = json.loads((Path(path) / "tagger.json").read_text())
+        assert Path(path).name == f"v{number}"
+        assert meta["info"]["version"] == number
+        assert meta["info"]["metrics"] == json.loads(json.dumps(metrics))
+    folders = sorted(p.name for p in _models_dir(db_url).iterdir())
+    assert folders == sorted(f"v{n}" for n, _, _ in rows), folders
+
+
+def test_a_stalled_worker_is_reaped_and_never_writes_again(db_url, tiny_model_dir, project):
+    """SIGSTOP a real training worker past a (shortened) heartbeat timeout, retrain, SIGCONT:
+    the reaped job stays failed, registers nothing and overwrites nothing."""
+    stalled = _enqueue_train(db_url, tiny_model_dir, epochs=400)
+    proc = spawn_worker(db_url, stalled)
+    try:
+        # the database URL reaches the worker through its environment, not `ps`
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
+        assert db_url not in cmdline and "fewlabel.db" not in cmdline
+        _wait(
+            lambda: _job(db_url, stalled).progress > 0.01,
+            what="the worker to train",
+        )
+        proc.send_signal(signal.SIGSTOP)
+        jobs.HEARTBEAT_TIMEOUT, saved = timedelta(seconds=1), jobs.HEARTBEAT_TIMEOUT
+        try:
+            time.sleep(1.5)
+            retrain = _enqueue_train(db_url, tiny_model_dir)  # reaps the stalled job
+        finally:
+            jobs.HEARTBEAT_TIMEOUT = saved
+        job = _job(db_url, stalled)
+        assert job.status == "failed" and "no heartbeat for 1 s" in job.error
+        assert run_job(db_url, retrain).status == "done"
+        proc.send_signal(signal.SIGCONT)
+        assert proc.wait(timeout=120) != 0  # its next report found the job gone
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    job = _job(db_url, stalled)
+    assert job.status == "failed" and job.result is None
+    with session_scope(db_url) as s:
+        assert [v.version for v in list_versions(s, get_project(s, "p"))] == [1]
+        assert current_version(s, get_project(s, "p")).version == 1
+    assert_versions_match_their_files(db_url)
+
+
+def _claim(db_url, job_id) -> Lease:
+    """Mark a queued job running under this process, as run_job does: its lease."""
+    lease = Lease(db_url, job_id, os.getpid(), "test-host")
+    with session_scope(db_url) as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status="running", pid=lease.pid, host=lease.host, heartbeat_at=utcnow())
+        )
+    return lease
+
+
+def _stall(db_url, job_id):
+    """Make a running job's heartbeat six minutes old, as a suspended worker's would be."""
+    with session_scope(db_url) as s:
+        old = utcnow() - timedelta(minutes=6)
+        s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=old))
+
+
+def test_a_reaped_job_cannot_register_the_number_it_reserved(db_url, tiny_model_dir, project):
+    """A job reserves v1, writes its files, stalls and is reaped; the retrain gets v2 (a number
+    is never handed out twice), and the stalled job's registration is refused."""
+    models = _models_dir(db_url)
+    a = _enqueue_train(db_url, tiny_model_dir)
+    lease_a = _claim(db_url, a)
+    a_row, a_number, a_tmp = reserve_version(lease_a, project_id=1, models_dir=models)
+    a_tmp.mkdir(parents=True)
+    (a_tmp / "tagger.json").write_text("{}")
+    _stall(db_url, a)
+    b = _enqueue_train(db_url, tiny_model_dir)  # reaps a
+    assert _job(db_url, a).status == "failed"
+    with pytest.raises(JobLost):
+        register_version(lease_a, a_row, a_tmp, n_labels=6, metrics={})
+    assert a_tmp.is_dir() and not (models / "v1").exists()
+    assert run_job(db_url, b).status == "done"  # its sweep removes a's temporary folder
+    assert not a_tmp.exists() and not (models / "v1").exists()
+    with session_scope(db_url) as s:
+        versions = list_versions(s, get_project(s, "p"))
+        assert (a_number, [v.version for v in versions]) == (1, [2])
+        assert s.get(ModelVersion, a_row).n_labels == -1  # still only a reservation
+    assert sweep_model_files(db_url, 1, models) == []
+    assert_versions_match_their_files(db_url)
+
+
+def test_a_reaped_job_that_finishes_anyway_keeps_its_failed_status(
+    db_url, tiny_model_dir, project, monkeypatch
+):
+    """The handler returns after its job was reaped: run_job must not flip the row to done."""
+
+    def handler(url, job_id, params, report):
+        _stall(url, job_id)
+        with session_scope(url) as s:
+            assert jobs.reap(s) == 1
+        return {"finished": True}
+
+    monkeypatch.setattr(jobs, "_handlers", lambda: {"train": handler})
+    job_id = _enqueue_train(db_url, tiny_model_dir)
+    job = run_job(db_url, job_id)
+    assert job.status == "failed" and job.result is None and "heartbeat" in job.error
+
+
+def test_scoring_cut_short_keeps_the_old_version_current_with_its_scores(
+    db_url, tiny_model_dir, project, monkeypatch
+):
+    """A retrain whose pool scoring dies half-way: the new version is registered but not
+    current; the old one stays current with every prediction and the queue order it had."""
+    import core.scoring
+
+    assert run_job(db_url, _enqueue_train(db_url, tiny_model_dir)).status == "done"
+
+    def ranks():
+        with session_scope(db_url) as s:
+            return dict(s.execute(select(Document.id, Document.rank)).all())
+
+    before = ranks()
+    real = core.scoring.predict_and_score
+    calls = []
+
+    def dies_on_the_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("killed half-way through scoring")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.scoring, "SCORE_CHUNK", 10)
+    monkeypatch.setattr(core.scoring, "predict_and_score", dies_on_the_second_chunk)
+    job = run_job(db_url, _enqueue_train(db_url, tiny_model_dir))
+    assert job.status == "failed" and "killed half-way" in job.error
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert [(v.version, v.is_current) for v in list_versions(s, p)] == [(1, True), (2, False)]
+        v1 = current_version(s, p)
+        n_v1 = s.scalar(select(func.count()).where(Prediction.model_version_id == v1.id))
+    assert n_v1 == len(POOL_SENTENCES)
+    assert ranks() == before
+    assert_versions_match_their_files(db_url)
