@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import POOL_SENTENCES, seed_labeled_project
@@ -233,3 +234,30 @@ def test_a_train_job_with_few_labels_stores_cross_validated_f1(db_url, tiny, pro
     assert "F1 not measured: fewer than 40 labels" in out and "cross-validation" not in out
     with session_scope(db_url) as s:
         assert "cv" not in current_version(s, get_project(s, "p")).metrics
+
+
+def test_pretraining_resumes_with_weights_only_and_refuses_a_pickled_state(tmp_path, tiny):
+    """The resume state holds tensors and plain values only (torch.load weights_only=True);
+    a state that would need unpickling code is refused with one line saying what to do."""
+    import torch
+
+    from core.errors import FewlabelError
+    from core.model.pretrain import STATE_FILE, PretrainArgs, pretrain
+    from core.text import tokenize
+
+    texts = [(s, tokenize(s)) for s in POOL]
+    out = tmp_path / "aligned"
+
+    def run(steps):
+        args = PretrainArgs(base=tiny, steps=steps, batch_size=8)
+        return pretrain(texts, task="acronym", out_dir=out, args=args)
+
+    run(2)
+    state = torch.load(out / STATE_FILE, weights_only=True)  # loads without unpickling code
+    assert state["step"] == 2 and not list(out.glob("*.tmp"))
+    run(4)
+    assert torch.load(out / STATE_FILE, weights_only=True)["step"] == 4
+    state["extra"] = Path("an object weights_only refuses")
+    torch.save(state, out / STATE_FILE)
+    with pytest.raises(FewlabelError, match="delete it to start pretraining over"):
+        run(6)

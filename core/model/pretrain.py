@@ -246,7 +246,7 @@ def _pretrain(texts, space, out, args, labeler, corpus_names, progress, should_s
 
     seconds_before = 0.0
     if resume:
-        state = torch.load(out / STATE_FILE, map_location=device, weights_only=False)
+        state = _load_state(out / STATE_FILE, device)
         mlm_head.load_state_dict(state["mlm_head"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.step, seconds_before = int(state["step"]), float(state.get("seconds", 0.0))
@@ -285,15 +285,19 @@ def _pretrain(texts, space, out, args, labeler, corpus_names, progress, should_s
             "losses": {"tag": ema_tag, "mlm": ema_mlm},
         }
         model.save(out, pretraining=info, objective=args.objective)
+        # tensors and plain containers only, so resuming loads it with weights_only=True;
+        # written beside and renamed, so a kill mid-save leaves the previous state whole
+        tmp = out / f"{STATE_FILE}.tmp"
         torch.save(
             {
                 "mlm_head": mlm_head.state_dict(),
                 "optimizer": trainer.optimizer.state_dict(),
-                "step": trainer.step,
-                "seconds": seconds_before + elapsed(),
+                "step": int(trainer.step),
+                "seconds": float(seconds_before + elapsed()),
             },
-            out / STATE_FILE,
+            tmp,
         )
+        os.replace(tmp, out / STATE_FILE)
 
     model.train()
     mlm_head.train()
@@ -352,6 +356,21 @@ def _pretrain(texts, space, out, args, labeler, corpus_names, progress, should_s
     save()
     report(1.0, f"done: {trainer.step} steps in {seconds_before + elapsed():.0f} s")
     return out
+
+
+def _load_state(path: Path, device) -> dict:
+    """The resume state, loaded with weights_only=True: tensors and plain containers, never
+    code. A state that needs more (pickled objects) is refused with what to do."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise FewlabelError(
+            f"{path} holds more than tensors and plain values, which fewlabel will not "
+            f"unpickle; delete it to start pretraining over from the saved checkpoint "
+            f"({str(exc).splitlines()[0][:120]})"
+        ) from None
 
 
 def _bucketed(
