@@ -68,10 +68,10 @@ def cmd_user_add(args, url: str) -> int:
 
 
 def cmd_user_list(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
+    from core.db import require_schema, session_scope
     from core.users import list_users
 
-    ensure_schema(url)
+    require_schema(url)  # a listing never writes, not even a schema upgrade
     with session_scope(url) as session:
         accounts = list_users(session)
     if not accounts:
