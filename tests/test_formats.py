@@ -411,3 +411,111 @@ def test_the_command_line_reads_and_writes_registry_formats(tmp_path, capsys, mo
     err = capsys.readouterr().err.strip()
     assert code != 0 and "\n" not in err and "pip install spacy" in err
     assert not (tmp_path / "p.spacy").exists()
+
+
+# ---------------------------------------------------------------------------- bad input (issue 12)
+
+
+def _read_text(name: str, data: str, **options) -> list:
+    fmt = formats.get(name)
+    return list(
+        fmt.read(io.StringIO(data, newline=""), f"x{fmt.suffixes[0]}", ReadOptions(**options))
+    )
+
+
+@pytest.mark.parametrize(
+    "data, line",
+    [
+        ('text\nok\n"abc\nmore\nlines\n', 3),  # a quote never closed: not one text of the rest
+        ('text,spans\nhello,"', 2),  # cut right after the opening quote of the spans cell
+        ('text,spans\nok,[]\nhello,"[{""start"": 0', 3),
+    ],
+)
+def test_a_csv_cell_whose_quote_never_closes_is_refused_at_its_line(data, line):
+    with pytest.raises(ImportFormatError, match=rf"^x\.csv:{line}: a quoted cell .* never closed"):
+        _read_text("csv", data)
+
+
+def test_txt_auto_mode_reads_a_long_line_in_linear_time():
+    """A 4 MB line: `auto` used to scan its first 64 KiB with a backtracking regex and re-split
+    the growing rest chunk by chunk (a 50 MB line took 18 s, `lines` 0.2 s)."""
+    import time
+
+    line = "word " * 800_000
+    t0 = time.perf_counter()
+    records = _read_text("txt", line + "\nsecond\n")
+    assert time.perf_counter() - t0 < 1.5
+    assert [len(r.text) for r in records] == [len(line.strip()), 6]
+
+
+@pytest.mark.parametrize("mode", ["auto", "lines", "paragraphs"])
+def test_txt_lines_end_at_cr_crlf_and_lf_alike(mode):
+    want = ["one", "two", "three"]
+    if mode == "paragraphs":
+        data = ["one\r\rtwo\r\rthree\r", "one\r\n\r\ntwo\r\n\r\nthree", "one\n\ntwo\n\nthree\n"]
+    else:
+        data = ["one\rtwo\rthree\r", "one\r\ntwo\r\nthree", "one\ntwo\nthree\n"]
+    for text in data:
+        assert [r.text for r in _read_text("txt", text, txt_mode=mode)] == want
+        # a stream that splits at LF only (io.StringIO's default) reads the same
+        fmt = formats.get("txt")
+        got = fmt.read(io.StringIO(text), "x.txt", ReadOptions(txt_mode=mode))
+        assert [r.text for r in got] == want
+    assert [(r.line, r.text) for r in _read_text("txt", "a\rb\r\rc\r")] == [(1, "a b"), (4, "c")]
+
+
+def test_a_sciad_null_token_is_refused_not_the_word_none():
+    data = json.dumps([{"id": "1", "tokens": ["The", None, "works"], "labels": ["O", "O", "O"]}])
+    with pytest.raises(ImportFormatError, match=r"record 1: token 2 is null, not a string"):
+        _read_text("sciad", data)
+    with pytest.raises(ImportFormatError, match=r"token 1 is 3\.5, not a string"):
+        _read_text("sciad", json.dumps([{"tokens": [3.5]}]))
+
+
+def test_json_too_deep_or_with_huge_integers_is_one_line():
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(ImportFormatError, match=r"^x\.jsonl:2: not readable JSON: nested too deep"):
+        _read_text("jsonl", '{"text": "a"}\n{"text": "b", "meta": ' + deep + "}\n")
+    with pytest.raises(ImportFormatError, match=r"^x\.json: not readable JSON: nested too deep"):
+        _read_text("sciad", deep)
+    with pytest.raises(ImportFormatError, match=r"^x\.csv:2: spans are not readable JSON: nes"):
+        _read_text("csv", "text,spans\na," + '"' + deep + '"\n')
+    with pytest.raises(ImportFormatError, match=r"^x\.jsonl:1: not readable JSON \(Exceeds"):
+        _read_text("jsonl", '{"text": "a", "id": ' + "7" * 5000 + "}\n")
+    assert formats.detect("x.jsonl", deep[:8192]).name == "jsonl"  # sniffing does not crash
+
+
+def test_label_studio_offsets_must_be_integers():
+    for start in ("34.9", "true", "Infinity", '"3"'):
+        task = '[{"data": {"text": "The NASA team"}, "annotations": [{"result": [{"type": '
+        task += f'"labels", "value": {{"start": {start}, "end": 8, "labels": ["SHORT"]}}}}]}}]}}]'
+        with pytest.raises(ImportFormatError, match="needs integer start and end"):
+            _read_text("labelstudio", task)
+
+
+def test_writing_refuses_a_fifo_or_a_device_and_writes_through_a_symlink(tmp_path):
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for target, kind in ((fifo, "a FIFO"), (Path("/dev/null"), "a device"), (tmp_path, "a folder")):
+        with pytest.raises(FewlabelError, match=f"is {kind}"), formats.write_atomically(target):
+            pass
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    real.chmod(0o640)
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    with formats.write_atomically(link) as out:
+        out.write("new")
+    assert link.is_symlink() and link.read_text() == "new" and real.read_text() == "new"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640  # the file keeps its permissions
+    with pytest.raises(FewlabelError, match="the link leads to"):
+        (tmp_path / "to-null").symlink_to("/dev/null")
+        with formats.write_atomically(tmp_path / "to-null"):
+            pass
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

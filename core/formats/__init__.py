@@ -16,7 +16,8 @@ import importlib
 import importlib.util
 import os
 import pkgutil
-import tempfile
+import stat
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -116,13 +117,52 @@ def detect(name: str, head: str) -> Format:
     return next(f for f in formats if f.fallback)
 
 
+def _target(path: str | os.PathLike) -> Path:
+    """Where writing `path` puts the bytes: through a symlink to the file it names (the link
+    stays a link); a device, FIFO, socket or folder there is refused, never replaced."""
+    given = Path(path)
+    dst = Path(os.path.realpath(given)) if given.is_symlink() else given
+    try:
+        mode = dst.stat().st_mode
+    except FileNotFoundError:
+        return dst
+    except OSError as exc:
+        raise FewlabelError(f"{given}: cannot write there ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a FIFO (named pipe)"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        via = f" (the link leads to {dst})" if dst != given else ""
+        raise FewlabelError(
+            f"{given} is {kind}{via}; write to a regular file, or to '-' for stdout"
+        )
+    return dst
+
+
 @contextmanager
 def write_atomically(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO]:
-    """A file to write that appears at `path` whole, or not at all (written beside, renamed)."""
-    dst = Path(path)
+    """A file to write that appears at `path` whole, or not at all (written beside, renamed).
+
+    A symlink is written through: the file it points to is replaced and the link stays. A
+    device, FIFO or folder at `path` is refused with one line (renaming a regular file over
+    /dev/null or a pipe would replace it). A new file gets the permissions the umask allows;
+    an existing one keeps its own."""
+    dst = _target(path)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent.resolve(), prefix=f".{dst.name}.")
+    tmp = dst.parent.resolve() / f".{dst.name}.{uuid.uuid4().hex[:12]}.tmp"
+    # Created as open() creates a file (0o666 less the umask), not mkstemp's 0o600.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        if dst.exists():
+            os.chmod(tmp, stat.S_IMODE(dst.stat().st_mode))
         if binary:
             with os.fdopen(fd, "wb") as out:
                 yield out

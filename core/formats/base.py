@@ -75,7 +75,8 @@ class Format:
     `sniff(head)` scores the first 8 KiB of a file: 0 not this format, 1 its general shape
     (a JSON list), 2 its own markers (a Label Studio task). `fallback` marks the format a file
     is when nothing recognises it (plain text); its suffixes then decide nothing. A `binary`
-    format reads and writes bytes. `requires` names a module that must be importable.
+    format reads and writes bytes. `requires` names a module that must be importable. `unit`
+    names what a record's `line` counts, for error messages.
     """
 
     name: str
@@ -89,18 +90,48 @@ class Format:
     binary: bool = False
     fallback: bool = False
     requires: str | None = None
+    # What a Record's `line` counts: "line" for line-based files; a file that is one JSON
+    # document or a binary one numbers its items ("record", "task", "doc").
+    unit: str = "line"
+
+    def where(self, name: str, number: int) -> tuple[str, int | None, str]:
+        """(path, line, prefix) for an ImportFormatError about item `number` of file `name`:
+        `name:12: ...` for a line, `name: record 12: ...` for a numbered item."""
+        if self.unit == "line":
+            return name, number, ""
+        return name, None, f"{self.unit} {number}: "
 
 
 # ---------------------------------------------------------------------------- reading helpers
 
 
+def load_json(text: str, name: str, line: int | None, what: str = "") -> Any:
+    """Parse JSON, every failure a one-line ImportFormatError: a syntax error (at its line
+    when `line` is None: the file is one JSON document), nesting too deep for the parser, or
+    a number Python will not convert (an integer of over 4,300 digits)."""
+    subject = f"{what} are not" if what else "not"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = exc.lineno if line is None else line
+        raise ImportFormatError(name, where, f"{subject} valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ImportFormatError(name, line, f"{subject} readable JSON: nested too deeply") from None
+    except ValueError as exc:  # int("1" * 5000): Python's limit on integer digits
+        reason = str(exc).split(":")[0]
+        raise ImportFormatError(name, line, f"{subject} readable JSON ({reason})") from None
+
+
+def is_offset(value: Any) -> bool:
+    """A character offset as a file may hold one: a JSON integer. Never a float (34.9 is no
+    offset, and Infinity overflows int()), a boolean (true is not 1) or a numeric string."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def spans_field(raw: Any, name: str, line: int) -> list[dict]:
     """A `spans` value as JSONL and CSV hold it: `[{start, end, label}]` or `[s, e, label]`."""
     if isinstance(raw, str):
-        try:
-            raw = json.loads(raw) if raw.strip() else []
-        except json.JSONDecodeError as exc:
-            raise ImportFormatError(name, line, f"spans are not valid JSON ({exc.msg})") from exc
+        raw = load_json(raw, name, line, "spans") if raw.strip() else []
     if not isinstance(raw, list):
         raise ImportFormatError(name, line, "spans must be a list")
     out = []
@@ -119,10 +150,7 @@ def json_lines(stream: IO[str], name: str) -> Iterator[tuple[int, dict]]:
     for i, line in enumerate(stream, 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ImportFormatError(name, i, f"not valid JSON ({exc.msg})") from exc
+        obj = load_json(line, name, i)
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise ImportFormatError(name, i, 'each line must be an object with a "text" string')
         yield i, obj
@@ -130,10 +158,7 @@ def json_lines(stream: IO[str], name: str) -> Iterator[tuple[int, dict]]:
 
 def json_list(stream: IO[str], name: str, what: str) -> list:
     """A file that is one JSON array, read whole; `what` says what its items are."""
-    try:
-        data = json.loads(stream.read())
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(name, exc.lineno, f"not valid JSON ({exc.msg})") from exc
+    data = load_json(stream.read(), name, None)
     if not isinstance(data, list):
         raise ImportFormatError(name, 1, f"expected a JSON list of {what}")
     return data
@@ -164,7 +189,7 @@ def first_line_object(head: str) -> dict | None:
     line = head.lstrip().split("\n", 1)[0]
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 

@@ -64,7 +64,7 @@ def _legacy_guarded(text: str, raw_spans: str | None) -> bool:
     try:
         spans = json.loads(raw_spans)
         pairs = [(int(sp["start"]), int(sp["end"]), sp["text"]) for sp in spans]
-    except (ValueError, TypeError, KeyError, OverflowError):
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
         return False
     bare = text[1:]
     return bool(pairs) and all(bare[a:b] == t and text[a:b] != t for a, b, t in pairs)
@@ -87,7 +87,10 @@ def _text_column(columns: list[str], wanted: str | None, name: str) -> str:
 
 
 def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
-    reader = csv.DictReader(stream)
+    """Rows of a CSV file, read strictly: a quoted cell that is never closed (a stray quote, a
+    file cut off inside a cell) is an error at the line where it opened, not a cell holding
+    the rest of the file; a quote inside a quoted cell must be doubled."""
+    reader = csv.DictReader(stream, strict=True)
     try:
         columns = list(reader.fieldnames or [])
     except csv.Error as exc:
@@ -97,6 +100,7 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
     # Columns our own export derives from the labels; only dropped from a file that is one.
     ours = "tagged_text" in columns and "spans" in columns
     derived = DERIVED_COLUMNS if ours else set()
+    started = reader.line_num + 1  # where the row being read starts
     try:
         for row in reader:
             line = reader.line_num
@@ -115,10 +119,13 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
             }
             if "meta" in meta:
                 try:
-                    extra = json.loads(meta.pop("meta"))
+                    extra = json.loads(meta["meta"])
+                except (ValueError, RecursionError):
+                    pass  # not JSON: kept as the text it is
+                else:
+                    del meta["meta"]
                     meta.update(extra if isinstance(extra, dict) else {"meta": extra})
-                except json.JSONDecodeError:
-                    pass
+            started = line + 1
             yield Record(
                 line=line,
                 text=text,
@@ -127,7 +134,10 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
                 meta=meta,
             )
     except csv.Error as exc:
-        raise ImportFormatError(name, reader.line_num, f"bad CSV ({exc})") from exc
+        if "unexpected end of data" in str(exc):
+            reason = "a quoted cell opens here and is never closed (a stray or missing quote)"
+            raise ImportFormatError(name, started, reason) from None
+        raise ImportFormatError(name, reader.line_num, f"bad CSV ({exc})") from None
 
 
 def write(rows: Iterable[Row], out: IO[str], options: WriteOptions) -> int:

@@ -101,4 +101,5 @@ FORMAT = Format(
     rank=80,
     binary=True,
     requires="spacy",
+    unit="doc",
 )

@@ -27,7 +27,9 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
             raise ImportFormatError(name, i, '"meta" must be an object')
         tokens = obj.get("tokens")
         if tokens is not None and (
-            not isinstance(tokens, list) or " ".join(map(str, tokens)) != obj["text"]
+            not isinstance(tokens, list)
+            or not all(isinstance(t, str) for t in tokens)
+            or " ".join(tokens) != obj["text"]
         ):
             tokens = None  # only kept when they are exactly the text's tokens
         yield Record(

@@ -17,7 +17,16 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from core.errors import ImportFormatError
-from core.formats.base import Format, ReadOptions, Record, Row, WriteOptions, json_list, str_id
+from core.formats.base import (
+    Format,
+    ReadOptions,
+    Record,
+    Row,
+    WriteOptions,
+    is_offset,
+    json_list,
+    str_id,
+)
 
 FROM_NAME, TO_NAME = "label", "text"  # Label Studio's named-entity template's control names
 
@@ -33,10 +42,9 @@ def utf16_to_code_points(text: str, offset: int) -> int:
 
 
 def _offsets(text: str, value: dict, where: str, name: str) -> tuple[int, int]:
-    try:
-        start, end = int(value["start"]), int(value["end"])
-    except (KeyError, TypeError, ValueError):
-        raise ImportFormatError(name, None, f"{where}: a span needs start and end") from None
+    start, end = value.get("start"), value.get("end")
+    if not (is_offset(start) and is_offset(end)):
+        raise ImportFormatError(name, None, f"{where}: a span needs integer start and end")
     covered = value.get("text")
     if not isinstance(covered, str) or text[start:end] == covered:
         return start, end
@@ -64,7 +72,9 @@ def _spans(results: Any, text: str, where: str, name: str) -> list[dict]:
     for item in results if isinstance(results, list) else []:
         if not isinstance(item, dict) or item.get("type") != "labels":
             continue  # choices, ratings, relations: not spans
-        value = item.get("value") or {}
+        value = item.get("value")
+        if not isinstance(value, dict) or not isinstance(value.get("labels", []), list):
+            raise ImportFormatError(name, None, f'{where}: a result needs a "value" with labels')
         start, end = _offsets(text, value, where, name)
         spans += [{"start": start, "end": end, "label": lbl} for lbl in value.get("labels", [])]
     return spans
@@ -79,11 +89,10 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
         data = task.get("data")
         key = _text_key(data, where, name)
         text = data[key]
-        done = [
-            a
-            for a in task.get("annotations") or []
-            if isinstance(a, dict) and not a.get("was_cancelled")
-        ]
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise ImportFormatError(name, None, f'{where}: "annotations" must be a list')
+        done = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
         spans = _spans(done[0].get("result"), text, where, name) if done else None
         meta = {k: v for k, v in data.items() if k not in (key, "id")}
         ext = data.get("id", task.get("id"))
@@ -143,4 +152,5 @@ FORMAT = Format(
     write=write,
     sniff=sniff,
     rank=60,
+    unit="task",
 )

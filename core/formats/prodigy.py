@@ -36,16 +36,18 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
         if answer not in ("accept", "reject", "ignore"):
             raise ImportFormatError(name, i, f"unknown answer {answer!r}")
         labeled = answer == "accept" and obj.get("spans") is not None
-        tokens = obj.get("tokens")
-        words = [t.get("text") for t in tokens if isinstance(t, dict)] if tokens else []
-        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
-        meta = {k: v for k, v in meta.items() if k != "id"}
+        tokens = obj.get("tokens") if isinstance(obj.get("tokens"), list) else []
+        words = [t.get("text") for t in tokens if isinstance(t, dict)]
+        if not all(isinstance(w, str) for w in words):
+            words = []  # tokens without their text: the text's own words serve
+        given = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        meta = {k: v for k, v in given.items() if k != "id"}
         yield Record(
             line=i,
             text=obj["text"],
-            tokens=words if words and " ".join(map(str, words)) == obj["text"] else None,
+            tokens=words if words and " ".join(words) == obj["text"] else None,
             spans=spans_field(obj["spans"], name, i) if labeled else None,
-            external_id=str_id(obj.get("id", (obj.get("meta") or {}).get("id"))),
+            external_id=str_id(obj.get("id", given.get("id"))),
             meta=meta,
         )
 

@@ -22,12 +22,21 @@ from core.text import join_tokens
 
 
 def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
-    """Read whole (the format is one JSON array); errors name the record, not a line."""
+    """Read whole (the format is one JSON array); errors name the record, not a line.
+
+    Tokens are strings: a `null` or a number among them refuses the file (naming the record
+    and the token) rather than becoming the word "None" or "3.0"."""
     for n, obj in enumerate(json_list(stream, name, "{id, tokens, labels}"), 1):
         where = f"record {n}"
         if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list):
             raise ImportFormatError(name, None, f"{where}: needs a tokens list")
-        tokens = [str(t) for t in obj["tokens"]]
+        tokens = obj["tokens"]
+        for k, token in enumerate(tokens, 1):
+            # A null token is no word: never the word "None" (nor a number made a word).
+            if not isinstance(token, str):
+                raise ImportFormatError(
+                    name, None, f"{where}: token {k} is {json.dumps(token)[:40]}, not a string"
+                )
         labels = obj.get("labels")
         if labels is None:
             text, _ = join_tokens(tokens)
@@ -69,4 +78,5 @@ FORMAT = Format(
     write=write,
     sniff=sniff,
     rank=50,
+    unit="record",
 )
