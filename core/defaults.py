@@ -14,3 +14,10 @@ PRETRAIN_MINUTES = 15.0
 BALD_SAMPLES = 8
 # The queue's order when a project has not picked one (a name in core.active's registry).
 STRATEGY = "least_confidence"
+# Import: the longest text accepted, in characters (`fewlabel import --max-chars`). A longer
+# one is refused with its line: the annotator draws a text whole, and a 50 MB text makes a
+# page payload past Streamlit's 200 MB message limit.
+MAX_TEXT_CHARS = 100_000
+# Import: documents written per transaction. Between two, SQLite's write lock is free, so
+# annotators keep saving during a long import (core.corpus stages the rows until the end).
+IMPORT_BATCH = 2_000

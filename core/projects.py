@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.claims import CLAIM_LEASE
+from core.corpus import STAGED
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.schema import (
     Annotation,
@@ -23,7 +24,7 @@ from core.schema import (
     Project,
     utcnow,
 )
-from core.text import labels_for
+from core.text import clean_name, labels_for
 
 # The annotator has this many (background, strong) colour pairs, each checked for contrast; a
 # project picks one by index per label rather than any hex value, so the contrast holds.
@@ -78,8 +79,10 @@ def get_project(session: Session, name_or_id: str | int) -> Project:
 def list_projects(session: Session) -> list[ProjectSummary]:
     """Every project with its document counts by state."""
     counts: dict[int, dict[str, int]] = {}
-    stmt = select(Document.project_id, Document.state, func.count()).group_by(
-        Document.project_id, Document.state
+    stmt = (
+        select(Document.project_id, Document.state, func.count())
+        .where(Document.state != STAGED)  # an import not finished yet
+        .group_by(Document.project_id, Document.state)
     )
     projects = select(Project).order_by(Project.id)
     for pid, state, n in session.execute(stmt):
@@ -102,17 +105,12 @@ def list_projects(session: Session) -> list[ProjectSummary]:
     return out
 
 
-_NAME_MAX = 200  # the column's width
 _ACTIVE_JOBS = ("queued", "running")
 
 
 def _project_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError("a project needs a name")
-    if len(name) > _NAME_MAX:
-        raise ValidationError(f"project names are at most {_NAME_MAX} characters")
-    return name
+    """A name every backend stores alike (core.text.clean_name: length, no NUL or controls)."""
+    return clean_name(name, "project name")
 
 
 def rename_project(session: Session, project: Project, new_name: str) -> Project:

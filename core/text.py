@@ -72,6 +72,46 @@ def labels_for(task: str, labels: Sequence[str] | None = None) -> list[str]:
     return cleaned
 
 
+# What every database backend stores alike. SQLite takes a NUL byte, a lone surrogate or an
+# over-long VARCHAR silently; PostgreSQL refuses each with a DataError. fewlabel refuses them
+# itself, with one line, on every backend: these are the rules for names and stored strings.
+NAME_MAX = 200  # project names, external ids: the width of their columns
+ANNOTATOR_MAX = 100  # annotator names: the width of annotations.annotator
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def unstorable(value: str) -> str | None:
+    """Why a string cannot be stored on every backend (a NUL byte, a lone UTF-16 surrogate, as
+    a JSON `\\ud800` escape gives), or None when it can."""
+    found = _UNSTORABLE_RE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return f"holds a NUL character at position {found.start()}"
+    surrogate = f"\\u{ord(found.group()):04x}"
+    return f"holds a lone surrogate {surrogate} at position {found.start()} (not Unicode text)"
+
+
+def make_storable(value: str) -> str:
+    """The string with each NUL and lone surrogate replaced by U+FFFD (for names fewlabel
+    derives itself, such as an upload's file name, rather than refuses)."""
+    return _UNSTORABLE_RE.sub("\ufffd", value)
+
+
+def clean_name(value: str, what: str, *, limit: int = NAME_MAX) -> str:
+    """A name as stored: stripped, not empty, at most `limit` characters, no control
+    characters; anything else is a ValidationError naming `what`."""
+    name = (value or "").strip()
+    if not name:
+        raise ValidationError(f"the {what} cannot be empty")
+    if len(name) > limit:
+        raise ValidationError(f"the {what} is at most {limit} characters, not {len(name)}")
+    if _CONTROL_RE.search(name):
+        raise ValidationError(f"the {what} cannot hold control characters: {name[:60]!r}")
+    return name
+
+
 def tokenize(text: str) -> list[Word]:
     """Split raw text into words with character offsets (deterministic, regex-based)."""
     return [Word(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]

@@ -3,11 +3,19 @@
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from core.corpus import detect_format, export, export_bytes, import_bytes, import_file
+from core.corpus import (
+    detect_format,
+    export,
+    export_bytes,
+    import_bytes,
+    import_file,
+    import_stream,
+)
 from core.db import session_scope
 from core.errors import ImportFormatError
 from core.projects import create_project, get_project
@@ -329,3 +337,290 @@ def test_hostile_texts_round_trip_through_every_export_with_the_same_words(db_ur
             assert sorted(got.values()) == sorted(expected.values())
         else:
             assert got == expected
+
+
+# ---------------------------------------------------------------------------- bad input (issue 12)
+
+
+def _cli(url, *argv) -> tuple[int, str]:
+    """Run `fewlabel` in-process; (exit code, stderr)."""
+    import contextlib
+
+    from core.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["--db", url, *argv])
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, data, where",
+    [
+        ("q.csv", 'text\nkept\n"never closed\nmore\nlines\n', "q.csv:3: a quoted cell"),
+        ("q.csv", 'text,spans\nThe NASA team,"', "q.csv:2: a quoted cell"),
+        ("o.jsonl", '{"text": "The NASA team", "spans": [[4, Infinity, "SHORT"]]}\n', "o.jsonl:1"),
+        ("o.jsonl", '{"text": "The NASA team", "spans": [[34.9, 37.2, "SHORT"]]}\n', "whole num"),
+        ("o.jsonl", '{"text": "The NASA team", "spans": [[true, 8, "SHORT"]]}\n', "not true, 8"),
+        ("n.jsonl", '{"text": "a", "meta": {"x": ' + "[" * 5000 + "]" * 5000 + "}}\n", "deep"),
+        ("n.jsonl", '{"text": "a", "meta": {"x": ' + "[" * 80 + "]" * 80 + "}}\n", "over 64"),
+        ("s.jsonl", '{"text": "ok"}\n{"text": "bad \\ud800 half"}\n', "s.jsonl:2: the text holds"),
+        ("s.jsonl", '{"text": "nul \\u0000 byte"}\n', "s.jsonl:1: the text holds a NUL"),
+        ("s.jsonl", '{"text": "a", "meta": {"k\\u0000": 1}}\n', "the metadata holds a NUL"),
+        ("s.jsonl", '{"text": "a", "meta": {"k": NaN}}\n', "the metadata holds nan"),
+        ("i.jsonl", '{"text": "a", "id": "' + "x" * 201 + '"}\n', "i.jsonl:1: the id is 201"),
+        ("t.json", '[{"tokens": ["a", null], "labels": ["O", "O"]}]', "record 1: token 2 is null"),
+        ("t.json", '[{"tokens": ["a"], "labels": ["B-NOPE"]}]', "t.json: record 1: unknown label"),
+    ],
+)
+def test_bad_values_are_refused_with_one_line_and_write_nothing(db_url, project, name, data, where):
+    """Issue 12: offsets that are no integers (Infinity overflowed int(), 34.9 and true were
+    coerced), nesting past the parser, a lone surrogate (UnicodeEncodeError at the insert),
+    and what PostgreSQL refuses but SQLite took (NUL, NaN, an id wider than its column)."""
+    _import(db_url, "good.txt", "kept\n")
+    before = _counts(db_url)
+    with pytest.raises(ImportFormatError) as err:
+        _import(db_url, name, data)
+    assert where in str(err.value) and "\n" not in str(err.value)
+    assert _counts(db_url) == before
+
+
+def test_the_command_line_and_skip_invalid_handle_infinite_and_fractional_offsets(
+    db_url, project, tmp_path
+):
+    path = tmp_path / "o.jsonl"
+    path.write_text(
+        '{"text": "The NASA team", "spans": [[4, 8, "SHORT"]]}\n'
+        '{"text": "The ESA team", "spans": [[4, Infinity, "SHORT"]]}\n'
+        '{"text": "The IBM team", "spans": [[4.0, 7, "SHORT"]]}\n'
+        '{"text": "The CNN team", "spans": [[4, 1e999, "SHORT"]]}\n'
+    )
+    code, err = _cli(db_url, "import", "p", str(path))
+    assert code == 2 and err.count("\n") == 1 and f"{path}:2: span offsets must be" in err
+    assert _counts(db_url) == (0, 0)
+    code, err = _cli(db_url, "import", "p", str(path), "--skip-invalid")
+    assert code == 0 and [ln.split(": ")[0] for ln in err.splitlines()] == [
+        f"skipped {path} line 2",
+        f"skipped {path} line 3",
+        f"skipped {path} line 4",
+    ]
+    assert _counts(db_url) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"text": "x", "spans": [[0, 1, "SHORT"]], "meta": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"text": "a lone \\udc00 surrogate"}',
+        '[{"tokens": ["a"], "labels": ["O"], "id": ' + "[" * 100_000 + "]" * 100_000 + "}]",
+    ],
+)
+def test_the_command_line_and_the_upload_say_one_line_never_a_traceback(
+    db_url, project, tmp_path, data
+):
+    path = tmp_path / ("f.json" if data.startswith("[") else "f.jsonl")
+    path.write_text(data + "\n")
+    code, err = _cli(db_url, "import", "p", str(path))
+    assert code == 2 and err.startswith(f"fewlabel: error: {path}") and err.count("\n") == 1
+    with pytest.raises(ImportFormatError) as upload:  # what the Projects page shows
+        _import(db_url, path.name, data)
+    assert "\n" not in str(upload.value) and "Error" not in str(upload.value)
+    assert _counts(db_url) == (0, 0)
+
+
+def test_a_text_over_the_maximum_length_is_refused_with_its_line(db_url, project, tmp_path):
+    from core.defaults import MAX_TEXT_CHARS
+
+    path = tmp_path / "long.txt"
+    path.write_text("short\n" + "x" * (MAX_TEXT_CHARS + 1) + "\n")
+    code, err = _cli(db_url, "import", "p", str(path))
+    assert code == 2 and f"{path}:2: the text is 100,001 characters, over the limit" in err
+    assert (
+        _cli(db_url, "import", "p", str(path), "--max-chars", "4")[1].count(":1: the text is 5")
+        == 1
+    )
+    assert _counts(db_url) == (0, 0)
+    assert _cli(db_url, "import", "p", str(path), "--max-chars", "0")[0] == 0  # no limit
+    assert _counts(db_url) == (2, 0)
+
+
+def test_names_follow_one_rule_set_on_every_backend(db_url, project):
+    """NUL and control characters and over-long names are refused by fewlabel, as PostgreSQL
+    would refuse them with a DataError, and not stored by SQLite."""
+    from core.errors import ValidationError
+
+    with session_scope(db_url) as s:
+        for name, why in (("a\x00b", "control"), ("x" * 201, "at most 200"), ("  ", "empty")):
+            with pytest.raises(ValidationError, match=why):
+                create_project(s, name, "acronym")
+    for annotator, why in (("x" * 101, "at most 100"), ("gold\x00", "control")):
+        with pytest.raises(ValidationError, match=why):
+            _import(db_url, "a.txt", "one text\n", annotator=annotator)
+    assert _counts(db_url) == (0, 0)
+
+
+def test_txt_with_cr_line_endings_gives_a_text_a_line(db_url, project, tmp_path):
+    path = tmp_path / "mac.txt"
+    path.write_bytes(b"first text\rsecond text\rthird text\r")
+    with session_scope(db_url) as s:
+        assert import_file(s, get_project(s, "p"), path).imported == 3
+    assert _import(db_url, "mac2.txt", "fourth\rfifth\r").imported == 2
+
+
+# ---------------------------------------------------------------------------- long imports
+
+
+def _lines(n: int) -> list[str]:
+    return [json.dumps({"text": f"text number {i} of a long import"}) + "\n" for i in range(n)]
+
+
+def _staged_rows(url) -> int:
+    from core.corpus import STAGED
+
+    with session_scope(url) as s:
+        return s.scalar(select(func.count(Document.id)).where(Document.state == STAGED))
+
+
+def test_a_long_import_failing_late_leaves_the_project_as_it_was(db_url, project):
+    """Issue 12: batches are committed (2,000 a transaction), yet a bad line after two of
+    them leaves nothing of the file: no documents, no annotations, no staged rows."""
+    from core.defaults import IMPORT_BATCH
+
+    _import(db_url, "kept.jsonl", '{"text": "The NASA team", "spans": [[4, 8, "SHORT"]]}\n')
+    before = _counts(db_url)
+    labeled = json.dumps({"text": "The ESA team", "spans": [[4, 7, "SHORT"]]}) + "\n"
+    data = [labeled, *_lines(2 * IMPORT_BATCH + 500), '{"text": broken\n']
+    with pytest.raises(ImportFormatError, match=rf"big\.jsonl:{len(data)}: not valid JSON"):
+        _import(db_url, "big.jsonl", "".join(data))
+    assert _counts(db_url) == before and _staged_rows(db_url) == 0
+    report = _import(db_url, "big.jsonl", "".join(data[:-1]))  # the same file, fixed
+    assert (report.imported, report.annotations) == (len(data) - 1, 1)
+    assert _counts(db_url) == (before[0] + len(data) - 1, before[1] + 1)
+    with session_scope(db_url) as s:
+        from core.projects import list_projects
+
+        (summary,) = list_projects(s)
+        assert (summary.total, summary.done, summary.open) == (len(data), 2, len(data) - 2)
+
+
+class _PausingLines(io.TextIOBase):
+    """A JSONL stream that stops at line `at` until `resume` is set: an import in progress."""
+
+    def __init__(self, lines, at, reached, resume):
+        self.lines, self.at, self.reached, self.resume, self.i = lines, at, reached, resume, 0
+
+    def readable(self):
+        return True
+
+    def readline(self, size=-1):
+        if self.i == self.at:
+            self.reached.set()
+            self.resume.wait(30)
+        if self.i >= len(self.lines):
+            return ""
+        self.i += 1
+        return self.lines[self.i - 1]
+
+
+def test_annotators_save_while_a_long_import_runs(db_url, project):
+    """Issue 12: SQLite's write lock was held from the import's first batch to its end, so
+    a save waiting longer than the busy timeout failed with `database is locked`. A save
+    made with a 2 s timeout while the import is past its first batch now goes through."""
+    import threading
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from core.defaults import IMPORT_BATCH
+
+    _import(db_url, "one.jsonl", '{"text": "The NASA team"}\n')
+    reached, resume, outcome = threading.Event(), threading.Event(), []
+
+    def annotator():
+        reached.wait(30)
+        engine = create_engine(db_url, connect_args={"timeout": 2})
+        try:
+            with Session(engine) as s, s.begin():  # what a save writes
+                doc = s.scalar(select(Document).where(Document.text == "The NASA team"))
+                s.add(Annotation(document_id=doc.id, annotator="ann", status="done", spans=[]))
+                doc.state = "done"
+            outcome.append("saved")
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            outcome.append(repr(exc))
+        finally:
+            engine.dispose()
+            resume.set()
+
+    thread = threading.Thread(target=annotator)
+    thread.start()
+    lines = _lines(IMPORT_BATCH + 500)
+    stream = _PausingLines(lines, IMPORT_BATCH + 100, reached, resume)
+    with session_scope(db_url) as s:
+        report = import_stream(s, get_project(s, "p"), stream, "long.jsonl", fmt="jsonl")
+    thread.join()
+    assert outcome == ["saved"]
+    assert report.imported == len(lines) and _counts(db_url) == (len(lines) + 1, 1)
+
+
+_KILLED_IMPORT = """
+import os, signal, sys
+from core import corpus
+from core.db import session_scope
+from core.projects import get_project
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if sys.argv[3] == "publishing":
+    corpus._publish = die  # killed right after the import committed its last batch
+else:
+    real_commit = corpus.Session.commit
+    calls = []
+    def commit(self):
+        real_commit(self)
+        calls.append(1)
+        if len(calls) == 3:  # two batches in
+            die()
+    corpus.Session.commit = commit
+with session_scope(sys.argv[1]) as s:
+    corpus.import_file(s, get_project(s, "p"), sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("moment", ["staging", "publishing"])
+def test_an_import_killed_midway_is_invisible_and_settled_by_the_next(
+    db_url, project, tmp_path, moment
+):
+    """kill -9 leaves staged rows: in no count or export, deleted by the next import into the
+    project (killed while staging) or published by it (killed after the file was read whole:
+    the import had succeeded)."""
+    import subprocess
+    import sys
+
+    from core.defaults import IMPORT_BATCH
+    from core.projects import list_projects
+
+    _import(db_url, "kept.txt", "kept\n")
+    path = tmp_path / "big.jsonl"
+    lines = _lines(3 * IMPORT_BATCH)
+    path.write_text("".join(lines))
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run(
+        [sys.executable, "-c", _KILLED_IMPORT, db_url, str(path), moment],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == -9, run.stderr
+    assert _staged_rows(db_url) >= 2 * IMPORT_BATCH
+    with session_scope(db_url) as s:
+        assert [p.total for p in list_projects(s)] == [1]
+    assert _export(db_url, "jsonl", include_unlabeled=True).count("\n") == 1
+
+    report = _import(db_url, "next.txt", "another text\n")
+    assert _staged_rows(db_url) == 0 and report.imported == 1
+    expected = 2 + (len(lines) if moment == "publishing" else 0)
+    assert _counts(db_url) == (expected, 0)
+    if moment == "staging":  # nothing of the file is left to count it as duplicates
+        assert _import(db_url, "big.jsonl", "".join(lines)).imported == len(lines)

@@ -3,6 +3,8 @@ project's rename, label renames and delete."""
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import streamlit as st
 
@@ -22,6 +24,8 @@ from core.projects import (
     set_label_color,
 )
 from core.text import TASK_LABELS, TASKS
+
+log = logging.getLogger(__name__)
 
 TASK_HELP = {
     "acronym": "short forms and their long forms: " + ", ".join(TASK_LABELS["acronym"]),
@@ -227,6 +231,14 @@ with import_col:
                         )
                 except FewlabelError as exc:
                     st.error(f"Nothing was imported. {md_escape(exc)}")
+                except Exception as exc:  # noqa: BLE001 - a file must never show a traceback
+                    # A reader's failure nobody foresaw: one line here, the details in the log.
+                    log.exception("import of %s failed", upload.name)
+                    reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+                    st.error(
+                        f"Nothing was imported. {md_escape(upload.name)} could not be read "
+                        f"({md_escape(reason)})."
+                    )
                 else:
                     summary = report.summary()
                     state.flash("success", summary[:1].upper() + summary[1:] + ".")

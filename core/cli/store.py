@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core import formats
 from core.cli.common import READ_FORMATS, WRITE_FORMATS, table
+from core.defaults import MAX_TEXT_CHARS
 from core.text import TASKS
 
 
@@ -42,6 +43,14 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
         action="store_true",
         help="skip records with invalid spans (listed by line) instead of aborting",
     )
+    p.add_argument(
+        "--max-chars",
+        type=_count,
+        default=MAX_TEXT_CHARS,
+        metavar="N",
+        help=f"refuse a file holding a text longer than N characters (default {MAX_TEXT_CHARS:,}"
+        "; 0: no limit)",
+    )
     p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("export", parents=[db], help="export a project's labels")
@@ -71,6 +80,13 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument("project")
     p.add_argument("--cancel", type=int, metavar="JOB_ID")
     p.set_defaults(handler=cmd_jobs)
+
+
+def _count(value: str) -> int:
+    """A whole number, zero or more (an argparse type)."""
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {value!r}")
+    return int(value)
 
 
 def cmd_init(args, url: str) -> int:
@@ -142,6 +158,7 @@ def cmd_import(args, url: str) -> int:
             text_column=args.text_column,
             txt_mode=args.txt_mode,
             skip_invalid=args.skip_invalid,
+            max_chars=args.max_chars or None,
         )
     for item in report.skipped_invalid[:20]:
         print(f"skipped {args.file} {item}", file=sys.stderr)
@@ -163,6 +180,7 @@ def cmd_export(args, url: str) -> int:
             return 0
         out = Path(args.output)
         # Written beside the target, then renamed: a failed export never leaves half a file.
+        # A symlink is written through (the link stays); a device or FIFO is refused.
         with formats.write_atomically(out) as fh:
             n = export(session, project, fh, args.format, **kwargs)
     print(f"exported {n} documents to {out} ({args.format})", file=sys.stderr)
