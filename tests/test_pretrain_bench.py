@@ -277,3 +277,26 @@ def test_bench_custom_refuses_a_bad_patterns_file_in_one_line(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "p.jsonl:2: unknown label 'Plant'" in err and "\n" not in err
+
+
+def test_bench_speed_measures_the_loop_through_a_worker(tmp_path, tiny_model_dir, capsys):
+    """One JSON object with the documented keys, from a real import, a Retrain run by a
+    worker process and the queue it reorders; figures are only checked for being measured."""
+    labeled = _write_sciad(tmp_path / "labeled.json", ACRONYM_SENTENCES)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(POOL_SENTENCES[:10]), encoding="utf-8")
+    out = tmp_path / "speed.json"
+    args = ["bench", "speed", "--docs", "30", "--corpus", str(corpus), "--labeled", labeled]
+    args += ["--labels", "6", "--epochs", "1", "--backbone", tiny_model_dir, "--json", str(out)]
+    args += ["--next-samples", "5", "--score-sample", "10", "--work-dir", str(tmp_path / "w")]
+    assert main(args) == 0
+    record = json.loads(out.read_text())
+    from core.bench.speed import KEYS
+
+    assert set(KEYS) <= record.keys()
+    assert record["docs"] == 30 and record["n_labels"] == 6
+    assert record["scored_in_job"] == 30  # the cycled copies are distinct texts
+    assert 0 < record["retrain_s"] <= record["retrain_to_queue_s"]
+    assert record["next_p50_ms"] <= record["next_p95_ms"]
+    assert record["score_texts_per_s"]["torch"] > 0
+    assert "retrain to fresh queue" in capsys.readouterr().out

@@ -109,6 +109,26 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument("--diversity", action="store_true", help="no near-duplicates in a round")
     p.set_defaults(handler=cmd_bench_active)
 
+    data = "../shared/benchmarks/sciad"
+    p = benches.add_parser(
+        "speed",
+        parents=[db],
+        help="import rate, next-text latency, retrain and retrain-to-queue times, scoring rate",
+    )
+    p.add_argument("--docs", type=int, required=True, help="texts in the project's pool")
+    p.add_argument("--json", required=True, help="where the one JSON object goes")
+    p.add_argument("--corpus", default=f"{data}/unlabeled_train.txt", help="lines to cycle")
+    p.add_argument(
+        "--labeled", default=f"{data}/dev.json", help="SciAD JSON; its split's first --labels"
+    )
+    p.add_argument("--labels", type=int, default=200, help="labeled texts to retrain on")
+    p.add_argument("--backbone", default="default", help="the project's base model")
+    p.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.EPOCHS})")
+    p.add_argument("--next-samples", type=int, default=200)
+    p.add_argument("--score-sample", type=int, default=2000, help="texts per engine")
+    p.add_argument("--work-dir", help="where the SQLite file and logs go (default: a temp dir)")
+    p.set_defaults(handler=cmd_bench_speed)
+
 
 def cmd_weak_add(args, url: str) -> int:
     from collections import Counter
@@ -305,3 +325,27 @@ def cmd_bench_active(args, url: str) -> int:
     records = bench.active(strategies=names(args.strategies), **options)
     table = bench.active_table(records, bench.metric_key(args.task))
     return _report(args, records, table, x="labels", group="strategy", title="active")
+
+
+def cmd_bench_speed(args, url: str) -> int:
+    import json
+
+    from core.bench.speed import speed, speed_table
+
+    record = speed(
+        docs=args.docs,
+        corpus=args.corpus,
+        labeled=args.labeled,
+        n_labels=args.labels,
+        backbone=args.backbone,
+        url=url if getattr(args, "db", None) else None,
+        work_dir=args.work_dir,
+        epochs=args.epochs,
+        next_samples=args.next_samples,
+        score_sample=args.score_sample,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    with open(args.json, "w", encoding="utf-8") as fh:
+        json.dump(record, fh, indent=2)
+    print(speed_table(record))
+    return 0

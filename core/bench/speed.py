@@ -1,0 +1,259 @@
+"""`fewlabel bench speed`: how the product's loop behaves at a backlog of N texts.
+
+One run on one database measures, through the product's own code paths: the import rate of
+N texts, "next text" latency (claim + pre-fill, one transaction, as the Annotate page asks),
+a Retrain at the labeled sample's size run by a real worker process (as the button starts
+it), the time from that Retrain to a queue ordered by the new model, and pool scoring
+texts/s per inference engine. The texts are the lines of a corpus file cycled to N; copies
+after the first pass get a " [k]" suffix, since the product stores each distinct text once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from core.errors import FewlabelError
+
+Progress = Callable[[str], None]
+KEYS = (
+    "docs",
+    "import_docs_per_s",
+    "next_p50_ms",
+    "next_p95_ms",
+    "retrain_s",
+    "retrain_to_queue_s",
+    "score_texts_per_s",
+)
+# Progress fraction at which a train job has finished training (core.training reports
+# 0.85 when the version is saved and pool scoring starts).
+TRAINED_AT = 0.85
+
+
+def write_corpus(source: Path, n: int, out: Path) -> int:
+    """N distinct lines from `source` (cycled, copies suffixed " [k]") into `out`."""
+    lines = [ln.strip() for ln in source.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise FewlabelError(f"{source}: no text lines to build a corpus from")
+    with out.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            k, line = divmod(i, len(lines))
+            fh.write(f"{lines[line]} [{k}]\n" if k else lines[line] + "\n")
+    return n
+
+
+def labeled_sample(path: Path, n: int, out: Path, seed: int = 1) -> int:
+    """The first n records of a SciAD JSON file shuffled with random.Random(seed) (the SciAD
+    split of docs/benchmarks.md), written as a SciAD JSON file to import as gold labels."""
+    records = json.loads(path.read_text(encoding="utf-8"))
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    out.write_text(json.dumps([records[i] for i in order[:n]]), encoding="utf-8")
+    return min(n, len(records))
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _next_latency(url: str, project_id: int, samples: int) -> list[float]:
+    """Milliseconds per "next text" for `samples` calls by 8 rotating annotators; each text
+    is skipped afterwards (untimed) so the next call claims a fresh one."""
+    from core.annotations import next_document, skip
+    from core.db import session_scope
+    from core.schema import Project
+
+    times = []
+    for i in range(samples):
+        who = f"bench-{i % 8}"
+        t0 = time.perf_counter()
+        with session_scope(url) as s:
+            task = next_document(s, s.get(Project, project_id), who)
+        times.append((time.perf_counter() - t0) * 1000)
+        if task is None:
+            break
+        with session_scope(url) as s:
+            skip(s, s.get(Project, project_id), task.document_id, who)
+    return times
+
+
+def _retrain(url: str, project_id: int, params: dict, log_dir: Path, poll: float = 0.1) -> dict:
+    """Start a train job in a worker process, as Retrain does; seconds until training ended
+    (progress reached TRAINED_AT) and until the job was done (pool scored, queue reordered)."""
+    from core import jobs
+    from core.db import session_scope
+    from core.schema import Project
+
+    with session_scope(url) as s:
+        job_id = jobs.enqueue(s, "train", s.get(Project, project_id), params).id
+    t0 = time.perf_counter()
+    worker = jobs.spawn_worker(url, job_id, log_dir=log_dir)
+    trained = None
+    while True:
+        with session_scope(url) as s:
+            job = jobs.get_job(s, job_id)
+            status, progress, result, error = job.status, job.progress, job.result, job.error
+        now = time.perf_counter() - t0
+        if trained is None and (progress or 0) >= TRAINED_AT:
+            trained = now
+        if status not in jobs.ACTIVE:
+            break
+        if worker.poll() is not None and status == "running":
+            time.sleep(1)  # the worker may have written its last row just now
+            with session_scope(url) as s:
+                if jobs.get_job(s, job_id).status in jobs.ACTIVE:
+                    raise FewlabelError(f"the train worker exited ({worker.returncode}) mid-job")
+        time.sleep(poll)
+    worker.wait(timeout=60)
+    if status != "done":
+        raise FewlabelError(f"the train job ended {status}: {error}")
+    return {"retrain_s": trained or now, "retrain_to_queue_s": now, "result": result}
+
+
+def _scoring_rate(path: str, texts: Sequence[tuple[str, list]], strategy: str) -> dict:
+    """texts/s of pool scoring (prediction + uncertainty) per engine, on the same texts."""
+    from core.active import get_strategy
+    from core.model.predict import load_tagger
+    from core.scoring import predict_and_score
+
+    model = load_tagger(path)
+    predict_and_score(model, texts[:64], get_strategy(strategy))  # warm-up
+    t0 = time.perf_counter()
+    predict_and_score(model, texts, get_strategy(strategy))
+    return {"torch": len(texts) / (time.perf_counter() - t0)}
+
+
+def _machine() -> dict:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "cpu_cores": os.cpu_count(),
+    }
+
+
+def speed(
+    *,
+    docs: int,
+    corpus: str | Path,
+    labeled: str | Path,
+    n_labels: int = 200,
+    backbone: str = "default",
+    url: str | None = None,
+    work_dir: str | Path | None = None,
+    epochs: int | None = None,
+    next_samples: int = 200,
+    score_sample: int = 2000,
+    progress: Progress | None = None,
+) -> dict:
+    """Run the measurements on a fresh project (in a fresh SQLite file unless `url` names a
+    database) and return one record with KEYS plus what was measured on which machine."""
+    from core.corpus import import_file
+    from core.db import ensure_schema, session_scope
+    from core.projects import create_project
+    from core.schema import Document, Project
+    from core.text import words_of
+
+    say = progress or (lambda _m: None)
+    corpus, labeled = Path(corpus), Path(labeled)
+    for path in (corpus, labeled):
+        if not path.is_file():
+            raise FewlabelError(f"{path}: no such file (benchmark data: ../shared/benchmarks)")
+    work = Path(work_dir or tempfile.mkdtemp(prefix="fewlabel-speed-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if url is None:
+        db = work / "speed.db"
+        for leftover in work.glob("speed.db*"):
+            leftover.unlink()
+        url = f"sqlite:///{db}"
+        # the worker (a child process) saves its model version beside the throwaway database
+        os.environ["FEWLABEL_HOME"] = str(work / "home")
+    ensure_schema(url)
+    texts_file, gold_file = work / "pool.txt", work / "gold.json"
+    write_corpus(corpus, docs, texts_file)
+    n_gold = labeled_sample(labeled, n_labels, gold_file)
+    name = f"speed-{docs}-{int(time.time())}"
+    with session_scope(url) as s:
+        project = create_project(s, name, "acronym")
+        project.base_model = backbone
+        project_id = project.id
+
+    say(f"importing {docs} texts")
+    t0 = time.perf_counter()
+    with session_scope(url) as s:
+        import_file(s, s.get(Project, project_id), texts_file, fmt="txt", txt_mode="lines")
+    import_s = time.perf_counter() - t0
+    with session_scope(url) as s:
+        import_file(s, s.get(Project, project_id), gold_file, annotator="gold")
+
+    say(f"retraining on {n_gold} labeled texts in a worker process")
+    params = {"project_id": project_id}
+    if epochs:
+        params["epochs"] = epochs
+    retrain = _retrain(url, project_id, params, work / "logs")
+
+    say(f"timing {next_samples} next-text calls")
+    next_ms = _next_latency(url, project_id, next_samples)
+
+    say(f"scoring {score_sample} pool texts per engine")
+    from sqlalchemy import select
+
+    with session_scope(url) as s:
+        rows = s.execute(
+            select(Document.text, Document.tokens)
+            .where(Document.project_id == project_id, Document.state == "open")
+            .limit(score_sample)
+        ).all()
+        project = s.get(Project, project_id)
+        strategy = project.strategy or "least_confidence"
+    sample = [(text, words_of(text, tokens)) for text, tokens in rows]
+    rates = _scoring_rate(retrain["result"]["path"], sample, strategy)
+
+    return {
+        "docs": docs,
+        "import_docs_per_s": round(docs / import_s, 1),
+        "next_p50_ms": round(statistics.median(next_ms), 2),
+        "next_p95_ms": round(_percentile(next_ms, 0.95), 2),
+        "retrain_s": round(retrain["retrain_s"], 1),
+        "retrain_to_queue_s": round(retrain["retrain_to_queue_s"], 1),
+        "score_texts_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "n_labels": n_gold,
+        "scored_in_job": retrain["result"].get("scored"),
+        "finetune_s": retrain["result"].get("train_seconds"),
+        "database": url.split(":", 1)[0],
+        "backbone": backbone,
+        "strategy": strategy,
+        "machine": _machine(),
+    }
+
+
+def speed_table(record: dict) -> str:
+    """The record as the lines a person reads."""
+    rates = ", ".join(f"{k} {v:.0f}" for k, v in record["score_texts_per_s"].items())
+    return "\n".join(
+        [
+            f"documents               {record['docs']:,} ({record['database']})",
+            f"import                  {record['import_docs_per_s']:,.0f} texts/s",
+            f"next text               p50 {record['next_p50_ms']} ms, "
+            f"p95 {record['next_p95_ms']} ms",
+            f"retrain ({record['n_labels']} labels)   {record['retrain_s']} s "
+            f"(final finetune {record['finetune_s']} s)",
+            f"retrain to fresh queue  {record['retrain_to_queue_s']} s "
+            f"({record['scored_in_job']:,} texts scored)",
+            f"pool scoring            {rates} texts/s",
+            f"machine                 {record['machine']['device']}, "
+            f"torch {record['machine']['torch']}",
+        ]
+    )
+
