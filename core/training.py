@@ -28,6 +28,7 @@ from core.text import Span, words_of
 from core.versions import (
     TMP_MARK,
     current_version,
+    record_metrics,
     register_version,
     reserve_version,
     sweep_model_files,
@@ -146,11 +147,13 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         raise FewlabelError(
             f"project {project_name!r} has no labeled documents yet: label some, then retrain"
         )
-    # too few labels for the dev slice to measure F1: cross-validate (core.model.crossval)
+    # too few labels for the dev slice to measure F1: cross-validate (core.model.crossval),
+    # after the pool is scored: the folds only measure, and the annotators should not wait
+    # for them to get texts chosen by the new model (issue 14: Retrain to a fresh queue)
     folds = fold_count(len(examples)) if wants_cross_validation(len(examples), args) else 0
     folds = folds if params.get("cv", True) else 0
-    share = 0.85 / (1 + folds)  # of the progress bar, per finetune
-    plan = f", then {folds} more finetunes for {folds}-fold cross-validated F1" if folds else ""
+    trained, scored_at = (0.4, 0.5) if folds else (0.85, 1.0)  # of the progress bar
+    plan = f"; then {folds} more finetunes for {folds}-fold cross-validated F1" if folds else ""
     report(0.0, f"training on {len(examples)} labeled documents{plan}", force=True)
     result = finetune(
         examples,
@@ -158,24 +161,9 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         base=base,
         args=args,
         corpus=corpus,
-        progress=lambda f, m: report(share * f, m),
+        progress=lambda f, m: report(trained * f, m),
         should_stop=report.should_stop,
     )
-    if folds:
-        # result.metrics is also model.info["metrics"]: the saved version carries it
-        result.metrics["cv"] = cv = cross_validate(
-            examples,
-            labels,
-            base=cv_base,
-            args=args,
-            corpus=corpus,
-            progress=lambda f, m: report(share + (0.85 - share) * f, m),
-            should_stop=report.should_stop,
-        )
-        if cv:
-            f1 = percent(cv["f1_micro"]["mean"], cv["f1_micro"]["sd"])
-            note = f"{cv['folds']} folds, {cv['texts']} texts, {cv['spans']} spans"
-            report(0.85, f"cross-validated micro F1 {f1} % ({note})", force=True)
     aligned = bool(is_tagger_checkpoint(base) and result.model.info.get("objective") == "aligned")
     # the number comes from the database; the files go under a temporary name and are renamed
     # to v<N> when complete (core.versions): no job can overwrite a registered version
@@ -202,17 +190,38 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # left only when registering failed
-    report(0.85, f"version {next_number} saved; scoring the unlabeled pool", force=True)
+    report(trained, f"version {next_number} saved; scoring the unlabeled pool", force=True)
     # the version becomes current only with its scores stored (core.scoring.score_pool)
     scored = score_pool(
         url,
         project_id,
         version_id,
         model=result.model,
-        progress=lambda f, m: report(0.85 + 0.15 * f, m),
+        progress=lambda f, m: report(trained + (scored_at - trained) * f, m),
         make_current=True,
         lease=report.lease,
     )
+    if folds:
+        report(
+            scored_at,
+            f"the queue follows version {next_number}; cross-validating its F1 ({folds} folds)",
+            force=True,
+        )
+        cv = cross_validate(
+            examples,
+            labels,
+            base=cv_base,
+            args=args,
+            corpus=corpus,
+            progress=lambda f, m: report(scored_at + (1 - scored_at) * f, m),
+            should_stop=report.should_stop,
+        )
+        if cv:
+            result.metrics["cv"] = cv
+            record_metrics(report.lease, version_id, result.metrics)
+            f1 = percent(cv["f1_micro"]["mean"], cv["f1_micro"]["sd"])
+            note = f"{cv['folds']} folds, {cv['texts']} texts, {cv['spans']} spans"
+            report(1.0, f"cross-validated micro F1 {f1} % ({note})", force=True)
     return {
         "version": next_number,
         "path": str(out),

@@ -13,7 +13,9 @@ number is never handed out twice, so no job can overwrite a registered version's
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 # n_labels of a reserved number whose files are not in place (yet, or ever: a job that died)
 RESERVED = -1
 TMP_MARK = ".tmp-"
+# a version folder's self-description (core.model.backbone writes it; no torch here)
+TAGGER_FILE = "tagger.json"
 
 
 def current_version(session: Session, project: Project) -> ModelVersion | None:
@@ -116,6 +120,24 @@ def register_version(lease, version_id: int, tmp: Path, **fields) -> Path:
             final.rename(tmp)  # the row is still a reservation: put the files back under it
         raise
     return final
+
+
+def record_metrics(lease, version_id: int, metrics: dict) -> None:
+    """Store figures measured after a version was registered (its cross-validated F1, which
+    runs once the pool is scored) in its row and its folder's tagger.json, under the job's
+    lease: a reaped job records nothing. The file is replaced whole, never half-written."""
+    with session_scope(lease.url) as s:
+        lease.hold(s, message="recording the cross-validated F1")
+        mv = s.get(ModelVersion, version_id)
+        if mv is None:
+            raise JobLost(f"model version {version_id} no longer exists")
+        meta_file = Path(mv.path) / TAGGER_FILE
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        meta.setdefault("info", {})["metrics"] = metrics
+        tmp = meta_file.with_name(meta_file.name + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        os.replace(tmp, meta_file)
+        mv.metrics = metrics
 
 
 def _rmtree(path: Path) -> bool:

@@ -236,6 +236,35 @@ def test_a_train_job_with_few_labels_stores_cross_validated_f1(db_url, tiny, pro
         assert "cv" not in current_version(s, get_project(s, "p")).metrics
 
 
+def test_the_queue_follows_a_new_version_before_cross_validation_runs(
+    db_url, tiny, project, monkeypatch
+):
+    """Cross-validation only measures: the new version is current, with the pool scored,
+    when its folds start, so annotators do not wait for them (issue 14)."""
+    import core.model.crossval as crossval
+
+    seen = {}
+    real = crossval.cross_validate
+
+    def observed(*args, **kwargs):
+        with session_scope(db_url) as s:
+            mv = current_version(s, get_project(s, "p"))
+            seen["version"] = mv.version if mv else None
+            seen["scored"] = s.scalar(
+                select(func.count()).select_from(Prediction).where(
+                    Prediction.model_version_id == mv.id
+                )
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(crossval, "cross_validate", observed)
+    job = run_job(db_url, _train(db_url, tiny))
+    assert job.status == "done", job.error
+    assert seen == {"version": 1, "scored": job.result["scored"]} and seen["scored"] > 0
+    with session_scope(db_url) as s:
+        assert current_version(s, get_project(s, "p")).metrics["cv"]["folds"] == 3
+
+
 def test_pretraining_resumes_with_weights_only_and_refuses_a_pickled_state(tmp_path, tiny):
     """The resume state holds tensors and plain values only (torch.load weights_only=True);
     a state that would need unpickling code is refused with one line saying what to do."""
