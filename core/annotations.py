@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core import claims
 from core.errors import NotFoundError, ValidationError
+from core.overlap import document_state, overlap_of
 from core.prefill import mark_origins, prefill_threshold, split_suggestions
 from core.schema import (
     Annotation,
@@ -141,14 +142,18 @@ def _snapshot(ann: Annotation) -> dict:
 
 
 def _refresh_state(session: Session, doc: Document) -> None:
-    statuses = set(
+    """Done once as many annotators as the project's overlap asks saved it (core.overlap)."""
+    statuses = list(
         session.scalars(select(Annotation.status).where(Annotation.document_id == doc.id))
     )
     # A reviewed text stays done whatever its annotators undo (core.review).
     final = session.scalar(select(FinalAnnotation.id).where(FinalAnnotation.document_id == doc.id))
-    if final is not None:
-        statuses.add("done")
-    doc.state = "done" if "done" in statuses else "skipped" if "skipped" in statuses else "open"
+    doc.state = document_state(
+        done=statuses.count("done"),
+        skipped="skipped" in statuses,
+        required=overlap_of(doc.project).required(doc.project_id, doc.id),
+        final=final is not None,
+    )
 
 
 def _record(

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError
-from core.schema import Document, Project, utcnow
+from core.schema import Annotation, Document, Project, utcnow
 
 # A claim older than this returns the document to the pool (an annotator closed the tab).
 CLAIM_LEASE = timedelta(minutes=30)
@@ -24,6 +24,12 @@ CLAIM_LEASE = timedelta(minutes=30)
 def _free(now: datetime) -> ColumnElement[bool]:
     """Nobody holds the document, or their claim has lapsed."""
     return or_(Document.assigned_to.is_(None), Document.assigned_at < now - CLAIM_LEASE)
+
+
+def _not_seen_by(annotator: str) -> ColumnElement[bool]:
+    """The annotator has not saved or skipped the document: a text that needs several
+    annotators (core.overlap) stays open after one saves it, and goes to another."""
+    return ~exists().where(Annotation.document_id == Document.id, Annotation.annotator == annotator)
 
 
 def _open_and_held_by(project: Project, annotator: str) -> tuple:
@@ -48,7 +54,8 @@ def held(session: Session, project: Project, annotator: str) -> Document | None:
 def claim_next(
     session: Session, project: Project, annotator: str, *, now: datetime
 ) -> Document | None:
-    """Claim the lowest-ranked open document that is free; None when there is none.
+    """Claim the lowest-ranked open document that is free and this annotator has not saved or
+    skipped; None when there is none.
 
     Queue order is the `rank` column: random at import, rewritten by active learning after
     each model version (the one seam for ordering).
@@ -56,9 +63,17 @@ def claim_next(
     for _ in range(20):  # a lost race retries with the next candidate
         candidate = session.scalar(
             select(Document.id)
-            .where(Document.project_id == project.id, Document.state == "open", _free(now))
+            .where(
+                Document.project_id == project.id,
+                Document.state == "open",
+                _free(now),
+                _not_seen_by(annotator),
+            )
             .order_by(Document.rank, Document.id)
             .limit(1)
+            # PostgreSQL: skip rows another transaction is claiming, so concurrent annotators
+            # take different candidates instead of racing for one (SQLite renders nothing)
+            .with_for_update(skip_locked=True)
         )
         if candidate is None:
             return None
