@@ -1,4 +1,5 @@
-"""The annotation service on a real SQLite file: queue, save, skip, undo, claims."""
+"""The annotation service on real databases (SQLite, and PostgreSQL where marked both_backends):
+queue, save, skip, undo, claims."""
 
 import json
 import multiprocessing as mp
@@ -33,6 +34,7 @@ def _next(url, who):
         return task and task.document_id
 
 
+@pytest.mark.both_backends
 def test_next_is_stable_until_saved_then_moves_on(db_url, project):
     first = _next(db_url, "ann")
     assert _next(db_url, "ann") == first  # a reload shows the same text
@@ -52,6 +54,7 @@ def test_next_is_stable_until_saved_then_moves_on(db_url, project):
     assert _next(db_url, "ann") != first
 
 
+@pytest.mark.both_backends
 def test_invalid_save_writes_nothing(db_url, project):
     doc = _next(db_url, "ann")
     with pytest.raises(SpanError, match="unknown label"), session_scope(db_url) as s:
@@ -62,6 +65,7 @@ def test_invalid_save_writes_nothing(db_url, project):
         svc.next_document(s, get_project(s, "p"), "  ")
 
 
+@pytest.mark.both_backends
 def test_skip_and_undo_walk_back_in_order(db_url, project):
     a = _next(db_url, "ann")
     with session_scope(db_url) as s:
@@ -82,6 +86,7 @@ def test_skip_and_undo_walk_back_in_order(db_url, project):
         assert (prog.done, prog.skipped, prog.open) == (0, 0, 30)
 
 
+@pytest.mark.both_backends
 def test_undo_restores_an_edited_annotation(db_url, project):
     doc = _next(db_url, "ann")
     with session_scope(db_url) as s:
@@ -97,6 +102,7 @@ def test_undo_restores_an_edited_annotation(db_url, project):
         assert svc.get_task(s, p, doc, "ann").spans[0]["label"] == "SHORT"
 
 
+@pytest.mark.both_backends
 def test_two_annotators_never_share_an_open_document(db_url, project):
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda i: _next(db_url, f"a{i}"), range(16)))
@@ -111,6 +117,7 @@ def _claim_in_process(url, who, out):
 
 
 @pytest.mark.slow  # six spawned interpreters: about 10 s; the thread test above stays fast
+@pytest.mark.both_backends
 def test_processes_claim_distinct_documents(db_url, project):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -124,6 +131,7 @@ def test_processes_claim_distinct_documents(db_url, project):
     assert len(set(got)) == 6
 
 
+@pytest.mark.both_backends
 def test_an_expired_claim_returns_to_the_pool(db_url, project):
     with session_scope(db_url) as s:
         p = get_project(s, "p")
@@ -138,6 +146,7 @@ def _holder(url, doc):
         return s.get(Document, doc).assigned_to
 
 
+@pytest.mark.both_backends
 def test_save_and_skip_refuse_a_text_another_annotator_holds(db_url, project):
     doc = _next(db_url, "alice")
     for act in (
@@ -154,6 +163,7 @@ def test_save_and_skip_refuse_a_text_another_annotator_holds(db_url, project):
     assert _holder(db_url, doc) is None
 
 
+@pytest.mark.both_backends
 def test_undo_takes_back_only_the_callers_own_last_action(db_url, project):
     a = _next(db_url, "alice")
     with session_scope(db_url) as s:
@@ -172,6 +182,7 @@ def test_undo_takes_back_only_the_callers_own_last_action(db_url, project):
     assert _holder(db_url, a) == "alice" and _holder(db_url, b) == "bob"
 
 
+@pytest.mark.both_backends
 def test_undo_refuses_a_text_another_annotator_holds(db_url, project):
     a = _next(db_url, "alice")
     with session_scope(db_url) as s:
@@ -191,6 +202,7 @@ def test_undo_refuses_a_text_another_annotator_holds(db_url, project):
     assert _holder(db_url, a) == "alice"
 
 
+@pytest.mark.both_backends
 def test_undo_of_a_text_someone_else_also_labeled_leaves_nobody_holding_it(db_url, project):
     a = _next(db_url, "alice")
     with session_scope(db_url) as s:
@@ -204,6 +216,7 @@ def test_undo_of_a_text_someone_else_also_labeled_leaves_nobody_holding_it(db_ur
     assert _holder(db_url, a) is None
 
 
+@pytest.mark.both_backends
 def test_a_lapsed_claim_does_not_block_a_save(db_url, project):
     with session_scope(db_url) as s:
         past = utcnow() - claims.CLAIM_LEASE - timedelta(minutes=1)
@@ -213,6 +226,7 @@ def test_a_lapsed_claim_does_not_block_a_save(db_url, project):
     assert _holder(db_url, doc) is None
 
 
+@pytest.mark.both_backends
 def test_two_annotators_saving_in_turn_keep_every_save(db_url, project):
     """The lockstep of issue 11: two people, six texts each, twelve annotations."""
     for _ in range(6):
@@ -227,6 +241,7 @@ def test_two_annotators_saving_in_turn_keep_every_save(db_url, project):
         assert svc.browse(s, p, state="done")[1] == 12
 
 
+@pytest.mark.both_backends
 def test_release_returns_the_claimed_text_to_the_queue_at_once(db_url, project):
     doc = _next(db_url, "alice")
     other = _next(db_url, "carol")
@@ -241,6 +256,7 @@ def test_release_returns_the_claimed_text_to_the_queue_at_once(db_url, project):
             svc.save(s, get_project(s, "p"), doc, "alice", [])
 
 
+@pytest.mark.both_backends
 def test_a_gold_import_claims_nothing_and_review_can_correct_it(db_url):
     spans = [[TEXTS[0].index("WHO"), TEXTS[0].index("WHO") + 3, "SHORT"]]
     lines = [json.dumps({"text": t, "spans": spans}) for t in TEXTS[:3]]
@@ -253,6 +269,7 @@ def test_a_gold_import_claims_nothing_and_review_can_correct_it(db_url):
         assert svc.progress(s, p).by_annotator == {"gold": 3, "reviewer": 1}
 
 
+@pytest.mark.both_backends
 def test_empty_queue_returns_none(db_url, project):
     with session_scope(db_url) as s:
         p = get_project(s, "p")
@@ -261,6 +278,7 @@ def test_empty_queue_returns_none(db_url, project):
         assert svc.next_document(s, p, "ann") is None
 
 
+@pytest.mark.both_backends
 def test_browse_filters_by_label_annotator_and_search(db_url, project):
     for who, label in (("ann", "SHORT"), ("bob", None)):
         doc = _next(db_url, who)
@@ -280,6 +298,7 @@ def test_browse_filters_by_label_annotator_and_search(db_url, project):
         assert svc.annotators(s, p) == ["ann", "bob"]
 
 
+@pytest.mark.both_backends
 def test_set_ranks_reorders_the_queue(db_url, project):
     with session_scope(db_url) as s:
         p = get_project(s, "p")

@@ -1,12 +1,14 @@
 """The schema comes from Alembic: upgrade, downgrade and the SQLite pragmas on a real file."""
 
+import pytest
 from sqlalchemy import text
 
 from core.db import downgrade, get_engine, is_current, table_names, upgrade
 
 
-def test_migrations_upgrade_and_downgrade(tmp_path):
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+@pytest.mark.both_backends
+def test_migrations_upgrade_and_downgrade(blank_db_url):
+    url = blank_db_url
     upgrade(url)
     assert {"projects", "documents", "annotations", "alembic_version"} <= set(table_names(url))
     assert is_current(url)
@@ -23,6 +25,7 @@ def test_sqlite_runs_with_wal_and_foreign_keys(db_url):
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
+@pytest.mark.both_backends
 def test_migrations_match_the_orm_models(db_url):
     """A model change without a migration fails here (autogenerate finds no difference)."""
     from alembic.autogenerate import compare_metadata
