@@ -1,4 +1,5 @@
-"""Import and export on real SQLite files: every format, malformed files, round trips."""
+"""Import and export on real databases (SQLite; PostgreSQL too where marked both_backends):
+every format, malformed files, round trips."""
 
 import csv
 import io
@@ -62,6 +63,7 @@ def _export(url, fmt, **kw):
         return buf.getvalue()
 
 
+@pytest.mark.both_backends
 def test_sciad_round_trips_through_conll_token_for_token(db_url, project, tmp_path):
     path = tmp_path / "sciad.json"
     path.write_text(json.dumps(SCIAD))
@@ -74,6 +76,7 @@ def test_sciad_round_trips_through_conll_token_for_token(db_url, project, tmp_pa
     assert [[ln.split("\t")[1] for ln in d] for d in docs] == [r["labels"] for r in SCIAD]
 
 
+@pytest.mark.both_backends
 def test_conll_round_trip_and_external_ids(db_url, project):
     conll = "-DOCSTART-\tO\n\nThe\tO\nWHO\tB-SHORT\nsaid\tO\n\nWorld\tB-LONG\nBank\tI-LONG\n"
     report = _import(db_url, "x.conll", conll, annotator="gold")
@@ -103,6 +106,7 @@ def test_csv_text_column_metadata_and_labels(db_url, project):
         assert doc.meta == {"topic": "health"} and doc.text == "The WHO met, again"
 
 
+@pytest.mark.both_backends
 def test_jsonl_with_spans_imports_annotations_and_csv_export_round_trips(db_url, project):
     lines = [
         {
@@ -299,6 +303,7 @@ def test_csv_export_names_each_rows_source_and_a_csv_without_it_still_imports(db
         assert s.scalar(select(Document.meta).where(Document.text == "Old NASA text")) == {}
 
 
+@pytest.mark.both_backends
 def test_hostile_texts_round_trip_through_every_export_with_the_same_words(db_url, project):
     """Emoji, combining marks, right-to-left, markup, formula-leading cells and a 20,000
     character text: exported as CSV, JSONL and CoNLL and imported back, every span slices
@@ -373,6 +378,7 @@ def _cli(url, *argv) -> tuple[int, str]:
         ("t.json", '[{"tokens": ["a"], "labels": ["B-NOPE"]}]', "t.json: record 1: unknown label"),
     ],
 )
+@pytest.mark.both_backends
 def test_bad_values_are_refused_with_one_line_and_write_nothing(db_url, project, name, data, where):
     """Issue 12: offsets that are no integers (Infinity overflowed int(), 34.9 and true were
     coerced), nesting past the parser, a lone surrogate (UnicodeEncodeError at the insert),
@@ -444,6 +450,7 @@ def test_a_text_over_the_maximum_length_is_refused_with_its_line(db_url, project
     assert _counts(db_url) == (2, 0)
 
 
+@pytest.mark.both_backends
 def test_names_follow_one_rule_set_on_every_backend(db_url, project):
     """NUL and control characters and over-long names are refused by fewlabel, as PostgreSQL
     would refuse them with a DataError, and not stored by SQLite."""
@@ -481,6 +488,7 @@ def _staged_rows(url) -> int:
         return s.scalar(select(func.count(Document.id)).where(Document.state == STAGED))
 
 
+@pytest.mark.both_backends
 def test_a_long_import_failing_late_leaves_the_project_as_it_was(db_url, project):
     """Issue 12: batches are committed (2,000 a transaction), yet a bad line after two of
     them leaves nothing of the file: no documents, no annotations, no staged rows."""
@@ -588,6 +596,7 @@ with session_scope(sys.argv[1]) as s:
 
 
 @pytest.mark.parametrize("moment", ["staging", "publishing"])
+@pytest.mark.both_backends
 def test_an_import_killed_midway_is_invisible_and_settled_by_the_next(
     db_url, project, tmp_path, moment
 ):

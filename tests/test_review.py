@@ -1,7 +1,8 @@
 """Review that corrects: a reviewer's save is the text's final version, kept beside the
 annotations; export and training take it first; disagreements between annotators are found.
 
-Core functions run on a real migrated SQLite file; the Review page runs under AppTest.
+Core functions run on a real migrated SQLite file (and PostgreSQL where marked both_backends);
+the Review page runs under AppTest.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def test_migrations_since_0003_keep_every_existing_row(tmp_path):
     engine.dispose()
 
 
+@pytest.mark.both_backends
 def test_a_final_version_is_kept_beside_the_annotations(db_url, ids):
     with session_scope(db_url) as s:
         p = get_project(s, "p")
@@ -120,6 +122,7 @@ def test_a_final_version_is_kept_beside_the_annotations(db_url, ids):
         assert s.scalar(select(func.count(FinalAnnotation.id))) == 1
 
 
+@pytest.mark.both_backends
 def test_finalize_validates_and_respects_claims(db_url, ids):
     with session_scope(db_url) as s:
         p = get_project(s, "p")
@@ -131,6 +134,7 @@ def test_finalize_validates_and_respects_claims(db_url, ids):
         assert final_of(s, ids) == {}
 
 
+@pytest.mark.both_backends
 def test_a_reviewed_open_text_leaves_the_queue_and_stays_done_after_an_undo(db_url, ids):
     with session_scope(db_url) as s:
         p = get_project(s, "p")
@@ -142,6 +146,7 @@ def test_a_reviewed_open_text_leaves_the_queue_and_stays_done_after_an_undo(db_u
         assert next_document(s, p, "erin") is None
 
 
+@pytest.mark.both_backends
 def test_export_prefers_the_final_version_and_names_its_source(db_url, ids):
     with session_scope(db_url) as s:
         finalize(s, get_project(s, "p"), ids[0], "carol", [BMI_LONG, BMI], based_on="alice")
@@ -164,6 +169,7 @@ def test_export_prefers_the_final_version_and_names_its_source(db_url, ids):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.both_backends
 def test_our_export_with_sources_imports_back(db_url, ids, fmt):
     with session_scope(db_url) as s:
         finalize(s, get_project(s, "p"), ids[0], "carol", [BMI_LONG, BMI])
@@ -182,6 +188,7 @@ def test_our_export_with_sources_imports_back(db_url, ids, fmt):
         assert sorted(sp["start"] for sp in spans) == [0, 17]
 
 
+@pytest.mark.both_backends
 def test_disagreements_are_found_by_their_spans(db_url, ids):
     with session_scope(db_url) as s:
         p = get_project(s, "p")
