@@ -80,6 +80,17 @@ def _checked(annotators: object, share: object) -> Overlap:
     return Overlap(int(annotators), value if annotators > 1 else 0.0)
 
 
+def shared_texts(session: Session, project: Project) -> tuple[int, int]:
+    """(texts that need several annotators, all texts) of the project."""
+    overlap = overlap_of(project)
+    ids = session.scalars(
+        select(Document.id).where(
+            Document.project_id == project.id, Document.state.in_(("open", "done", "skipped"))
+        )
+    ).all()
+    return sum(overlap.selects(project.id, i) for i in ids), len(ids)
+
+
 def document_state(*, done: int, skipped: bool, required: int, final: bool) -> str:
     """A document's state from its annotations: done once `required` annotators saved it (or
     a reviewer did), else skipped when someone set it aside, else open (in the queue)."""

@@ -28,6 +28,32 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.set_defaults(handler=cmd_project_create)
     p = actions.add_parser("list", parents=[db], help="list projects with progress")
     p.set_defaults(handler=cmd_project_list)
+    p = actions.add_parser(
+        "overlap", parents=[db], help="how many annotators label each text (agreement)"
+    )
+    p.add_argument("name")
+    p.add_argument(
+        "--annotators",
+        type=int,
+        default=None,
+        help="distinct annotators per shared text (1: one annotator per text, no overlap)",
+    )
+    p.add_argument(
+        "--share",
+        type=float,
+        default=None,
+        help="share of texts, 0 to 1 (default: as set, or every text); alone: 2 annotators",
+    )
+    p.set_defaults(handler=cmd_project_overlap)
+
+    p = sub.add_parser(
+        "agreement", parents=[db], help="span F1 between annotators, per pair, label and window"
+    )
+    p.add_argument("project")
+    p.add_argument("--by", default="texts", choices=["texts", "week"], help="windows over time")
+    p.add_argument("--window", type=int, default=50, metavar="N", help="texts per window")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.set_defaults(handler=cmd_agreement)
 
     p = sub.add_parser(
         "import", parents=[db], help="import a file of texts (and labels) into a project"
@@ -138,6 +164,86 @@ def cmd_project_list(args, url: str) -> int:
             left=["name", "task", "labels"],
         )
     )
+    return 0
+
+
+def cmd_project_overlap(args, url: str) -> int:
+    from core.db import ensure_schema, require_schema, session_scope
+    from core.overlap import overlap_of, set_overlap, shared_texts
+    from core.projects import get_project
+
+    changing = args.annotators is not None or args.share is not None
+    ensure_schema(url) if changing else require_schema(url)
+    with session_scope(url) as session:
+        project = get_project(session, args.name)
+        overlap = overlap_of(project)
+        if changing:
+            # --share alone shares texts between two; --annotators alone, every text
+            annotators = args.annotators
+            if annotators is None:
+                annotators = max(overlap.annotators, 2) if args.share else overlap.annotators
+            share = args.share if args.share is not None else overlap.share or 1.0
+            overlap = set_overlap(session, project, annotators, share)
+        shared, total = shared_texts(session, project)
+    print(f"{project.name}: {overlap.describe()} ({shared} of {total} texts shared)")
+    return 0
+
+
+def _percent(f1: float | None) -> str:
+    return "-" if f1 is None else f"{100 * f1:.1f}"
+
+
+def cmd_agreement(args, url: str) -> int:
+    import json
+
+    from core.agreement import project_agreement
+    from core.db import require_schema, session_scope
+    from core.projects import get_project
+
+    require_schema(url)  # a report never writes
+    with session_scope(url) as session:
+        report = project_agreement(
+            session, get_project(session, args.project), by=args.by, size=args.window
+        )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0
+    found = report.agreement
+    print(f"{report.project}: {report.overlap.describe()}")
+    if not found.pairs:
+        print(
+            "no text is labeled by two annotators yet; share some with "
+            f"`fewlabel project overlap {report.project} --annotators 2 --share 0.2`"
+        )
+        return 0
+    print(
+        f"{found.texts} texts labeled by two annotators or more; span F1 (mean over pairs) "
+        f"{_percent(found.micro)}; annotators differ on {report.disagreeing}, "
+        f"{report.resolved} of them settled by a final version\n"
+    )
+    pair_rows = [
+        {
+            "a": p.a,
+            "b": p.b,
+            "texts": p.texts,
+            "differ": p.differ,
+            "spans a": p.micro.a,
+            "spans b": p.micro.b,
+            "matched": p.micro.matched,
+            "F1": _percent(p.micro.f1),
+        }
+        for p in found.pairs
+    ]
+    print(table(pair_rows, left=["a", "b"]) + "\n")
+    label_rows = [
+        {"label": label, "spans": found.label_spans.get(label, 0), "F1": _percent(f1)}
+        for label, f1 in found.labels.items()
+    ]
+    print(table(label_rows, left=["label"]) + "\n")
+    window_rows = [
+        {"window": w.name, "texts": w.texts, "F1": _percent(w.micro)} for w in report.over_time
+    ]
+    print(table(window_rows, left=["window"]))
     return 0
 
 
