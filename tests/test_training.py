@@ -1,4 +1,5 @@
-"""The model loop on a real SQLite file with a tiny random BERT: jobs, versions, queue order."""
+"""The model loop on a real SQLite file with a tiny random BERT: jobs, versions, queue order.
+The job and queue tests run on PostgreSQL too (marked both_backends)."""
 
 import os
 import signal
@@ -43,6 +44,7 @@ def _train(db_url, tiny, **extra):
         return enqueue(s, "train", p, params).id
 
 
+@pytest.mark.both_backends
 def test_a_worker_process_trains_registers_and_reorders_the_queue(db_url, tiny, project):
     with session_scope(db_url) as s:
         before = [r["id"] for r in queue_preview(s, get_project(s, "p"), 24)]
@@ -71,6 +73,7 @@ def test_a_worker_process_trains_registers_and_reorders_the_queue(db_url, tiny, 
         assert task.score == scores[0] and isinstance(task.suggestions, list)
 
 
+@pytest.mark.both_backends
 def test_retrain_keeps_versions_and_one_job_at_a_time(db_url, tiny, project):
     first = _train(db_url, tiny)
     with pytest.raises(ConflictError, match="already queued"), session_scope(db_url) as s:
@@ -83,6 +86,7 @@ def test_retrain_keeps_versions_and_one_job_at_a_time(db_url, tiny, project):
         assert [v.is_current for v in versions] == [False, True]
 
 
+@pytest.mark.both_backends
 def test_cancel_before_start_and_failure_is_recorded(db_url, tiny, project):
     job_id = _train(db_url, tiny)
     with session_scope(db_url) as s:
@@ -94,6 +98,7 @@ def test_cancel_before_start_and_failure_is_recorded(db_url, tiny, project):
     assert job.status == "failed" and "nonexistent" in job.error
 
 
+@pytest.mark.both_backends
 def test_a_killed_worker_leaves_annotations_intact_and_the_job_failed(db_url, tiny, project):
     with session_scope(db_url) as s:
         n_ann = s.scalar(select(func.count(Annotation.id)))
