@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from core import defaults
@@ -255,7 +256,13 @@ def cmd_queue(args, url: str) -> int:
 
 
 def cmd_pretrain(args, url: str) -> int:
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun (core.model.distributed)
     if args.project:
+        if ranks > 1:
+            raise FewlabelError(
+                "pretrain --project runs as one of the project's jobs, not under torchrun; "
+                "export the project's texts and pretrain them with --task, --corpus and --out"
+            )
         return _pretrain_project(args, url)
     missing = [f"--{o}" for o in ("task", "corpus", "out") if not getattr(args, o)]
     if missing:
@@ -289,7 +296,8 @@ def cmd_pretrain(args, url: str) -> int:
             corpus_names=[str(p) for p in args.corpus],
             progress=bar,
         )
-    print(f"checkpoint written to {out}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"checkpoint written to {out}")
     return 0
 
 

@@ -30,6 +30,14 @@ from core.defaults import PRETRAIN_MINUTES
 from core.errors import FewlabelError
 from core.model.backbone import Tagger, is_tagger_checkpoint
 from core.model.device import resolve_device, torch_threads, training_threads
+from core.model.distributed import (
+    World,
+    agree,
+    average_gradients,
+    barrier,
+    broadcast_parameters,
+    world_from_env,
+)
 from core.model.encoders import DEFAULT
 from core.model.encoding import IGNORE, length_batches
 from core.model.rules import fit_evidence
@@ -185,6 +193,8 @@ def pretrain(
     # Read when oneDNN first builds a primitive, so it works when pretraining comes first in
     # its process (the CLI, a job worker, a benchmark's on-the-fly bases).
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
+    # under torchrun: one rank of a data-parallel run (core.model.distributed)
+    world = world_from_env()
     device = resolve_device(args.device)
     with torch_threads(training_threads(device, args.num_threads)):
         return _pretrain(
@@ -197,11 +207,14 @@ def pretrain(
             progress,
             should_stop,
             device,
+            world,
         )
 
 
-def _pretrain(texts, space, out, args, labeler, corpus_names, progress, should_stop, device):
-    report = Reporter(progress, every=1.0)
+def _pretrain(
+    texts, space, out, args, labeler, corpus_names, progress, should_stop, device, world: World
+):
+    report = Reporter(progress if world.main else None, every=1.0)
     seed_everything(args.seed)
     task, labels = space
     resume = is_tagger_checkpoint(out) and (out / STATE_FILE).is_file()
@@ -224,13 +237,19 @@ def _pretrain(texts, space, out, args, labeler, corpus_names, progress, should_s
         model, args, device, extra_params=mlm_head.parameters(), should_stop=should_stop
     )
     mlm_head.to(device)
+    broadcast_parameters([model, mlm_head], world)
+    if world.distributed:
+        trainer.before_step = lambda: average_gradients(trainer.params, world)
 
     t_label = time.perf_counter()
+    # the labeler and the evidence were fitted on the whole corpus, the same on every rank;
+    # each rank labels and trains on its own shard
+    shard = world.shard(texts)
     if args.objective == "aligned":
-        examples = weak_examples(texts, labeler)
+        examples = weak_examples(shard, labeler)
         n_weak = sum(1 for _, _, spans in examples if spans)
     else:
-        examples = [(t, w, []) for t, w in texts]
+        examples = [(t, w, []) for t, w in shard]
         n_weak = 0
     label_seconds = time.perf_counter() - t_label
     chunks = trainer.chunks(examples)
@@ -254,8 +273,9 @@ def _pretrain(texts, space, out, args, labeler, corpus_names, progress, should_s
     # The LR schedule needs a horizon: the step budget, or an estimate refined as we go.
     start_step = trainer.step
     horizon = max_steps or max(1, start_step + 1000)
-    generator = torch.Generator().manual_seed(args.seed + start_step)
-    batch_rng = random.Random(args.seed + start_step)
+    # ranks draw different batches and masks from their own shards
+    generator = torch.Generator().manual_seed(args.seed + start_step + 100_003 * world.rank)
+    batch_rng = random.Random(args.seed + start_step + 100_003 * world.rank)
     t0 = time.perf_counter()
     ema_tag = ema_mlm = None
 
@@ -270,11 +290,14 @@ def _pretrain(texts, space, out, args, labeler, corpus_names, progress, should_s
     describe = getattr(labeler, "describe", None)
 
     def save() -> None:
+        if not world.main:
+            return  # one checkpoint, written by rank 0 (the replicas are identical)
         info = {
             "objective": args.objective,
             "task": task,
             "corpus": list(corpus_names),
             "corpus_texts": len(texts),
+            "ranks": world.size,
             "weak_labelers": _labeler_name(labeler) if args.objective == "aligned" else None,
             # a project's weak sources say what they were built from (core.weak.sources)
             "weak_sources": describe() if args.objective == "aligned" and describe else None,
@@ -299,61 +322,68 @@ def _pretrain(texts, space, out, args, labeler, corpus_names, progress, should_s
         )
         os.replace(tmp, out / STATE_FILE)
 
+    def batches():
+        while True:  # epochs over this rank's shard, reshuffled each time
+            yield from length_batches(lengths, args.batch_size, rng=batch_rng)
+
+    def plan(step: int, horizon: int) -> tuple[bool, int]:
+        """(stop, the schedule's horizon) before `step`; rank 0's on every rank."""
+        if max_steps is None and step > start_step + 5:
+            # time budget: estimate the total steps from the pace so far
+            pace = (step - start_step) / max(elapsed(), 1e-6)
+            remaining = 60 * max_minutes - seconds_before - elapsed()
+            horizon = max(step + 1, int(step + pace * remaining))
+        stop, horizon = agree([float(done()), float(horizon)], world)
+        return bool(stop), int(horizon)
+
     model.train()
     mlm_head.train()
-    report(0.0, f"{len(texts)} texts, {n_weak} weakly labeled ({label_seconds:.1f} s)")
-    while not done():
-        for idx in length_batches(lengths, args.batch_size, rng=batch_rng):
-            if done():
-                break
+    ranks = f" on {world.size} ranks" if world.distributed else ""
+    report(0.0, f"{len(texts)} texts{ranks}, {n_weak} weakly labeled ({label_seconds:.1f} s)")
+    for idx in batches():
+        stop, horizon = plan(trainer.step, horizon)
+        if stop:
+            break
+        if world.main:
             trainer.check_stop("pretraining was cancelled (checkpoint saved)", before=save)
-            step = trainer.step
-            if max_steps is None:
-                # Time budget: estimate the total steps from the pace so far.
-                pace = (step - start_step) / max(elapsed(), 1e-6)
-                remaining = 60 * max_minutes - seconds_before - elapsed()
-                horizon = (
-                    max(step + 1, int(step + pace * remaining))
-                    if step > start_step + 5
-                    else horizon
-                )
-            trainer.set_lr(horizon, int(horizon * args.warmup_ratio))
-            batch = trainer.batch(chunks, idx)
-            masked, mlm_labels = mask_tokens(
-                batch["input_ids"],
-                batch["attention_mask"],
-                special_ids=special_ids,
-                mask_id=tok.mask_token_id,
-                vocab_size=vocab,
-                probability=args.mlm_probability,
-                generator=generator,
+        trainer.set_lr(horizon, int(horizon * args.warmup_ratio))
+        batch = trainer.batch(chunks, idx)
+        masked, mlm_labels = mask_tokens(
+            batch["input_ids"],
+            batch["attention_mask"],
+            special_ids=special_ids,
+            mask_id=tok.mask_token_id,
+            vocab_size=vocab,
+            probability=args.mlm_probability,
+            generator=generator,
+        )
+        with trainer.autocast():
+            evidence = hide_evidence(batch["evidence_ids"], args.evidence_dropout, generator)
+            embeds = model.input_embeddings(masked, batch["shape_ids"], evidence)
+            hidden = model.hidden_states(embeds, batch["attention_mask"])
+            picked, targets = _bucketed(hidden, mlm_labels)
+            loss_mlm = nn.functional.cross_entropy(
+                mlm_head(picked).float(), targets, ignore_index=IGNORE
             )
-            with trainer.autocast():
-                evidence = hide_evidence(batch["evidence_ids"], args.evidence_dropout, generator)
-                embeds = model.input_embeddings(masked, batch["shape_ids"], evidence)
-                hidden = model.hidden_states(embeds, batch["attention_mask"])
-                picked, targets = _bucketed(hidden, mlm_labels)
-                loss_mlm = nn.functional.cross_entropy(
-                    mlm_head(picked).float(), targets, ignore_index=IGNORE
-                )
-                loss = args.mlm_weight * loss_mlm
-                if args.objective == "aligned":
-                    loss_tag = tag_loss(model.tag_logits(hidden), batch["labels"])
-                    loss = loss + args.tag_weight * loss_tag
-            trainer.update(loss)
-            ema_mlm = _ema(ema_mlm, float(loss_mlm.detach()))
+            loss = args.mlm_weight * loss_mlm
             if args.objective == "aligned":
-                ema_tag = _ema(ema_tag, float(loss_tag.detach()))
-            if args.checkpoint_every and trainer.step % args.checkpoint_every == 0:
-                save()
-            frac = (
-                trainer.step / max_steps
-                if max_steps
-                else (seconds_before + elapsed()) / (60 * max_minutes)
-            )
-            tag_note = f" tag {ema_tag:.3f}" if ema_tag is not None else ""
-            report.now_and_then(frac, f"step {trainer.step}: mlm {ema_mlm:.3f}{tag_note}")
+                loss_tag = tag_loss(model.tag_logits(hidden), batch["labels"])
+                loss = loss + args.tag_weight * loss_tag
+        trainer.update(loss)
+        ema_mlm = _ema(ema_mlm, float(loss_mlm.detach()))
+        if args.objective == "aligned":
+            ema_tag = _ema(ema_tag, float(loss_tag.detach()))
+        if args.checkpoint_every and trainer.step % args.checkpoint_every == 0:
+            save()
+        frac = (
+            trainer.step / max_steps
+            if max_steps
+            else (seconds_before + elapsed()) / (60 * max_minutes)
+        )
+        tag_note = f" tag {ema_tag:.3f}" if ema_tag is not None else ""
+        report.now_and_then(frac, f"step {trainer.step}: mlm {ema_mlm:.3f}{tag_note}")
     save()
+    barrier(world)  # the checkpoint is whole before any rank returns
     report(1.0, f"done: {trainer.step} steps in {seconds_before + elapsed():.0f} s")
     return out
 

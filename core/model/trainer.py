@@ -197,6 +197,9 @@ class Trainer:
         self.params = [p for p in model.parameters() if p.requires_grad] + extra
         self.pad_id = model.tokenizer.pad_token_id or 0
         self.should_stop = should_stop
+        # called between backward and the optimizer step: data-parallel pretraining averages
+        # the gradients across ranks there (core.model.distributed)
+        self.before_step: Callable[[], None] | None = None
         self.step = 0
 
     def check_stop(
@@ -231,6 +234,8 @@ class Trainer:
         """One optimizer step on `loss`: backward, clip the gradient norm, step."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.before_step is not None:
+            self.before_step()
         if self.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
