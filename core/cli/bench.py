@@ -129,6 +129,21 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument("--work-dir", help="where the SQLite file and logs go (default: a temp dir)")
     p.set_defaults(handler=cmd_bench_speed)
 
+    p = benches.add_parser(
+        "load",
+        parents=[db],
+        help="concurrent annotators saving while a long import runs: throughput, save "
+        "latency, and no double claim, lost save or error",
+    )
+    p.add_argument("--annotators", type=int, required=True, help="annotator processes")
+    p.add_argument("--seconds", type=float, required=True, help="how long they label")
+    p.add_argument(
+        "--import-lines", type=int, required=True, help="lines of the text file imported meanwhile"
+    )
+    p.add_argument("--json", required=True, help="where the one JSON object goes")
+    p.add_argument("--work-dir", help="where the SQLite file and texts go (default: a temp dir)")
+    p.set_defaults(handler=cmd_bench_load)
+
 
 def cmd_weak_add(args, url: str) -> int:
     from collections import Counter
@@ -349,3 +364,23 @@ def cmd_bench_speed(args, url: str) -> int:
         json.dump(record, fh, indent=2)
     print(speed_table(record))
     return 0
+
+
+def cmd_bench_load(args, url: str) -> int:
+    import json
+
+    from core.bench.load import load, load_table
+
+    record = load(
+        annotators=args.annotators,
+        seconds=args.seconds,
+        import_lines=args.import_lines,
+        url=url if getattr(args, "db", None) else None,
+        work_dir=args.work_dir,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    with open(args.json, "w", encoding="utf-8") as fh:
+        json.dump(record, fh, indent=2)
+    print(load_table(record))
+    ok = record["errors"] == record["double_claims"] == record["lost_saves"] == 0
+    return 0 if ok else 1

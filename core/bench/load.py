@@ -1,0 +1,303 @@
+"""`fewlabel bench load`: concurrent annotators and a long import on one database.
+
+N annotator processes (each its own engine and connections, as N app servers' sessions
+would be) loop next text -> save one span for S seconds, through the product's own service
+calls, while another process imports an L-line text file into the same project. Afterwards
+the database is checked against what the annotators were told: no text saved by two
+annotators (the project needs one annotator a text), every acknowledged save present with
+its span, no error anywhere. One JSON object holds the figures.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import statistics
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from core.errors import FewlabelError
+
+Progress = Callable[[str], None]
+KEYS = (
+    "annotators",
+    "seconds",
+    "saves",
+    "saves_per_s",
+    "save_p50_ms",
+    "save_p95_ms",
+    "errors",
+    "double_claims",
+    "lost_saves",
+    "import_lines",
+    "import_seconds",
+    "database",
+)
+# Open texts per annotator-second: more than one annotator saves in a second, so the queue
+# never runs dry during the run.
+TEXTS_PER_ANNOTATOR_SECOND = 25
+STARTUP_TIMEOUT_S = 180
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _first_word_span(task) -> dict:
+    """One SHORT span on the text's first word: a save with something to store and check."""
+    word = task.words[0]
+    return {"start": word.start, "end": word.end, "label": "SHORT"}
+
+
+def _annotator(url: str, project_id: int, who: str, seconds: float, ready, go, out) -> None:
+    """One annotator's loop: next -> save, until `seconds` after `go`; puts its record on `out`."""
+    record = {"who": who, "saves": [], "save_ms": [], "next_ms": [], "errors": [], "dry": False}
+    try:
+        from core.annotations import next_document, save
+        from core.db import get_engine, session_scope
+        from core.schema import Project
+
+        with get_engine(url).connect():  # connect before the clock starts
+            pass
+        ready.put(who)
+        go.wait()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                t0 = time.perf_counter()
+                with session_scope(url) as s:
+                    task = next_document(s, s.get(Project, project_id), who)
+                    span = task and _first_word_span(task)
+                    doc_id = task and task.document_id
+                t1 = time.perf_counter()
+                record["next_ms"].append((t1 - t0) * 1000)
+                if task is None:
+                    record["dry"] = True
+                    break
+                with session_scope(url) as s:
+                    save(s, s.get(Project, project_id), doc_id, who, [span])
+                # acknowledged: the commit returned
+                record["save_ms"].append((time.perf_counter() - t1) * 1000)
+                record["saves"].append([doc_id, span["start"], span["end"]])
+            except Exception as exc:  # noqa: BLE001 - counted and reported, the loop goes on
+                record["errors"].append(f"{type(exc).__name__}: {exc}"[:300])
+                time.sleep(0.05)
+    except Exception:  # noqa: BLE001 - the process could not even start its loop
+        record["errors"].append(traceback.format_exc()[-300:])
+        ready.put(who)
+    out.put(record)
+
+
+def _importer(url: str, project_id: int, path: str, ready, go, out) -> None:
+    """Import `path` (one text a line) into the project once `go` is set."""
+    record = {"who": "import", "imported": 0, "seconds": 0.0, "errors": []}
+    try:
+        from core.corpus import import_file
+        from core.db import get_engine, session_scope
+        from core.schema import Project
+
+        with get_engine(url).connect():
+            pass
+        ready.put("import")
+        go.wait()
+        t0 = time.perf_counter()
+        with session_scope(url) as s:
+            report = import_file(s, s.get(Project, project_id), path, fmt="txt", txt_mode="lines")
+        record["seconds"] = time.perf_counter() - t0
+        record["imported"] = report.imported
+    except Exception as exc:  # noqa: BLE001 - reported in the record
+        record["errors"].append(f"{type(exc).__name__}: {exc}"[:300])
+        ready.put("import")
+    out.put(record)
+
+
+def _write_lines(path: Path, n: int, template: str) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(template.format(i=i) + "\n")
+
+
+def _check(url: str, project_id: int, records: list[dict]) -> dict:
+    """Compare the database with what each annotator was told was saved."""
+    from sqlalchemy import func, select
+
+    from core.db import session_scope
+    from core.schema import Annotation, Document
+
+    acked = {(r["who"], doc): (start, end) for r in records for doc, start, end in r["saves"]}
+    with session_scope(url) as s:
+        stored = {
+            (who, doc): spans
+            for who, doc, spans in s.execute(
+                select(Annotation.annotator, Annotation.document_id, Annotation.spans)
+                .join(Document)
+                .where(Document.project_id == project_id, Annotation.status == "done")
+            )
+        }
+        # the project needs one annotator a text (overlap 1, the default)
+        double = s.scalar(
+            select(func.count()).select_from(
+                select(Annotation.document_id)
+                .join(Document)
+                .where(Document.project_id == project_id)
+                .group_by(Annotation.document_id)
+                .having(func.count(func.distinct(Annotation.annotator)) > 1)
+                .subquery()
+            )
+        )
+        total = s.scalar(select(func.count(Document.id)).where(Document.project_id == project_id))
+    lost = 0
+    for key, (start, end) in acked.items():
+        spans = stored.get(key)
+        if not spans or [(x["start"], x["end"]) for x in spans] != [(start, end)]:
+            lost += 1
+    return {"double_claims": double, "lost_saves": lost, "documents_after": total}
+
+
+def _server_version(url: str) -> str:
+    from core.db import get_engine
+
+    engine = get_engine(url)
+    with engine.connect():
+        info = engine.dialect.server_version_info or ()
+    return ".".join(str(x) for x in info)
+
+
+def load(
+    *,
+    annotators: int,
+    seconds: float,
+    import_lines: int,
+    url: str | None = None,
+    work_dir: str | Path | None = None,
+    open_texts: int | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Run the load on a fresh project (in a fresh SQLite file unless `url` names a database)
+    and return one record with KEYS, the invariants' counts and what else was measured."""
+    from core.corpus import import_file
+    from core.db import display_url, ensure_schema, session_scope
+    from core.projects import create_project
+    from core.schema import Project
+
+    if annotators < 1 or seconds <= 0 or import_lines < 0:
+        raise FewlabelError("--annotators and --seconds must be positive, --import-lines >= 0")
+    say = progress or (lambda _m: None)
+    work = Path(work_dir or tempfile.mkdtemp(prefix="fewlabel-load-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if url is None:
+        for leftover in work.glob("load.db*"):
+            leftover.unlink()
+        url = f"sqlite:///{work / 'load.db'}"
+    ensure_schema(url)
+    n_open = open_texts or max(500, int(annotators * seconds * TEXTS_PER_ANNOTATOR_SECOND))
+    stamp = f"{int(time.time())}-{os.getpid()}"
+    pool_file, import_file_path = work / f"open-{stamp}.txt", work / f"import-{stamp}.txt"
+    _write_lines(pool_file, n_open, "Open text {i} : the NASA and WHO budget report .")
+    _write_lines(import_file_path, import_lines, "Imported line {i} : ESA and CERN news .")
+    with session_scope(url) as s:
+        project = create_project(s, f"load-{stamp}", "acronym")
+        project_id = project.id
+    say(f"importing {n_open:,} open texts")
+    with session_scope(url) as s:
+        import_file(s, s.get(Project, project_id), pool_file, fmt="txt", txt_mode="lines")
+
+    ctx = mp.get_context("spawn")  # each process builds its own engine and pool
+    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [
+        ctx.Process(
+            target=_annotator, args=(url, project_id, f"ann{i:02d}", seconds, ready, go, out)
+        )
+        for i in range(annotators)
+    ]
+    if import_lines:
+        procs.append(
+            ctx.Process(
+                target=_importer, args=(url, project_id, str(import_file_path), ready, go, out)
+            )
+        )
+    meanwhile = f" and a {import_lines:,}-line import" if import_lines else ""
+    say(f"starting {annotators} annotators{meanwhile}")
+    for p in procs:
+        p.start()
+    try:
+        for _ in procs:
+            ready.get(timeout=STARTUP_TIMEOUT_S)
+        load_before = os.getloadavg()[0]
+        go.set()
+        t0 = time.perf_counter()
+        records = [out.get(timeout=seconds + 3600) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+    wall = time.perf_counter() - t0
+    load_after = os.getloadavg()[0]
+    pool_file.unlink(missing_ok=True)
+    import_file_path.unlink(missing_ok=True)
+
+    ann = [r for r in records if r["who"] != "import"]
+    imp = next((r for r in records if r["who"] == "import"), None)
+    save_ms = [x for r in ann for x in r["save_ms"]]
+    next_ms = [x for r in ann for x in r["next_ms"]]
+    errors = [e for r in records for e in r["errors"]]
+    saves = sum(len(r["saves"]) for r in ann)
+    say("checking the database against the acknowledged saves")
+    checked = _check(url, project_id, ann)
+    dialect = url.split(":", 1)[0].split("+", 1)[0]
+    return {
+        "annotators": annotators,
+        "seconds": seconds,
+        "saves": saves,
+        "saves_per_s": round(saves / seconds, 1),
+        "save_p50_ms": round(statistics.median(save_ms), 1) if save_ms else None,
+        "save_p95_ms": round(_percentile(save_ms, 0.95), 1) if save_ms else None,
+        "errors": len(errors),
+        "double_claims": checked["double_claims"],
+        "lost_saves": checked["lost_saves"],
+        "import_lines": import_lines,
+        "import_seconds": round(imp["seconds"], 1) if imp else None,
+        "database": dialect,
+        "database_version": _server_version(url),
+        "url": display_url(url),
+        "import_imported": imp["imported"] if imp else 0,
+        "next_p50_ms": round(statistics.median(next_ms), 1) if next_ms else None,
+        "next_p95_ms": round(_percentile(next_ms, 0.95), 1) if next_ms else None,
+        "save_max_ms": round(max(save_ms), 1) if save_ms else None,
+        "queue_ran_dry": any(r["dry"] for r in ann),
+        "open_texts": n_open,
+        "documents_after": checked["documents_after"],
+        "error_samples": errors[:5],
+        "wall_seconds": round(wall, 1),
+        "machine": {"cpu_cores": os.cpu_count(), "load_1min": [load_before, load_after]},
+    }
+
+
+def load_table(record: dict) -> str:
+    """The record as the lines a person reads."""
+    imp = (
+        f"{record['import_lines']:,} lines in {record['import_seconds']} s"
+        if record["import_lines"]
+        else "none"
+    )
+    return "\n".join(
+        [
+            f"database        {record['database']} {record['database_version']}",
+            f"annotators      {record['annotators']} for {record['seconds']} s",
+            f"saves           {record['saves']:,} ({record['saves_per_s']}/s)",
+            f"save latency    p50 {record['save_p50_ms']} ms, p95 {record['save_p95_ms']} ms",
+            f"next latency    p50 {record['next_p50_ms']} ms, p95 {record['next_p95_ms']} ms",
+            f"import          {imp}",
+            f"errors          {record['errors']}",
+            f"double claims   {record['double_claims']}",
+            f"lost saves      {record['lost_saves']}",
+        ]
+    )
