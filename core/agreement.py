@@ -194,7 +194,8 @@ def over_time(
     if by == "texts":
         for i in range(0, len(order), size):
             chunk = order[i : i + size]
-            groups.append((f"texts {i + 1}-{i + len(chunk)}", chunk))
+            name = f"texts {i + 1}-{i + len(chunk)}" if len(chunk) > 1 else f"text {i + 1}"
+            groups.append((name, chunk))
     else:
         for week, docs in itertools.groupby(
             order, key=lambda doc: "{}-W{:02d}".format(*compared_at[doc].isocalendar()[:2])

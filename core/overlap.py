@@ -49,6 +49,8 @@ class Overlap:
     def describe(self) -> str:
         if self.annotators < 2 or self.share <= 0.0:
             return "one annotator per text"
+        if self.share >= 1.0:
+            return f"{self.annotators} annotators on every text"
         return f"{self.annotators} annotators on {self.share:.0%} of texts, one on the rest"
 
 

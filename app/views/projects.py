@@ -14,6 +14,7 @@ from app.ui import current_project, md_escape, projects, show_flashes
 from core import formats
 from core.corpus import import_bytes
 from core.errors import FewlabelError
+from core.overlap import MAX_ANNOTATORS, overlap_of, set_overlap, shared_texts
 from core.projects import (
     create_project,
     delete_project,
@@ -108,6 +109,18 @@ def recolor(project_id: int, label: str) -> None:
         refuse("color", exc)
         return
     state.flash("success", f"Label {label} is now drawn in {LABEL_COLOR_NAMES[index]}.")
+
+
+def change_overlap(project_id: int) -> None:
+    annotators = int(st.session_state.get(f"overlap_annotators_{project_id}") or 1)
+    share = float(st.session_state.get(f"overlap_share_{project_id}") or 0) / 100.0
+    try:
+        with services.session() as s:
+            overlap = set_overlap(s, get_project(s, project_id), annotators, share)
+    except FewlabelError as exc:
+        refuse("overlap", exc)
+        return
+    state.flash("success", f"Overlap: {overlap.describe()}.")
 
 
 def delete(project_id: int) -> None:
@@ -305,3 +318,37 @@ if target is not None:
         )
     with delete_col:
         show_refusal("delete")
+
+    with services.session() as s:
+        p = get_project(s, target.id)
+        overlap, (shared, total) = overlap_of(p), shared_texts(s, p)
+    overlap_col, _ = st.columns([1, 2], gap="large")
+    with overlap_col, st.form("overlap_form", clear_on_submit=False, border=True):
+        st.markdown("**Overlap: several annotators on some texts**")
+        st.caption(
+            f"Now: {overlap.describe()} ({shared} of {total} texts). A shared text stays in the "
+            "queue until that many different annotators saved it, and Review measures their "
+            "agreement. Which texts is fixed by their ids, so it never changes under you."
+        )
+        st.number_input(
+            "Annotators per shared text",
+            min_value=1,
+            max_value=MAX_ANNOTATORS,
+            value=overlap.annotators,
+            step=1,
+            key=f"overlap_annotators_{target.id}",
+            help="1: every text is labeled once, no overlap.",
+        )
+        st.number_input(
+            "Share of texts (%)",
+            min_value=0.0,
+            max_value=100.0,
+            value=100.0 * overlap.share,
+            step=5.0,
+            key=f"overlap_share_{target.id}",
+        )
+        st.form_submit_button(
+            "Set overlap", key="overlap_submit", on_click=change_overlap, args=(target.id,)
+        )
+    with overlap_col:
+        show_refusal("overlap")

@@ -12,6 +12,7 @@ import streamlit as st
 from app import auth, services, state
 from app.components.span_annotator import EditorEvent, span_annotator
 from app.ui import md_escape, require_annotator, require_project, show_flashes
+from core.agreement import WINDOW, project_agreement
 from core.annotations import ReviewRow, annotators, browse, get_task
 from core.errors import FewlabelError
 from core.projects import delete_document, get_project, label_colors
@@ -147,8 +148,76 @@ def reviewed_by(v: Version) -> str:
     return f"reviewed by {v.who}" + (f" at {v.at:%Y-%m-%d %H:%M}" if v.at else "")
 
 
+def percent(f1: float | None) -> float | None:
+    return None if f1 is None else round(100.0 * f1, 1)
+
+
+def show_agreement() -> None:
+    """Span F1 between annotators on the texts several saved: per label, per pair, over time."""
+    with st.expander("Agreement between annotators", expanded=False):
+        by = st.radio(
+            "Over time",
+            ("texts", "week"),
+            key="review_agreement_by",
+            horizontal=True,
+            format_func=lambda b: f"{WINDOW} texts at a time" if b == "texts" else "by week",
+        )
+        with services.session() as s:
+            report = project_agreement(s, get_project(s, project.id), by=by)
+        found = report.agreement
+        st.caption(
+            f"Overlap: {md_escape(report.overlap.describe())} (set on the Projects page). "
+            "Span F1: spans match on start, end and label; texts both annotators saved."
+        )
+        if not found.pairs:
+            st.info("No text is labeled by two annotators yet.")
+            return
+        left, middle, right = st.columns(3)
+        micro = percent(found.micro)
+        left.metric("Span F1 (mean over pairs)", "–" if micro is None else f"{micro:.1f}")
+        middle.metric("Texts labeled by 2+", found.texts)
+        right.metric("Disagreeing, settled", f"{report.disagreeing}, {report.resolved}")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "label": list(found.labels),
+                    "spans": [found.label_spans.get(lb, 0) for lb in found.labels],
+                    "F1": [percent(f1) for f1 in found.labels.values()],
+                }
+            ),
+            key="review_agreement_labels",
+            hide_index=True,
+        )
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "annotators": [f"{p.a} / {p.b}" for p in found.pairs],
+                    "texts": [p.texts for p in found.pairs],
+                    "differ": [p.differ for p in found.pairs],
+                    "matched": [p.micro.matched for p in found.pairs],
+                    "spans": [f"{p.micro.a} / {p.micro.b}" for p in found.pairs],
+                    "F1": [percent(p.micro.f1) for p in found.pairs],
+                }
+            ),
+            key="review_agreement_pairs",
+            hide_index=True,
+        )
+        windows = pd.DataFrame(
+            {
+                "#": list(range(1, len(report.over_time) + 1)),
+                "window": [w.name for w in report.over_time],
+                "texts": [w.texts for w in report.over_time],
+                "F1": [percent(w.micro) for w in report.over_time],
+            }
+        )
+        st.dataframe(windows, key="review_agreement_time", hide_index=True)
+        if len(windows) > 1:
+            st.line_chart(windows, x="#", y="F1", height=200)  # in time order, not by name
+
+
 st.title("Review")
 show_flashes()
+show_agreement()
 
 with services.session() as s:
     people = annotators(s, get_project(s, project.id))
