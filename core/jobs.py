@@ -157,6 +157,12 @@ def reap(session: Session) -> int:
                 reason = (
                     f"the worker stopped reporting (no heartbeat for {_span(HEARTBEAT_TIMEOUT)})"
                 )
+        elif (
+            job.params.get("worker_host") == host
+            and job.params.get("worker_pid")
+            and not _pid_alive(job.params["worker_pid"])
+        ):
+            reason = f"the worker process (pid {job.params['worker_pid']}) died before it started"
         elif now - job.created_at > START_TIMEOUT and job.params.get("spawned"):
             reason = "the worker process never started"
         if reason:
@@ -338,7 +344,7 @@ def spawn_worker(url: str, job_id: int, log_dir: Path | None = None) -> subproce
     with session_scope(url) as s:
         job = get_job(s, job_id)
         job.params = {**job.params, "spawned": True}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "core.jobs", str(job_id)],
         env={**os.environ, "FEWLABEL_DB": url},
         stdout=out,
@@ -347,6 +353,16 @@ def spawn_worker(url: str, job_id: int, log_dir: Path | None = None) -> subproce
         start_new_session=True,
         cwd=os.getcwd(),
     )
+    # a worker that dies before it claims its job is reaped at once, not after START_TIMEOUT
+    with session_scope(url) as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued")
+            .values(
+                params={**job.params, "worker_pid": proc.pid, "worker_host": socket.gethostname()}
+            )
+        )
+    return proc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -264,7 +264,12 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     probe = Probe(work, args.pool)
     # a score job needs a current version; kills of train jobs leave the probe's first one
-    results = [probe_kind(probe, kind, args.kills, rng) for kind in kinds]
+    results = []
+    for kind in kinds:
+        results.append(probe_kind(probe, kind, args.kills, rng))
+        print(json.dumps(results[-1]), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
     print()
     print(
         f"{'kind':9} {'kills':>5} {'violations':>10} {'next start median/max (s)':>26} "

@@ -212,3 +212,20 @@ def test_scoring_cut_short_keeps_the_old_version_current_with_its_scores(
     assert n_v1 == len(POOL_SENTENCES)
     assert ranks() == before
     assert_versions_match_their_files(db_url)
+
+
+def test_a_worker_that_dies_before_claiming_is_reaped_at_once(db_url, tiny_model_dir, project):
+    import socket
+    import subprocess
+
+    job_id = _enqueue_train(db_url, tiny_model_dir)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with session_scope(db_url) as s:
+        job = get_job(s, job_id)
+        job.params = {**job.params, "worker_pid": gone.pid, "worker_host": socket.gethostname()}
+    with session_scope(db_url) as s:
+        assert jobs.reap(s) == 1
+    job = _job(db_url, job_id)
+    assert job.status == "failed" and "died before it started" in job.error
+    _enqueue_train(db_url, tiny_model_dir)  # the next job is not blocked for START_TIMEOUT
