@@ -356,3 +356,22 @@ def test_projects_page_sets_the_overlap(app, db_url, ids):  # noqa: F811
     at.button(key="overlap_submit").click().run()
     with session_scope(db_url) as s:
         assert overlap_of(get_project(s, "p")) == Overlap(2, 0.0)
+
+
+@pytest.mark.both_backends
+def test_training_waits_for_a_reviewer_where_overlap_annotators_disagree(db_url, ids):
+    """Texts both annotators saved alike train; a text they disagree on is left out until a
+    reviewer's final version settles it (one of the two is wrong)."""
+    from core.training import labeled_texts
+
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        for doc in ids[:2]:
+            save(s, p, doc, "alice", [NASA])
+            save(s, p, doc, "bob", [NASA] if doc == ids[0] else [NASA, WHO])
+        unresolved: set[int] = set()
+        assert [d for d, _ in labeled_texts(s, p, unresolved=unresolved)] == [ids[0]]
+        assert unresolved == {ids[1]}
+        finalize(s, p, ids[1], "rita", [NASA, WHO])
+        (doc, (_, _, spans)), = [x for x in labeled_texts(s, p) if x[0] == ids[1]]
+        assert [(sp.start, sp.end) for sp in spans] == [(23, 27), (36, 39)]
