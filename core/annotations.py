@@ -46,26 +46,27 @@ class AnnotationTask:
     spans: list[dict]  # the annotator's saved spans, if any
     suggestions: list[dict] = field(default_factory=list)  # model pre-annotations
     score: float | None = None  # why it was picked (uncertainty), when a model ranked it
+    scored_by: int | None = None  # the model version whose suggestions and score these are
     external_id: str | None = None
     meta: dict = field(default_factory=dict)
 
 
 def stored_predictions(
     session: Session, docs: Sequence[Document]
-) -> dict[int, tuple[list[dict], float]]:
-    """Suggested spans ({start, end, label, confidence?}) and a score per document id, from the
-    project's current model version as scored after its training."""
+) -> dict[int, tuple[list[dict], float, int]]:
+    """Suggested spans ({start, end, label, confidence?}), a score and the version number that
+    scored them, per document id: the newest version that scored the text. After a Retrain
+    the current version scores its candidates at once and the rest of the pool in the
+    background (core.scoring), so a text may still carry an older version's suggestions."""
     if not docs:
         return {}
     rows = session.execute(
-        select(Prediction.document_id, Prediction.spans, Prediction.score)
+        select(Prediction.document_id, Prediction.spans, Prediction.score, ModelVersion.version)
         .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
-        .where(
-            Prediction.document_id.in_([d.id for d in docs]),
-            ModelVersion.is_current.is_(True),
-        )
+        .where(Prediction.document_id.in_([d.id for d in docs]))
+        .order_by(ModelVersion.version)
     )
-    return {doc_id: (list(spans), score) for doc_id, spans, score in rows}
+    return {doc_id: (list(spans), score, v) for doc_id, spans, score, v in rows}
 
 
 def _task(session: Session, doc: Document, annotator: str) -> AnnotationTask:
@@ -84,7 +85,7 @@ def _task(session: Session, doc: Document, annotator: str) -> AnnotationTask:
     )
     suggested = stored_predictions(session, [doc]).get(doc.id)
     if suggested:
-        task.suggestions, task.score = suggested
+        task.suggestions, task.score, task.scored_by = suggested
     return task
 
 

@@ -24,7 +24,7 @@ from core.errors import FewlabelError, NotFoundError
 from core.metrics import fold_count, percent
 from core.review import span_set
 from core.schema import Annotation, Document, FinalAnnotation, Project, utcnow
-from core.scoring import score_pool
+from core.scoring import candidate_ids, score_pool
 from core.text import Span, words_of
 from core.versions import (
     TMP_MARK,
@@ -208,8 +208,13 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # left only when registering failed
-    report(trained, f"version {next_number} saved; scoring the unlabeled pool", force=True)
-    # the version becomes current only with its scores stored (core.scoring.score_pool)
+    # the version becomes current only with its scores stored (core.scoring.score_pool); in
+    # a pool larger than the candidate set, with those of its candidates (the old queue's
+    # head and a random sample), and a background job scores the rest
+    with session_scope(url) as s:
+        candidates = candidate_ids(s, s.get(Project, project_id), params.get("candidates"))
+    what = f"{len(candidates)} candidate texts" if candidates else "the unlabeled pool"
+    report(trained, f"version {next_number} saved; scoring {what}", force=True)
     scored = score_pool(
         url,
         project_id,
@@ -218,7 +223,9 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         progress=lambda f, m: report(trained + (scored_at - trained) * f, m),
         make_current=True,
         lease=report.lease,
+        ids=candidates,
     )
+    rest_job = _score_the_rest(url, project_id) if candidates else None
     if folds:
         report(
             scored_at,
@@ -247,7 +254,25 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         "metrics": result.metrics,
         "train_seconds": round(result.train_seconds, 2),
         "scored": scored,
+        "rest_job": rest_job,
     }
+
+
+def _score_the_rest(url: str, project_id: int) -> int | None:
+    """Start the background `score` job for what the candidates left (core.scoring.score_rest),
+    in a worker of its own; None when one is already running, which moves on to the newest
+    version by itself."""
+    from core.errors import ConflictError
+    from core.jobs import enqueue, spawn_worker
+
+    try:
+        with session_scope(url) as s:
+            project = s.get(Project, project_id)
+            job_id = enqueue(s, "score", project, {"project_id": project_id, "rest": True}).id
+    except ConflictError:
+        return None
+    spawn_worker(url, job_id)
+    return job_id
 
 
 def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:

@@ -204,7 +204,7 @@ def test_annotate_renders_suggestions_and_why_this_text(app, make_project, monke
 
     def provider(session, docs):
         return {
-            d.id: ([{"start": 0, "end": 15, "label": "LONG", "confidence": 0.8}], 0.42)
+            d.id: ([{"start": 0, "end": 15, "label": "LONG", "confidence": 0.8}], 0.42, 3)
             for d in docs
         }
 
@@ -212,6 +212,7 @@ def test_annotate_renders_suggestions_and_why_this_text(app, make_project, monke
     at = app()
     assert component(at)["suggestions"][0]["label"] == "LONG"
     assert any("uncertain" in c.value and "0.42" in c.value for c in at.caption)
+    assert any("by model version 3" in c.value for c in at.caption)
 
 
 def test_annotate_says_when_the_queue_is_empty(app, make_project, db_url):
@@ -465,7 +466,7 @@ def test_annotate_prefills_a_confident_suggestion_and_saves_its_origin(
     unsure = {"start": 17, "end": 20, "label": "SHORT", "confidence": 0.5}
 
     def provider(session, docs):
-        return {d.id: ([{**sure, "confidence": 0.99}, unsure], 0.3) for d in docs}
+        return {d.id: ([{**sure, "confidence": 0.99}, unsure], 0.3, 1) for d in docs}
 
     monkeypatch.setattr(annotations, "stored_predictions", provider)
     at = app()

@@ -17,7 +17,7 @@ from core.db import session_scope
 from core.errors import ConflictError
 from core.jobs import enqueue, get_job, reap, request_cancel, run_job
 from core.projects import get_project
-from core.schema import Annotation, Prediction
+from core.schema import Annotation, Job, Prediction
 from core.versions import current_version, list_versions, queue_preview
 
 pytestmark = pytest.mark.slow
@@ -71,6 +71,71 @@ def test_a_worker_process_trains_registers_and_reorders_the_queue(db_url, tiny, 
         assert [r["id"] for r in rows] != before
         task = svc.next_document(s, p, "ann")
         assert task.score == scores[0] and isinstance(task.suggestions, list)
+
+
+def _retrain_with_candidates(db_url, tiny, size: int) -> Job:
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        params = {"project_id": p.id, "base": tiny, "train_args": {"epochs": 1}, "cv": False}
+        job_id = enqueue(s, "train", p, {**params, "candidates": size}).id
+    job = run_job(db_url, job_id)
+    assert job.status == "done", job.error
+    return job
+
+
+@pytest.mark.both_backends
+def test_a_retrain_scores_its_candidates_first_and_texts_keep_their_newest_suggestions(
+    db_url, tiny, project, monkeypatch
+):
+    """In a pool larger than the candidate set, a new version scores the old queue's head and
+    a random sample, and those open the queue; the other texts keep the older version's
+    suggestions (and say so) until the background job reaches them."""
+    import core.training
+    from core.annotations import stored_predictions
+    from core.schema import Document
+
+    _retrain_with_candidates(db_url, tiny, 3000)  # v1 scores the whole (small) pool
+    with session_scope(db_url) as s:
+        head = [r["id"] for r in queue_preview(s, get_project(s, "p"), 3)]
+    started = []
+    monkeypatch.setattr(core.training, "_score_the_rest", lambda url, pid: started.append(pid))
+    job = _retrain_with_candidates(db_url, tiny, 6)
+    assert job.result["scored"] == 6 and started  # the rest is left to a background job
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert current_version(s, p).version == 2
+        queue = [r["id"] for r in queue_preview(s, p, len(POOL))]
+        docs = list(s.scalars(select(Document).where(Document.id.in_(queue))))
+        by = {d: v for d, (_, _, v) in stored_predictions(s, docs).items()}
+        candidates = [d for d in queue if by[d] == 2]
+        assert len(candidates) == 6 and set(head) <= set(candidates)  # the old head, rescored
+        assert queue[:6] == candidates  # and they open the queue
+        assert {by[d] for d in queue[6:]} == {1}  # the others keep v1's suggestions
+        assert s.scalar(select(func.count(Prediction.id))) == len(POOL)  # one per text
+
+
+@pytest.mark.both_backends
+def test_the_rest_of_the_pool_is_scored_by_a_background_worker(db_url, tiny, project):
+    """The Retrain's own worker starts a `score` worker for what its candidates left; when it
+    is done every open text has the current version's suggestions and the queue follows them."""
+    job = _retrain_with_candidates(db_url, tiny, 4)
+    assert job.result["scored"] == 4 and job.result["rest_job"]
+    deadline = time.monotonic() + 180
+    while True:
+        with session_scope(db_url) as s:
+            rest = get_job(s, job.result["rest_job"])
+            status, result, error = rest.status, rest.result, rest.error
+        if status not in ("queued", "running") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == "done", error
+    assert result == {"scored": len(POOL) - 4}
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        rows = queue_preview(s, p, len(POOL))
+        assert s.scalar(select(func.count(Prediction.id))) == len(POOL)
+        scores = [r["score"] for r in rows]
+        assert None not in scores and scores[0] == max(scores)  # reranked by the current model
 
 
 @pytest.mark.both_backends

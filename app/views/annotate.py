@@ -86,6 +86,9 @@ if task.meta.get("title"):
     about.append(md_escape(task.meta["title"]))
 if task.score is not None:
     about.append(f"why this text: the model is uncertain about it (score {task.score:.2f})")
+if task.scored_by is not None:
+    # after a Retrain the pool is scored in the background: say whose suggestions these are
+    about.append(f"suggestions and score by model version {task.scored_by}")
 st.caption(" · ".join(about))
 
 restored = state.restored_draft(task.document_id)

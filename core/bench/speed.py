@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from core import defaults
 from core.errors import FewlabelError
 
 Progress = Callable[[str], None]
@@ -237,6 +238,7 @@ def speed(
         "score_texts_per_s": {k: round(v, 1) for k, v in rates.items()},
         "n_labels": n_gold,
         "scored_in_job": retrain["result"].get("scored"),
+        "candidates": defaults.CANDIDATES,
         "database": url.split(":", 1)[0],
         "backbone": backbone,
         "strategy": strategy,
@@ -256,7 +258,8 @@ def speed_table(record: dict) -> str:
             f"retrain ({record['n_labels']} labels)   {record['retrain_s']} s finetuning "
             f"(the whole job {record['job_s']} s)",
             f"retrain to fresh queue  {record['retrain_to_queue_s']} s "
-            f"({record['scored_in_job']:,} texts scored)",
+            f"({record['scored_in_job']:,} texts scored first; candidate set "
+            f"{record['candidates']:,}, the rest in the background)",
             f"pool scoring            {rates} texts/s",
             f"machine                 {record['machine']['device']}, "
             f"torch {record['machine']['torch']}",
