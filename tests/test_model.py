@@ -210,6 +210,42 @@ def test_decode_repairs_i_after_o():
     assert decode_bio(np.array([[0.2, 0.3, 0.5]]), tags) == ["B-SHORT"]
 
 
+def _viterbi_reference(word_probs: np.ndarray, tags: list[str]) -> list[str]:
+    """decode_bio as it was before its greedy shortcut and cached transitions (issue 14)."""
+    n, k = word_probs.shape
+    logp = np.log(np.clip(word_probs.astype(np.float64), 1e-12, 1.0))
+    trans, start = np.zeros((k, k)), np.zeros(k)
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            start[j] = -np.inf
+            for i in range(k):
+                if i not in (tags.index("B-" + tag[2:]), j):
+                    trans[i, j] = -np.inf
+    score, back = logp[0] + start, np.zeros((n, k), dtype=np.int64)
+    for i in range(1, n):
+        cand = score[:, None] + trans
+        back[i], score = cand.argmax(axis=0), cand.max(axis=0) + logp[i]
+    path = [int(score.argmax())]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i, path[-1]]))
+    return [tags[j] for j in reversed(path)]
+
+
+def test_decode_is_viterbi_on_random_and_tied_probabilities():
+    tags = ["O", "B-SHORT", "I-SHORT", "B-LONG", "I-LONG"]
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        n = int(rng.integers(1, 30))
+        logits = rng.normal(scale=3.0, size=(n, len(tags)))
+        if trial % 3 == 0:
+            logits = np.round(logits)  # coarse values: ties, as bf16 logits produce
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        probs = probs.astype(np.float32)
+        if trial % 5 == 0:
+            probs[:, :] = 1.0 / len(tags)  # every word a five-way tie
+        assert decode_bio(probs, tags) == _viterbi_reference(probs, tags)
+
+
 def test_missing_backbone_is_not_found(tmp_path):
     with pytest.raises(NotFoundError):
         Tagger.from_base(tmp_path / "nope", LABELS)

@@ -41,6 +41,14 @@ def is_tagger_checkpoint(path: str | os.PathLike) -> bool:
     return (Path(path) / TAGGER_FILE).is_file()
 
 
+def weights_stamp(path: str | os.PathLike) -> str:
+    """Size and mtime of every weight file in a model folder: changes when the weights do, and
+    survives renaming the folder (a version is saved under a temporary name, then renamed)."""
+    root = Path(path)
+    files = sorted(root.glob("*.safetensors")) + sorted(root.glob("*.bin"))
+    return ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+
 def bio_tags(labels: Sequence[str]) -> list[str]:
     """The tag list of a label set: O, then B-/I- for each label in the given order."""
     tags = ["O"]
@@ -106,6 +114,9 @@ class Tagger(nn.Module):
             limits.append(tok_max)
         self.max_length = int(max_length or min(limits))
         self.info: dict = dict(info or {})
+        # the folder this module was loaded from or saved to, and weights_stamp(folder) then:
+        # where core.model.engines caches its ONNX exports, while the folder still holds it
+        self.source: tuple[Path, str] | None = None
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -224,6 +235,7 @@ class Tagger(nn.Module):
         meta["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         meta["info"] = _jsonable(self.info)
         (out / TAGGER_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False))
+        self.source = (out, weights_stamp(out))
         return out
 
     @classmethod
@@ -267,6 +279,7 @@ class Tagger(nn.Module):
             model.evidence_state = json.loads((root / EVIDENCE_FILE).read_text())
         model.to(resolve_device(device))
         model.eval()
+        model.source = (root, weights_stamp(root))
         return model
 
     @classmethod

@@ -7,6 +7,7 @@ decoder and the query strategies in `core.active`; MC-dropout samples feed BALD.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.model import engines
 from core.model.backbone import Tagger
 from core.model.device import autocast, choose_threads, resolve_device, torch_threads
 from core.model.encoding import collate, length_batches
@@ -47,8 +49,10 @@ def load_tagger(path: str | os.PathLike, *, device: str | torch.device | None = 
     return Tagger.load(path, device=resolve_device(device))
 
 
-def _transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(start, transition) log-masks: I-X may only follow B-X or I-X, and may not start."""
+@functools.lru_cache(maxsize=64)
+def _transitions(tags: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, transition) log-masks: I-X may only follow B-X or I-X, and may not start; and
+    the same rule as a boolean matrix `allowed[prev, tag]`. Cached per tag set (read-only)."""
     n = len(tags)
     trans = np.zeros((n, n))
     start = np.zeros(n)
@@ -60,20 +64,39 @@ def _transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
             for i in range(n):
                 if i not in ok:
                     trans[i, j] = -np.inf
-    return start, trans
+    allowed = np.isfinite(trans)
+    for a in (start, trans, allowed):
+        a.flags.writeable = False
+    return start, trans, allowed
+
+
+def _greedy_if_optimal(logp: np.ndarray, start: np.ndarray, allowed: np.ndarray):
+    """The per-word argmax path when it is valid BIO and every word's maximum is strict: then
+    it is the unique best sequence, so Viterbi would return it too. Else None."""
+    path = logp.argmax(axis=1)
+    if not np.isfinite(start[path[0]]) or not allowed[path[:-1], path[1:]].all():
+        return None
+    top2 = np.partition(logp, -2, axis=1)[:, -2:] if logp.shape[1] > 1 else None
+    if top2 is not None and (top2[:, 0] == top2[:, 1]).any():
+        return None
+    return path
 
 
 def decode_bio(word_probs: np.ndarray, tags: Sequence[str]) -> list[str]:
     """The most probable tag sequence that is valid BIO (Viterbi over word log-probabilities).
 
     Fixes "O I-X" and "B-X I-Y" by choosing the best legal sequence as a whole, rather than
-    patching a stray I- into a B- after the fact.
+    patching a stray I- into a B- after the fact. Most documents need no fixing: when the
+    per-word argmax is already legal (and has no ties) it is the answer, without the loop.
     """
     n = word_probs.shape[0]
     if n == 0:
         return []
     logp = np.log(np.clip(word_probs.astype(np.float64), 1e-12, 1.0))
-    start, trans = _transitions(tags)
+    start, trans, allowed = _transitions(tuple(tags))
+    greedy = _greedy_if_optimal(logp, start, allowed)
+    if greedy is not None:
+        return [tags[k] for k in greedy.tolist()]
     score = logp[0] + start
     back = np.zeros((n, len(tags)), dtype=np.int64)
     for i in range(1, n):
@@ -91,6 +114,8 @@ def spans_with_confidence(
     words: Sequence[Word], tags: Sequence[str], word_probs: np.ndarray, tag_names: Sequence[str]
 ) -> list[dict]:
     """Char spans of a decoded tag sequence, each with the mean probability of its words' tags."""
+    if all(t == "O" for t in tags):
+        return []
     index = {t: i for i, t in enumerate(tag_names)}
     first_word = {w.start: i for i, w in enumerate(words)}
     last_word = {w.end: i for i, w in enumerate(words)}
@@ -109,6 +134,41 @@ def _dropout_on(model: nn.Module) -> None:
             m.train()
 
 
+def _numpy_batch(chunks: Sequence, pad_id: int) -> dict[str, np.ndarray]:
+    """A batch padded to its longest chunk as int64 arrays (the ONNX engines' inputs)."""
+    width = max(len(c) for c in chunks)
+    n = len(chunks)
+    batch = {
+        "input_ids": np.full((n, width), pad_id, dtype=np.int64),
+        "attention_mask": np.zeros((n, width), dtype=np.int64),
+        "shape_ids": np.zeros((n, width), dtype=np.int64),
+        "evidence_ids": np.zeros((n, width), dtype=np.int64),
+    }
+    for i, c in enumerate(chunks):
+        k = len(c)
+        batch["input_ids"][i, :k] = c.input_ids
+        batch["attention_mask"][i, :k] = 1
+        batch["shape_ids"][i, :k] = c.shape_ids
+        if c.evidence_ids:
+            batch["evidence_ids"][i, :k] = c.evidence_ids
+    return batch
+
+
+def _auto_engine(model: Tagger, docs: Sequence, threads: int, **options) -> str:
+    """auto's first large call on a version: export, measure on a spread-out sample, record."""
+    step = max(1, len(docs) // engines.AUTO_SAMPLE)
+    sample = list(docs[::step][: engines.AUTO_SAMPLE])
+
+    def run(engine: str) -> list:
+        return predict(model, sample, engine=engine, rules=False, num_threads=threads, **options)
+
+    try:
+        return engines.choose(model, sample, run)["auto"]["choice"]
+    except Exception as e:  # any exporter or runtime failure means torch
+        engines.disable(model, e)
+        return "torch"
+
+
 def predict(
     model: Tagger,
     docs: Sequence[tuple[str, list[Word]]],
@@ -119,6 +179,7 @@ def predict(
     rules: str | bool | None = None,
     precision: str = "auto",
     num_threads: int | None = None,
+    engine: str = "torch",
 ) -> list[DocPrediction]:
     """Predictions for (text, words) documents, in input order.
 
@@ -130,10 +191,27 @@ def predict(
     current setting). `rules` merges a rule set's high-precision spans (core.model.rules):
     None follows the model's `info["decode_rules"]`, False turns it off, True picks the rule
     set that fits the labels, a name picks that one. The model is left in eval mode.
+    `engine` runs the network with torch, or ONNX Runtime in fp32 ("onnx") or int8
+    ("onnx-int8"), exported once per version; "auto" picks per version on CPU (see
+    core.model.engines); MC dropout and CUDA always run torch. `precision` is torch's only.
     """
     tag_names = model.tags
     n_tags = len(tag_names)
+    device = model.device
+    chosen = engines.resolve(model, engine, len(docs), mc_dropout=mc_dropout)
     chunks = model.encode(docs)
+    batches = length_batches([len(c) for c in chunks], batch_size)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and (num_threads or len(batches) > 4):
+        threads = choose_threads(num_threads)
+    if chosen == "measure":
+        chosen = _auto_engine(model, docs, threads, batch_size=batch_size, precision=precision)
+    run_onnx = None
+    if chosen != "torch":
+        try:
+            run_onnx = engines.network(model, chosen, threads)
+        except Exception as e:  # a failed export falls back to torch
+            engines.disable(model, e)
     probs = []
     for _, words in docs:
         p = np.zeros((len(words), n_tags), dtype=np.float32)
@@ -141,28 +219,28 @@ def predict(
         probs.append(p)
     samples = [np.tile(p, (mc_dropout, 1, 1)) if mc_dropout > 0 else None for p in probs]
     pad_id = model.tokenizer.pad_token_id or 0
-    device = model.device
-    batches = length_batches([len(c) for c in chunks], batch_size)
-    threads = torch.get_num_threads()
-    if device.type == "cpu" and (num_threads or len(batches) > 4):
-        threads = choose_threads(num_threads)
     model.eval()
     with torch_threads(threads), torch.inference_mode(), autocast(device, precision):
         for b, idx in enumerate(batches):
             batch_chunks = [chunks[i] for i in idx]
-            batch = collate(batch_chunks, pad_id, device)
-            args = (
-                batch["input_ids"],
-                batch["attention_mask"],
-                batch["shape_ids"],
-                batch["evidence_ids"],
-            )
-            out = model(*args).float().softmax(-1).cpu().numpy()
             mc_out = []
-            if mc_dropout > 0:
-                _dropout_on(model)
-                mc_out = [model(*args).float().softmax(-1).cpu().numpy() for _ in range(mc_dropout)]
-                model.eval()
+            if run_onnx is not None:
+                out = run_onnx(_numpy_batch(batch_chunks, pad_id))
+            else:
+                batch = collate(batch_chunks, pad_id, device)
+                args = (
+                    batch["input_ids"],
+                    batch["attention_mask"],
+                    batch["shape_ids"],
+                    batch["evidence_ids"],
+                )
+                out = model(*args).float().softmax(-1).cpu().numpy()
+                if mc_dropout > 0:
+                    _dropout_on(model)
+                    mc_out = [
+                        model(*args).float().softmax(-1).cpu().numpy() for _ in range(mc_dropout)
+                    ]
+                    model.eval()
             for row, chunk in enumerate(batch_chunks):
                 first = np.asarray(chunk.first)
                 pos = np.nonzero(first >= 0)[0]
