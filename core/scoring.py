@@ -44,6 +44,7 @@ def predict_and_score(
         inputs,
         progress=progress,
         mc_dropout=defaults.BALD_SAMPLES if strategy.needs_samples else 0,
+        engine="auto",  # ONNX Runtime where faster on CPU (core.model.engines); torch for BALD
     )
     scores = score_documents(
         [p.word_probs for p in preds],
