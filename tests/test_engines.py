@@ -185,3 +185,10 @@ def test_estimated_f1_loss_is_zero_for_the_same_spans_and_large_for_wrong_ones()
     other = [_pred([{"start": 9, "end": 12, "label": "SHORT"}], wrong)]
     assert engines.estimated_f1_loss(docs, ref, other, tags) > 30
     assert engines.agreement([p.spans for p in ref], [p.spans for p in other]) == 0.0
+
+
+def test_bench_speed_times_every_engine_on_the_same_texts(fresh):
+    from core.bench.speed import _scoring_rate
+
+    rates = _scoring_rate(str(fresh.source[0]), _docs(TEXTS * 4), "least_confidence")
+    assert set(rates) == set(engines.ENGINES) and min(rates.values()) > 0
