@@ -80,7 +80,9 @@ def test_onnx_predicts_what_torch_predicts(fresh):
 
 def test_exports_are_cached_beside_the_weights_and_atomic(fresh, monkeypatch):
     folder = fresh.source[0]
+    attention = fresh.encoder.config._attn_implementation
     predict(fresh, _docs(), engine="onnx-int8")
+    assert fresh.encoder.config._attn_implementation == attention  # traced as eager, restored
     names = set(os.listdir(folder))
     assert {"model.onnx", "model.int8.onnx", "engines.json"} <= names
     assert not [n for n in names if n.startswith(".")]  # no temporary file left

