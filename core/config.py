@@ -3,6 +3,12 @@
 FEWLABEL_DB        SQLAlchemy URL or a path to a SQLite file (default: ./fewlabel.db)
 FEWLABEL_HOME      where model versions and checkpoints live (default: ./fewlabel_data)
 FEWLABEL_DEVICE    "cuda", "cpu" or "auto" (default: auto = CUDA when present)
+FEWLABEL_MODELS    the model store: where versions and aligned bases are written and read
+                   (default: $FEWLABEL_HOME/models); with workers on other machines, a
+                   directory every one of them and the app reach at the same path
+FEWLABEL_LOCAL_WORKER  "1" (default): the app and the CLI start a worker process on this
+                   machine for each job they queue; "0": they only queue it, for
+                   `fewlabel worker` processes to run (on a GPU machine, say)
 """
 
 from __future__ import annotations
@@ -32,14 +38,31 @@ class Settings:
         default_factory=lambda: Path(os.environ.get("FEWLABEL_HOME", "fewlabel_data")).resolve()
     )
     device: str = field(default_factory=lambda: os.environ.get("FEWLABEL_DEVICE", "auto"))
+    models: Path | None = field(
+        default_factory=lambda: (
+            Path(os.environ["FEWLABEL_MODELS"]).expanduser().resolve()
+            if os.environ.get("FEWLABEL_MODELS")
+            else None
+        )
+    )
+    local_worker: bool = field(
+        default_factory=lambda: os.environ.get("FEWLABEL_LOCAL_WORKER", "1").strip().lower()
+        not in ("0", "false", "no", "off")
+    )
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.models or self.home / "models"
 
 
 def get_settings(db: str | None = None) -> Settings:
     s = Settings()
     if db:
-        s = Settings(db_url=normalize_db_url(db), home=s.home, device=s.device)
+        s = Settings(
+            db_url=normalize_db_url(db),
+            home=s.home,
+            device=s.device,
+            models=s.models,
+            local_worker=s.local_worker,
+        )
     return s

@@ -12,10 +12,11 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +33,26 @@ def display_url(url: str) -> str:
     except ArgumentError:
         # not a URL SQLAlchemy reads; mask anything between "user:" and "@" all the same
         return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+
+
+def db_now(session: Session) -> datetime:
+    """The time by the database's clock, UTC, naive like every stored time. Leases compare
+    heartbeats written by workers on other machines, whose clocks may disagree; PostgreSQL's
+    clock is the one they share. A SQLite file lives on one machine: its clock is ours."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(select(func.timezone("UTC", func.now())))
+    from core.schema import utcnow
+
+    return utcnow()
+
+
+def db_now_sql(session: Session):
+    """db_now as a SQL value for an UPDATE (a worker's heartbeat, a claim's start)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.timezone("UTC", func.now())
+    from core.schema import utcnow
+
+    return utcnow()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -8,8 +8,16 @@ the reason, and annotations, which live in other tables, are untouched.
 
 A worker holds its job under a lease (`Lease`): every write it makes (progress, a model
 version, scores, the final status) goes through `Lease.hold`, which checks in the same
-transaction that the row is still running under this worker. A worker that was stalled past
-its heartbeat and reaped therefore writes nothing more: not its status, not a version.
+transaction that the row is still running under this worker's claim. A worker that was
+stalled past its heartbeat and reaped therefore writes nothing more: not its status, not a
+version.
+
+Workers run anywhere the database and the model store (core.config) are reached: the app
+starts one on its own machine per job (`start`, unless FEWLABEL_LOCAL_WORKER=0), and
+`fewlabel worker` runs queued jobs on any machine, e.g. a GPU box (`work`). Liveness is the
+lease's heartbeat, read against the database's clock (core.db.db_now), so machines with
+different clocks agree; a process id says more only on the worker's own host. A job whose
+lease expires is run once more (its half-written files removed first), then failed.
 """
 
 from __future__ import annotations
@@ -27,11 +35,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db import session_scope
+from core.db import db_now, db_now_sql, session_scope
 from core.errors import Cancelled, ConflictError, FewlabelError, JobLost, NotFoundError
 from core.schema import Job, Project, utcnow
 
@@ -39,8 +47,11 @@ log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
 # A running job whose heartbeat is older than this is taken for dead, wherever it ran (read at
-# each reap, so a test or the fault probe may shorten it).
-HEARTBEAT_TIMEOUT = timedelta(minutes=5)
+# each reap, so a test or the fault probe may shorten it; FEWLABEL_LEASE_SECONDS sets it for
+# every process of a deployment).
+HEARTBEAT_TIMEOUT = timedelta(seconds=float(os.environ.get("FEWLABEL_LEASE_SECONDS", 300)))
+# A job whose worker was lost is queued again this many times in all, then failed.
+MAX_ATTEMPTS = 2
 # How often a worker beats while its handler is busy between progress reports.
 HEARTBEAT_INTERVAL = timedelta(seconds=30)
 # A queued job nobody started within this long (its worker failed to start) is failed.
@@ -61,7 +72,10 @@ def _handlers() -> dict[str, Handler]:
 
 def enqueue(session: Session, kind: str, project: Project | None, params: dict) -> Job:
     """Add a queued job; ConflictError when the project already has one of this kind active."""
-    reap(session)
+    # reaped in a transaction of its own: a job queued again must stay queued when this
+    # enqueue is refused because of it (the caller's transaction then rolls back)
+    with session_scope(session.get_bind().url.render_as_string(hide_password=False)) as own:
+        reap(own)
     active = _active(session, kind, project)
     if active is not None:
         raise ConflictError(
@@ -140,14 +154,17 @@ def _span(delta: timedelta) -> str:
 
 
 def reap(session: Session) -> int:
-    """Mark jobs whose worker is gone as failed; returns how many.
+    """Mark jobs whose worker is gone as failed, or queue them again once (MAX_ATTEMPTS);
+    returns how many. A job queued again is started on this machine when local workers are
+    on (core.config), after this transaction commits; else a `fewlabel worker` takes it.
 
-    Each row is failed only if it is still as it was read (same status and heartbeat), so a
+    Each row is changed only if it is still as it was read (same status and heartbeat), so a
     worker that finished meanwhile keeps its result; a reaped worker's lease is gone for good.
     """
-    now = utcnow()
+    now = db_now(session)
     host = socket.gethostname()
     n = 0
+    retried: list[int] = []
     for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE))):
         reason = None
         if job.status == "running":
@@ -172,14 +189,45 @@ def reap(session: Session) -> int:
                 if job.heartbeat_at is None
                 else Job.heartbeat_at == job.heartbeat_at
             )
-            n += session.execute(
+            attempt = int(job.params.get("attempt", 1))
+            if job.status == "running" and attempt < MAX_ATTEMPTS:
+                params = {
+                    k: v
+                    for k, v in job.params.items()
+                    if k not in ("spawned", "worker_pid", "worker_host")
+                }
+                values = dict(
+                    status="queued",
+                    pid=None,
+                    host=None,
+                    started_at=None,
+                    heartbeat_at=None,
+                    progress=0.0,
+                    params={**params, "attempt": attempt + 1},
+                    message=f"queued again ({reason})"[:500],
+                )
+            else:
+                values = dict(
+                    status="failed", error=reason, finished_at=now, message=f"failed: {reason}"
+                )
+            changed = session.execute(
                 update(Job)
                 .where(*same)
-                .values(status="failed", error=reason, finished_at=now, message=f"failed: {reason}")
+                .values(**values)
                 .execution_options(synchronize_session=False)
             ).rowcount
+            n += changed
+            if changed and values["status"] == "queued":
+                retried.append(job.id)
             session.expire(job)
     session.flush()
+    if retried:
+        url = session.get_bind().url.render_as_string(hide_password=False)
+        def start_retried(_session) -> None:
+            for job_id in retried:
+                start(url, job_id)
+
+        event.listen(session, "after_commit", start_retried, once=True)
     return n
 
 
@@ -193,6 +241,8 @@ class Lease:
     host: str
 
     def _owned(self):
+        # a job queued again after its worker was lost is claimed by another process (the
+        # lost one is stalled, or busy with the run it lost): pid and host tell them apart
         return (
             Job.id == self.job_id,
             Job.status == "running",
@@ -208,7 +258,7 @@ class Lease:
         done = session.execute(
             update(Job)
             .where(*self._owned())
-            .values(heartbeat_at=utcnow(), **values)
+            .values(heartbeat_at=db_now_sql(session), **values)
             .execution_options(synchronize_session=False)
         ).rowcount
         if not done:
@@ -286,8 +336,8 @@ def run_job(url: str, job_id: int) -> Job:
                 status="running",
                 pid=lease.pid,
                 host=lease.host,
-                started_at=utcnow(),
-                heartbeat_at=utcnow(),
+                started_at=db_now_sql(s),
+                heartbeat_at=db_now_sql(s),
                 message="starting",
             )
         ).rowcount
@@ -295,6 +345,8 @@ def run_job(url: str, job_id: int) -> Job:
         kind, params = job.kind, dict(job.params)
     if not claimed:
         raise ConflictError(f"job {job_id} is {job.status}, not queued")
+    if int(params.get("attempt", 1)) > 1:
+        _discard_lost_run(url, job_id)
     reporter = Reporter(lease)
     heartbeat = _Heartbeat(reporter)
     heartbeat.start()
@@ -330,6 +382,71 @@ def run_job(url: str, job_id: int) -> Job:
             )
     with session_scope(url) as s:
         return get_job(s, job_id)
+
+
+def _discard_lost_run(url: str, job_id: int) -> None:
+    """Before a job runs again: remove the files its lost run left under a version number it
+    reserved and never registered (core.versions). An aligned base's checkpoint folder
+    stays: pretraining resumes from it."""
+    from core.versions import discard_lost_files
+
+    removed = discard_lost_files(url, job_id)
+    if removed:
+        log.info("job %s: removed what its lost run left: %s", job_id, ", ".join(removed))
+
+
+def start(url: str, job_id: int) -> subprocess.Popen | None:
+    """Run a queued job: in a worker process on this machine, unless local workers are off
+    (FEWLABEL_LOCAL_WORKER=0), when a `fewlabel worker` elsewhere takes it from the queue."""
+    from core.config import get_settings
+
+    if not get_settings().local_worker:
+        return None
+    return spawn_worker(url, job_id)
+
+
+def claim_next(url: str, kinds: tuple[str, ...] = ("train", "score", "pretrain")) -> Job | None:
+    """Run the oldest queued job of `kinds` in this process, if any; None when none is left.
+    Two workers may pick the same row: run_job's claim lets one have it, the other takes the
+    next."""
+    while True:
+        with session_scope(url) as s:
+            reap(s)
+            job_id = s.scalar(
+                select(Job.id)
+                .where(Job.status == "queued", Job.kind.in_(kinds))
+                .order_by(Job.created_at, Job.id)
+                .limit(1)
+            )
+        if job_id is None:
+            return None
+        try:
+            return run_job(url, job_id)
+        except ConflictError:
+            continue  # another worker claimed it first
+
+
+def work(
+    url: str,
+    kinds: tuple[str, ...] = ("train", "score", "pretrain"),
+    *,
+    once: bool = False,
+    poll: float = 2.0,
+    on_job: Callable[[Job], None] | None = None,
+) -> int:
+    """`fewlabel worker`: run queued jobs of `kinds` one after another, waiting `poll`
+    seconds when there are none; with `once`, until the queue is empty. Returns jobs run."""
+    n = 0
+    while True:
+        job = claim_next(url, kinds)
+        if job is not None:
+            n += 1
+            if on_job is not None:
+                on_job(job)
+            continue
+        if once:
+            return n
+        time.sleep(poll)
 
 
 def spawn_worker(url: str, job_id: int, log_dir: Path | None = None) -> subprocess.Popen:
@@ -378,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     job = run_job(get_settings(args.db).db_url, args.job_id)
+    if job.pid != os.getpid() or job.host != socket.gethostname():
+        # this run lost the job (reaped after a stall); the row is another run's
+        print(f"job {job.id}: lost by this worker; the row is another run's", flush=True)
+        return 1
     print(f"job {job.id}: {job.status} {job.error or ''}".rstrip(), flush=True)
     return 0 if job.status == "done" else 1
 

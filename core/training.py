@@ -259,11 +259,11 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
 
 
 def _score_the_rest(url: str, project_id: int) -> int | None:
-    """Start the background `score` job for what the candidates left (core.scoring.score_rest),
-    in a worker of its own; None when one is already running, which moves on to the newest
-    version by itself."""
+    """Queue the background `score` job for what the candidates left (core.scoring.score_rest)
+    and start its worker (core.jobs.start); None when one is already running, which moves on
+    to the newest version by itself."""
     from core.errors import ConflictError
-    from core.jobs import enqueue, spawn_worker
+    from core.jobs import enqueue, start
 
     try:
         with session_scope(url) as s:
@@ -271,7 +271,7 @@ def _score_the_rest(url: str, project_id: int) -> int | None:
             job_id = enqueue(s, "score", project, {"project_id": project_id, "rest": True}).id
     except ConflictError:
         return None
-    spawn_worker(url, job_id)
+    start(url, job_id)
     return job_id
 
 

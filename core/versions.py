@@ -140,6 +140,28 @@ def record_metrics(lease, version_id: int, metrics: dict) -> None:
         mv.metrics = metrics
 
 
+def discard_lost_files(url: str, job_id: int) -> list[str]:
+    """Remove the files of a job's reserved version numbers that were never registered: what
+    a run that lost its worker left, before the job runs again. The rows stay: a number is
+    never handed out twice (a stalled run that wakes up must not write where the retry
+    writes). Returns the folders removed."""
+    removed = []
+    with session_scope(url) as s:
+        rows = s.execute(
+            select(ModelVersion.version, ModelVersion.path, ModelVersion.train_args).where(
+                ModelVersion.n_labels == RESERVED
+            )
+        ).all()
+    for number, path, args in rows:
+        if (args or {}).get("reserved_by_job") != job_id:
+            continue
+        folder = Path(path)
+        for leftover in (folder, folder.with_name(f"v{number}")):
+            if _rmtree(leftover):
+                removed.append(leftover.name)
+    return removed
+
+
 def _rmtree(path: Path) -> bool:
     if path.exists():
         shutil.rmtree(path, ignore_errors=True)

@@ -262,6 +262,12 @@ def main(argv=None) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="fewlabel-faults-"))
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
+    # a killed job fails at once here instead of being queued again (core.jobs.MAX_ATTEMPTS,
+    # tests/test_workers.py): each kill is then followed by a new job of the kind, whose
+    # start time and the files it finds are what this probe measures
+    from core import jobs
+
+    jobs.MAX_ATTEMPTS = 1
     probe = Probe(work, args.pool)
     # a score job needs a current version; kills of train jobs leave the probe's first one
     results = []

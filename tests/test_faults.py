@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from core import jobs
 from core.db import session_scope
-from core.errors import JobLost
+from core.errors import ConflictError, JobLost
 from core.jobs import Lease, enqueue, get_job, run_job, spawn_worker
 from core.projects import get_project
 from core.schema import Document, Job, ModelVersion, Prediction, utcnow
@@ -79,9 +79,13 @@ def assert_versions_match_their_files(db_url):
     assert folders == sorted(f"v{n}" for n, _, _ in rows), folders
 
 
-def test_a_stalled_worker_is_reaped_and_never_writes_again(db_url, tiny_model_dir, project):
-    """SIGSTOP a real training worker past a (shortened) heartbeat timeout, retrain, SIGCONT:
-    the reaped job stays failed, registers nothing and overwrites nothing."""
+def test_a_stalled_worker_is_reaped_and_never_writes_again(
+    db_url, tiny_model_dir, project, monkeypatch
+):
+    """SIGSTOP a real training worker past a (shortened) heartbeat timeout: the job is queued
+    again (once) and another worker runs it; SIGCONT: the stalled worker registers nothing,
+    overwrites nothing and does not touch the row."""
+    monkeypatch.setenv("FEWLABEL_LOCAL_WORKER", "0")  # this test runs the retry itself
     stalled = _enqueue_train(db_url, tiny_model_dir, epochs=400)
     proc = spawn_worker(db_url, stalled)
     try:
@@ -96,12 +100,17 @@ def test_a_stalled_worker_is_reaped_and_never_writes_again(db_url, tiny_model_di
         jobs.HEARTBEAT_TIMEOUT, saved = timedelta(seconds=1), jobs.HEARTBEAT_TIMEOUT
         try:
             time.sleep(1.5)
-            retrain = _enqueue_train(db_url, tiny_model_dir)  # reaps the stalled job
+            with pytest.raises(ConflictError, match="already queued"):
+                _enqueue_train(db_url, tiny_model_dir)  # reaps: the job is queued again
         finally:
             jobs.HEARTBEAT_TIMEOUT = saved
         job = _job(db_url, stalled)
-        assert job.status == "failed" and "no heartbeat for 1 s" in job.error
-        assert run_job(db_url, retrain).status == "done"
+        assert job.status == "queued" and job.params["attempt"] == 2
+        assert "no heartbeat for 1 s" in job.message
+        with session_scope(db_url) as s:  # a shorter run for the test, as the retry
+            retry = get_job(s, stalled)
+            retry.params = {**retry.params, "train_args": {"epochs": 1}}
+        assert run_job(db_url, stalled).status == "done"
         proc.send_signal(signal.SIGCONT)
         assert proc.wait(timeout=120) != 0  # its next report found the job gone
     finally:
@@ -109,7 +118,7 @@ def test_a_stalled_worker_is_reaped_and_never_writes_again(db_url, tiny_model_di
             proc.kill()
             proc.wait()
     job = _job(db_url, stalled)
-    assert job.status == "failed" and job.result is None
+    assert job.status == "done" and job.pid != proc.pid  # the retry's result, untouched
     with session_scope(db_url) as s:
         assert [v.version for v in list_versions(s, get_project(s, "p"))] == [1]
         assert current_version(s, get_project(s, "p")).version == 1
@@ -135,9 +144,13 @@ def _stall(db_url, job_id):
         s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=old))
 
 
-def test_a_reaped_job_cannot_register_the_number_it_reserved(db_url, tiny_model_dir, project):
-    """A job reserves v1, writes its files, stalls and is reaped; the retrain gets v2 (a number
-    is never handed out twice), and the stalled job's registration is refused."""
+def test_a_reaped_job_cannot_register_the_number_it_reserved(
+    db_url, tiny_model_dir, project, monkeypatch
+):
+    """A job reserves v1, writes its files, stalls and is reaped: it is queued again, the
+    stalled run's registration is refused, and the retry removes its files and takes v2 (a
+    number is never handed out twice)."""
+    monkeypatch.setenv("FEWLABEL_LOCAL_WORKER", "0")  # this test runs the retry itself
     models = _models_dir(db_url)
     a = _enqueue_train(db_url, tiny_model_dir)
     lease_a = _claim(db_url, a)
@@ -145,12 +158,13 @@ def test_a_reaped_job_cannot_register_the_number_it_reserved(db_url, tiny_model_
     a_tmp.mkdir(parents=True)
     (a_tmp / "tagger.json").write_text("{}")
     _stall(db_url, a)
-    b = _enqueue_train(db_url, tiny_model_dir)  # reaps a
-    assert _job(db_url, a).status == "failed"
+    with session_scope(db_url) as s:
+        assert jobs.reap(s) == 1
+    assert (_job(db_url, a).status, _job(db_url, a).params["attempt"]) == ("queued", 2)
     with pytest.raises(JobLost):
         register_version(lease_a, a_row, a_tmp, n_labels=6, metrics={})
     assert a_tmp.is_dir() and not (models / "v1").exists()
-    assert run_job(db_url, b).status == "done"  # its sweep removes a's temporary folder
+    assert run_job(db_url, a).status == "done"  # the retry: the lost run's files go first
     assert not a_tmp.exists() and not (models / "v1").exists()
     with session_scope(db_url) as s:
         versions = list_versions(s, get_project(s, "p"))
@@ -160,10 +174,12 @@ def test_a_reaped_job_cannot_register_the_number_it_reserved(db_url, tiny_model_
     assert_versions_match_their_files(db_url)
 
 
-def test_a_reaped_job_that_finishes_anyway_keeps_its_failed_status(
+def test_a_reaped_job_that_finishes_anyway_does_not_record_its_result(
     db_url, tiny_model_dir, project, monkeypatch
 ):
-    """The handler returns after its job was reaped: run_job must not flip the row to done."""
+    """The handler returns after its job was reaped: run_job must not flip the row to done.
+    The job is queued again once; lost a second time, it fails."""
+    monkeypatch.setenv("FEWLABEL_LOCAL_WORKER", "0")
 
     def handler(url, job_id, params, report):
         _stall(url, job_id)
@@ -173,6 +189,8 @@ def test_a_reaped_job_that_finishes_anyway_keeps_its_failed_status(
 
     monkeypatch.setattr(jobs, "_handlers", lambda: {"train": handler})
     job_id = _enqueue_train(db_url, tiny_model_dir)
+    job = run_job(db_url, job_id)
+    assert job.status == "queued" and job.result is None and "heartbeat" in job.message
     job = run_job(db_url, job_id)
     assert job.status == "failed" and job.result is None and "heartbeat" in job.error
 

@@ -13,7 +13,7 @@ from app.versions_view import show_versions
 from core import defaults
 from core.active import DEFAULT_STRATEGY, STRATEGIES
 from core.errors import FewlabelError
-from core.jobs import ACTIVE, enqueue, recent_jobs, request_cancel, spawn_worker
+from core.jobs import ACTIVE, enqueue, recent_jobs, request_cancel, start
 from core.model.rules import evidence_choice, evidence_for
 from core.projects import get_project
 from core.training import project_records
@@ -47,12 +47,13 @@ show_flashes()
 
 
 def _start(kind: str, params: dict) -> None:
-    """Enqueue a job, then start its worker process; the page keeps working meanwhile."""
+    """Enqueue a job, then start its worker process (or leave it to `fewlabel worker`
+    processes when local workers are off); the page keeps working meanwhile."""
     try:
         with services.session() as s:
             p = get_project(s, project.id)
             job_id = enqueue(s, kind, p, {**params, "project_id": p.id}).id
-        spawn_worker(services.db_url(), job_id)
+        start(services.db_url(), job_id)
     except FewlabelError as exc:
         st.session_state["_fl_train_error"] = str(exc)
 

@@ -168,7 +168,7 @@ def _run_job_here(url: str, job_id: int):
 
 def cmd_train(args, url: str) -> int:
     from core.db import ensure_schema, session_scope
-    from core.jobs import enqueue, spawn_worker
+    from core.jobs import enqueue, start
     from core.projects import get_project
 
     ensure_schema(url)
@@ -187,8 +187,11 @@ def cmd_train(args, url: str) -> int:
         job = enqueue(session, "train", project, {**params, "project_id": project.id})
         job_id = job.id
     if args.background:
-        proc = spawn_worker(url, job_id)
-        print(f"job {job_id} started in worker process {proc.pid}")
+        proc = start(url, job_id)
+        if proc is None:
+            print(f"job {job_id} queued for a `fewlabel worker` (local workers are off)")
+        else:
+            print(f"job {job_id} started in worker process {proc.pid}")
         return 0
     print(f"job {job_id}: training (this process is the worker)...", file=sys.stderr)
     job = _run_job_here(url, job_id)
