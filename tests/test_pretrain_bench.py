@@ -6,12 +6,15 @@ import json
 
 import pytest
 from helpers import ACRONYM_SENTENCES, POOL_SENTENCES
+from sqlalchemy import select
 
 from core.bench import active_table, labels_to_reach, mean_curves
 from core.cli import main
+from core.db import session_scope
 from core.model.backbone import Tagger
 from core.model.finetune import TrainArgs, finetune
 from core.model.pretrain import STATE_FILE, PretrainArgs, pretrain
+from core.schema import ModelVersion
 from core.text import tokenize
 
 pytestmark = pytest.mark.slow
@@ -295,6 +298,11 @@ def test_bench_speed_measures_the_loop_through_a_worker(tmp_path, tiny_model_dir
 
     assert set(KEYS) <= record.keys()
     assert record["docs"] == 30 and record["n_labels"] == 6
+    from core.model.backbone import Tagger
+
+    with session_scope(f"sqlite:///{tmp_path / 'w' / 'speed.db'}") as s:
+        (path,) = s.scalars(select(ModelVersion.path))
+    assert Tagger.load(path).info["train_args"]["epochs"] == 1  # --epochs reached the job
     assert record["scored_in_job"] == 30  # the cycled copies are distinct texts
     assert 0 < record["retrain_s"] <= record["retrain_to_queue_s"] <= record["job_s"]
     assert record["next_p50_ms"] <= record["next_p95_ms"]
