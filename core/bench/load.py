@@ -264,7 +264,7 @@ def load(
         "double_claims": checked["double_claims"],
         "lost_saves": checked["lost_saves"],
         "import_lines": import_lines,
-        "import_seconds": round(imp["seconds"], 1) if imp else None,
+        "import_seconds": round(imp["seconds"], 3) if imp else None,
         "database": dialect,
         "database_version": _server_version(url),
         "url": display_url(url),
