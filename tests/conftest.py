@@ -17,6 +17,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -230,6 +231,17 @@ def make_project(db_url) -> Callable[..., list[int]]:
         return seed_project(db_url, name, texts, **kwargs)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """Streamlit's script runner (AppTest) makes the app script `sys.modules["__main__"]` and
+    leaves it there; a later test's spawned process would then run app/main.py as its main
+    (migrating a database on import, six at once). Each test starts with pytest's own."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

@@ -214,8 +214,13 @@ def speed(
         for leftover in work.glob("speed.db*"):
             leftover.unlink()
         url = f"sqlite:///{db}"
-        # the worker (a child process) saves its model version beside the throwaway database
-        os.environ["FEWLABEL_HOME"] = str(work / "home")
+    # What the Retrain's worker (a child process) inherits: with a throwaway database, its
+    # model folder beside it; and no background scoring of the rest of the pool
+    # (core.scoring.score_rest), which would share the CPU with the scoring rates measured
+    # below. Restored when the run ends.
+    worker_env = {"FEWLABEL_LOCAL_WORKER": "0"}
+    if url is None or url.startswith(f"sqlite:///{work}"):
+        worker_env["FEWLABEL_HOME"] = str(work / "home")
     ensure_schema(url)
     texts_file, gold_file = work / "pool.txt", work / "gold.json"
     write_corpus(corpus, docs, texts_file)
@@ -240,7 +245,16 @@ def speed(
     params: dict = {"project_id": project_id, "cv": False}
     if epochs:
         params["train_args"] = {"epochs": epochs}
-    retrain = _retrain(url, project_id, params, work / "logs")
+    saved = {k: os.environ.get(k) for k in worker_env}
+    os.environ.update(worker_env)
+    try:
+        retrain = _retrain(url, project_id, params, work / "logs")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     say(f"timing {next_samples} next-text calls")
     next_ms = _next_latency(url, project_id, next_samples)
