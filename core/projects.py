@@ -65,12 +65,13 @@ def create_project(
 
 
 def get_project(session: Session, name_or_id: str | int) -> Project:
-    """A project by name, or by id when given an int or a string of digits."""
+    """A project by name, or by id when given an int or a string of digits that is no
+    project's name: a project named "1" is never shadowed by the project with id 1."""
     project = None
-    if isinstance(name_or_id, int) or str(name_or_id).isdigit():
-        project = session.get(Project, int(name_or_id))
-    if project is None:
+    if not isinstance(name_or_id, int):
         project = session.scalar(select(Project).where(Project.name == str(name_or_id)))
+    if project is None and (isinstance(name_or_id, int) or str(name_or_id).isdigit()):
+        project = session.get(Project, int(name_or_id))
     if project is None:
         raise NotFoundError(f"no project {name_or_id!r}; `fewlabel project list` shows them")
     return project

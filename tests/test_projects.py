@@ -200,3 +200,22 @@ def test_label_colors_are_set_read_validated_and_follow_a_rename(make_project, d
         p = get_project(s, "p")
         assert label_colors(p) == {"Place": 4, "PER": 8}
         assert "LOC" not in p.settings["label_colors"]
+
+
+def test_a_project_named_with_digits_is_not_shadowed_by_a_project_id(db_url, tmp_path):
+    """`fewlabel import 1 file` writes into the project named "1", not into project id 1."""
+    from core.cli import main
+
+    with session_scope(db_url) as s:
+        first = create_project(s, "news", "acronym").id
+        named_one = create_project(s, "1", "acronym").id
+    assert (first, named_one) == (1, 2)
+    with session_scope(db_url) as s:
+        assert get_project(s, "1").id == named_one  # the name wins over the id
+        assert get_project(s, 1).id == first  # an int is an id
+        assert get_project(s, "2").id == named_one  # digits no project is named: an id
+    texts = tmp_path / "one.txt"
+    texts.write_text("A text for the project named one .\n", encoding="utf-8")
+    assert main(["import", "1", str(texts), "--db", db_url]) == 0
+    with session_scope(db_url) as s:
+        assert [d.project_id for d in s.scalars(select(Document))] == [named_one]
