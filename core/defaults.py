@@ -19,7 +19,7 @@ STRATEGY = "least_confidence"
 # page payload past Streamlit's 200 MB message limit.
 MAX_TEXT_CHARS = 100_000
 # Import: documents written per transaction. Between two, SQLite's write lock is free, so
-# annotators keep saving during a long import (core.corpus stages the rows until the end).
+# annotators keep saving during a long import (core.staging holds the rows back until the end).
 IMPORT_BATCH = 2_000
 
 # Texts a new version scores before it orders the queue (core.scoring.candidate_ids): half

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from core.config import SAMPLE_DATA
-from core.corpus import import_file
 from core.db import ensure_schema, session_scope
+from core.imports import import_file
 from core.projects import create_project
 from core.schema import Project
 

@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.claims import CLAIM_LEASE
-from core.corpus import STAGED
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.schema import (
     Annotation,
@@ -24,6 +23,7 @@ from core.schema import (
     Project,
     utcnow,
 )
+from core.staging import STAGED
 from core.text import clean_name, labels_for
 
 # The annotator has this many (background, strong) colour pairs, each checked for contrast; a

@@ -35,8 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from core.agreement import project_agreement  # noqa: E402
 from core.annotations import next_document, save  # noqa: E402
-from core.corpus import import_bytes, read_texts  # noqa: E402
+from core.corpus import read_texts  # noqa: E402
 from core.db import session_scope, upgrade  # noqa: E402
+from core.imports import import_bytes  # noqa: E402
 from core.overlap import set_overlap  # noqa: E402
 from core.projects import create_project, get_project  # noqa: E402
 from core.text import words_of  # noqa: E402

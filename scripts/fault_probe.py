@@ -54,8 +54,8 @@ class Probe:
         os.environ["FEWLABEL_HOME"] = str(work / "home")
         from helpers import ACRONYM_SENTENCES, POOL_SENTENCES, seed_labeled_project, tiny_backbone
 
-        from core.corpus import import_bytes
         from core.db import session_scope, upgrade
+        from core.imports import import_bytes
         from core.projects import get_project
 
         self.url = f"sqlite:///{work / 'probe.db'}"

@@ -2,7 +2,7 @@
 
 Issue 12's fault target for imports: every annotation saved before a kill is still there;
 the next import into the project removes what the killed one staged, or finishes publishing
-a file that was read whole (core.corpus.discard_stale_imports), and runs to the end; in the
+a file that was read whole (core.staging.discard_stale_imports), and runs to the end; in the
 end the project holds none of the killed file or all of it. Killed while publishing, part
 of the file is visible until that next import: the probe counts those windows. A labeled
 CoNLL file is imported, so annotations are staged too.
@@ -32,9 +32,9 @@ def _counts(url: str) -> tuple[int, int, int]:
     """(visible documents, staged documents, annotations by 'seed')."""
     from sqlalchemy import func, select
 
-    from core.corpus import STAGED
     from core.db import session_scope
     from core.schema import Annotation, Document
+    from core.staging import STAGED
 
     with session_scope(url) as s:
         visible = s.scalar(select(func.count()).where(Document.state != STAGED))
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     ensure_schema(url)
     with session_scope(url) as s:
         create_project(s, "p", "acronym")
-    from core.corpus import import_bytes
+    from core.imports import import_bytes
 
     with session_scope(url) as s:
         p = get_project(s, "p")

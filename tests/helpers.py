@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.annotations import browse, set_ranks
-from core.corpus import import_bytes
 from core.db import session_scope
+from core.imports import import_bytes
 from core.projects import create_project
 
 ACRONYM_SENTENCES = [

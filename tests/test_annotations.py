@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from core import annotations as svc
 from core import claims
-from core.corpus import import_bytes
 from core.db import session_scope
 from core.errors import ConflictError, SpanError, ValidationError
+from core.imports import import_bytes
 from core.projects import create_project, get_project
 from core.schema import Document, utcnow
 

@@ -26,8 +26,8 @@ from helpers import seed_project
 
 from core.annotations import browse, save, set_ranks
 from core.config import SAMPLE_DATA
-from core.corpus import import_file
 from core.db import session_scope, upgrade
+from core.imports import import_file
 from core.projects import create_project, get_project
 
 pytestmark = pytest.mark.browser

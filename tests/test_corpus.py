@@ -9,16 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.corpus import (
-    detect_format,
-    export,
-    export_bytes,
-    import_bytes,
-    import_file,
-    import_stream,
-)
+from core.corpus import detect_format, export, export_bytes
 from core.db import session_scope
 from core.errors import ImportFormatError
+from core.imports import import_bytes, import_file, import_stream
 from core.projects import create_project, get_project
 from core.schema import Annotation, Document
 
@@ -482,7 +476,7 @@ def _lines(n: int) -> list[str]:
 
 
 def _staged_rows(url) -> int:
-    from core.corpus import STAGED
+    from core.staging import STAGED
 
     with session_scope(url) as s:
         return s.scalar(select(func.count(Document.id)).where(Document.state == STAGED))
@@ -572,7 +566,7 @@ def test_annotators_save_while_a_long_import_runs(db_url, project):
 
 _KILLED_IMPORT = """
 import os, signal, sys
-from core import corpus
+from core import imports, staging
 from core.db import session_scope
 from core.projects import get_project
 
@@ -580,18 +574,18 @@ def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 if sys.argv[3] == "publishing":
-    corpus._publish = die  # killed right after the import committed its last batch
+    staging.publish = die  # killed right after the import committed its last batch
 else:
-    real_commit = corpus.Session.commit
+    real_commit = imports.Session.commit
     calls = []
     def commit(self):
         real_commit(self)
         calls.append(1)
         if len(calls) == 3:  # two batches in
             die()
-    corpus.Session.commit = commit
+    imports.Session.commit = commit
 with session_scope(sys.argv[1]) as s:
-    corpus.import_file(s, get_project(s, "p"), sys.argv[2])
+    imports.import_file(s, get_project(s, "p"), sys.argv[2])
 """
 
 

@@ -20,9 +20,9 @@ import sqlite3
 import pytest
 
 from core.cli import main
-from core.corpus import import_bytes
 from core.db import session_scope
 from core.errors import FewlabelError
+from core.imports import import_bytes
 from core.projects import create_project, get_project
 from core.text import unstorable
 

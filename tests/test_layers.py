@@ -17,6 +17,7 @@ UI_SERVICES = (
     "core.versions",
     "core.jobs",
     "core.corpus",
+    "core.imports",
     "core.active",
     "core.db",
     "core.formats",

@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 from test_app import app, component, select_table_row, send_event  # noqa: F401 (fixture)
 
 from core.annotations import next_document, save, skip, undo
-from core.corpus import export_bytes, import_bytes
+from core.corpus import export_bytes
 from core.db import downgrade, session_scope, upgrade
 from core.errors import ConflictError, SpanError
+from core.imports import import_bytes
 from core.projects import create_project, get_project
 from core.review import disagreements, final_of, finalize, versions
 from core.schema import Annotation, Document, FinalAnnotation

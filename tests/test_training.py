@@ -253,7 +253,7 @@ def test_cli_train_gives_acronym_models_evidence_unless_told_not_to(db_url, tiny
 
 
 def test_concept_evidence_learns_from_every_project_text(db_url, tiny, project):
-    from core.corpus import import_bytes
+    from core.imports import import_bytes
     from core.model.backbone import Tagger
     from core.model.rules import fit_evidence
     from core.projects import create_project

@@ -12,8 +12,8 @@ from app import auth, services, state
 from app.components.span_annotator import LABEL_COLOR_NAMES, default_color
 from app.ui import current_project, md_escape, projects, show_flashes
 from core import formats
-from core.corpus import import_bytes
 from core.errors import FewlabelError
+from core.imports import import_bytes
 from core.overlap import MAX_ANNOTATORS, overlap_of, set_overlap, shared_texts
 from core.projects import (
     create_project,

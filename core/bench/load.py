@@ -98,8 +98,8 @@ def _importer(url: str, project_id: int, path: str, ready, go, out) -> None:
     """Import `path` (one text a line) into the project once `go` is set."""
     record = {"who": "import", "imported": 0, "seconds": 0.0, "errors": []}
     try:
-        from core.corpus import import_file
         from core.db import get_engine, session_scope
+        from core.imports import import_file
         from core.schema import Project
 
         with get_engine(url).connect():
@@ -181,8 +181,8 @@ def load(
 ) -> dict:
     """Run the load on a fresh project (in a fresh SQLite file unless `url` names a database)
     and return one record with KEYS, the invariants' counts and what else was measured."""
-    from core.corpus import import_file
     from core.db import display_url, ensure_schema, session_scope
+    from core.imports import import_file
     from core.projects import create_project
     from core.schema import Project
 

@@ -196,8 +196,8 @@ def speed(
 ) -> dict:
     """Run the measurements on a fresh project (in a fresh SQLite file unless `url` names a
     database) and return one record with KEYS plus what was measured on which machine."""
-    from core.corpus import import_file
     from core.db import ensure_schema, session_scope
+    from core.imports import import_file
     from core.projects import create_project
     from core.schema import Document, Project
     from core.text import words_of

@@ -248,8 +248,8 @@ def cmd_agreement(args, url: str) -> int:
 
 
 def cmd_import(args, url: str) -> int:
-    from core.corpus import import_file
     from core.db import ensure_schema, session_scope
+    from core.imports import import_file
     from core.projects import get_project
 
     ensure_schema(url)

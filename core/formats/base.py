@@ -1,7 +1,7 @@
 """What every format shares: the record a reader yields, the row a writer takes, the Format.
 
 A reader turns a file into `Record`s (text, optional tokens, optional labeled spans); the
-import pipeline in core.corpus validates and stores them. A writer turns `Row`s into a file:
+import pipeline in core.imports validates and stores them. A writer turns `Row`s into a file:
 export builds rows from the database, predict from a model's output, so both write the same
 bytes for the same labels. Offsets are Python code points everywhere.
 """
