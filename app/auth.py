@@ -96,6 +96,8 @@ def log_in() -> None:
         with services.session() as s:
             account = users.authenticate(s, name, password)
     except AuthenticationError as exc:
+        with services.session() as s:  # its own transaction: the refusal rolled back
+            users.note_failed_login(s, name)
         state.flash("error", f"Not logged in: {exc}.")
         return
     state.log_in(account.name)

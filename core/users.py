@@ -12,9 +12,10 @@ Every function takes the session first; the caller owns the transaction.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from argon2 import PasswordHasher
@@ -52,6 +53,13 @@ ROLES: dict[str, frozenset[str]] = {
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_NAME = 100
+# Password guessing: after LOCK_AFTER wrong passwords in a row an account is locked for
+# LOCK_SECONDS, doubled with each further wrong one, at most LOCK_MAX_SECONDS; the right
+# password ends the count, and an admin's `user passwd` or `user enable` ends a lock at once.
+# Kept in the database, so every app process on the server and every restart sees it.
+LOCK_AFTER = 5
+LOCK_SECONDS = 30
+LOCK_MAX_SECONDS = 15 * 60
 
 _hasher = PasswordHasher()
 
@@ -72,6 +80,7 @@ class Account:
     disabled: bool = False
     created_at: datetime | None = None
     password_changed_at: datetime | None = None
+    locked_until: datetime | None = None
 
     def can(self, permission: str) -> bool:
         return can(self.role, permission)
@@ -84,7 +93,15 @@ def _account(user: User) -> Account:
         disabled=user.disabled,
         created_at=user.created_at,
         password_changed_at=user.password_changed_at,
+        locked_until=user.locked_until if _locked_for(user) else None,
     )
+
+
+def _locked_for(user: User) -> int:
+    """Seconds the account stays locked (0: not locked)."""
+    if user.locked_until is None:
+        return 0
+    return max(0, math.ceil((user.locked_until - utcnow()).total_seconds()))
 
 
 def can(role: str, permission: str) -> bool:
@@ -176,10 +193,18 @@ def add_user(session: Session, name: str, role: str, password: str) -> Account:
 
 
 def authenticate(session: Session, name: str, password: str) -> Account:
-    """The account whose name and password these are, if it is active; else
-    AuthenticationError, which says the same whatever was wrong."""
+    """The account whose name and password these are, if it is active and not locked; else
+    AuthenticationError, which says the same whatever was wrong (a locked account says so).
+
+    A refusal writes nothing, since the caller's transaction rolls back on it: the caller
+    records it with `note_failed_login` in a transaction of its own."""
     refused = AuthenticationError("wrong name or password")
     user = _find(session, name)
+    if user is not None and (wait := _locked_for(user)):
+        # not even checked: a guess during the lock learns nothing
+        raise AuthenticationError(
+            f"too many wrong passwords for this account; try again in {wait} s"
+        )
     try:
         _hasher.verify(user.password_hash if user else _dummy_hash(), password or "")
     except (VerificationError, InvalidHashError):
@@ -188,8 +213,33 @@ def authenticate(session: Session, name: str, password: str) -> Account:
         raise refused
     if _hasher.check_needs_rehash(user.password_hash):  # the library's cost went up
         user.password_hash = _hasher.hash(password)
-        session.flush()
+    _unlock(user)
+    session.flush()
     return _account(user)
+
+
+def note_failed_login(session: Session, name: str) -> int:
+    """Count one wrong password for the account `name` (nothing for an unknown name, or
+    during a lock) and lock it once the count reaches LOCK_AFTER; returns the seconds it is
+    now locked for."""
+    user = _find(session, name)
+    if user is None:
+        return 0
+    if wait := _locked_for(user):
+        return wait  # refused for the lock, not for a guess: the lock stays as it is
+    user.failed_logins = User.failed_logins + 1  # in SQL: two app processes both count
+    session.flush()
+    session.refresh(user, ["failed_logins"])
+    over = user.failed_logins - LOCK_AFTER
+    if over >= 0:
+        seconds = min(LOCK_MAX_SECONDS, LOCK_SECONDS * 2 ** min(over, 20))
+        user.locked_until = utcnow() + timedelta(seconds=seconds)
+        session.flush()
+    return _locked_for(user)
+
+
+def _unlock(user: User) -> None:
+    user.failed_logins, user.locked_until = 0, None
 
 
 def get_account(session: Session, name: str) -> Account:
@@ -214,6 +264,7 @@ def set_password(session: Session, name: str, password: str) -> Account:
     user = _get(session, name)
     user.password_hash = _hasher.hash(_check_password(password))
     user.password_changed_at = utcnow()
+    _unlock(user)
     session.flush()
     return _account(user)
 
@@ -240,8 +291,10 @@ def disable_user(session: Session, name: str) -> Account:
 
 
 def enable_user(session: Session, name: str) -> Account:
+    """Let a disabled account log in again; also ends a lockout after wrong passwords."""
     user = _get(session, name)
     user.disabled = False
+    _unlock(user)
     session.flush()
     return _account(user)
 

@@ -638,6 +638,22 @@ def test_with_an_account_every_browser_logs_in_first(app, make_project, db_url):
     assert "Logged in as **root** · admin" in [c.value for c in at.sidebar.caption]
 
 
+def test_wrong_passwords_in_a_row_lock_the_login_for_a_while(app, make_project, db_url):
+    make_project("p", TEXTS)
+    add_account(db_url, "root", "admin")
+    at = app()
+    for _ in range(users.LOCK_AFTER):
+        log_in(at, "root", "a guess")
+        assert "wrong name or password" in at.error[0].value
+    log_in(at, "root")  # the right password, too late: locked, and the page says for how long
+    assert at.title[0].value == "Log in" and pages(at) == ["login"]
+    assert "too many wrong passwords for this account; try again in" in at.error[0].value
+    with session_scope(db_url) as s:
+        users.set_password(s, "root", PASSWORD)  # an admin's `fewlabel user passwd` ends it
+    log_in(at, "root")
+    assert "Logged in as **root** · admin" in [c.value for c in at.sidebar.caption]
+
+
 def test_an_annotator_labels_as_the_account_and_sees_only_annotate(app, make_project, db_url):
     ids = make_project("p", TEXTS)
     add_account(db_url, "ann", "annotator")

@@ -18,7 +18,7 @@ from core.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from core.schema import User
+from core.schema import User, utcnow
 
 PASSWORD = "correct horse"
 
@@ -99,6 +99,77 @@ def test_acting_reads_the_account_afresh(db_url):
         users.disable_user(s, "rita")
         with pytest.raises(AuthenticationError):  # disabled: the next action is refused
             users.acting(s, "rita", "review")
+
+
+def attempt(url: str, name: str, password: str) -> str:
+    """A login as the app makes one: a refusal is counted in a transaction of its own."""
+    try:
+        return login(url, name, password).name
+    except AuthenticationError as exc:
+        with session_scope(url) as s:
+            users.note_failed_login(s, name)
+        return str(exc)
+
+
+def lock_left(url: str, name: str) -> float:
+    with session_scope(url) as s:
+        user = s.scalar(select(User).where(User.name == name))
+        if user.locked_until is None:
+            return 0.0
+        return (user.locked_until - utcnow()).total_seconds()
+
+
+def end_lock(url: str, name: str) -> None:
+    """Time passes: the lock's end is moved to the past."""
+    with session_scope(url) as s:
+        s.scalar(select(User).where(User.name == name)).locked_until = utcnow()
+
+
+@pytest.mark.both_backends
+def test_wrong_passwords_lock_the_account_for_a_while(db_url):
+    add(db_url, "ann", "annotator")
+    for _ in range(users.LOCK_AFTER - 1):
+        assert attempt(db_url, "ann", "guess") == "wrong name or password"
+    assert attempt(db_url, "ann", PASSWORD) == "ann"  # the right one ends the count
+    for _ in range(users.LOCK_AFTER):
+        assert attempt(db_url, "ann", "guess") == "wrong name or password"
+    # locked: even the right password is refused, with how long to wait
+    refusal = attempt(db_url, "ann", PASSWORD)
+    assert refusal.startswith("too many wrong passwords for this account; try again in ")
+    assert users.LOCK_SECONDS - 5 < lock_left(db_url, "ann") <= users.LOCK_SECONDS
+    with session_scope(db_url) as s:
+        assert users.get_account(s, "ann").locked_until is not None
+    end_lock(db_url, "ann")
+    # one more wrong password after a lock doubles it; the right one, once over, logs in
+    assert attempt(db_url, "ann", "guess") == "wrong name or password"
+    assert 2 * users.LOCK_SECONDS - 5 < lock_left(db_url, "ann") <= 2 * users.LOCK_SECONDS
+    end_lock(db_url, "ann")
+    assert attempt(db_url, "ann", PASSWORD) == "ann"
+    with session_scope(db_url) as s:
+        user = s.scalar(select(User).where(User.name == "ann"))
+        assert (user.failed_logins, user.locked_until) == (0, None)
+        assert users.get_account(s, "ann").locked_until is None
+
+
+def test_the_lock_is_capped_and_an_admin_ends_it(db_url):
+    add(db_url, "ann", "annotator")
+    for _ in range(users.LOCK_AFTER + 40):
+        end_lock(db_url, "ann")
+        attempt(db_url, "ann", "guess")
+    assert users.LOCK_MAX_SECONDS - 5 < lock_left(db_url, "ann") <= users.LOCK_MAX_SECONDS
+    with session_scope(db_url) as s:
+        users.set_password(s, "ann", "a new password")  # `fewlabel user passwd`
+    assert attempt(db_url, "ann", "a new password") == "ann"
+    for _ in range(users.LOCK_AFTER):
+        attempt(db_url, "ann", "guess")
+    with session_scope(db_url) as s:
+        users.enable_user(s, "ann")  # `fewlabel user enable`
+    assert attempt(db_url, "ann", "a new password") == "ann"
+    # an unknown name is refused as before and leaves nothing behind
+    for _ in range(users.LOCK_AFTER + 1):
+        assert attempt(db_url, "nobody", PASSWORD) == "wrong name or password"
+    with session_scope(db_url) as s:
+        assert [u.name for u in s.scalars(select(User))] == ["ann"]
 
 
 def test_passwords_change_and_accounts_are_disabled_and_enabled(db_url):

@@ -84,7 +84,11 @@ def cmd_user_list(args, url: str) -> int:
         {
             "name": a.name,
             "role": a.role,
-            "state": "disabled" if a.disabled else "active",
+            "state": "disabled"
+            if a.disabled
+            else f"locked until {a.locked_until:%H:%M:%S} UTC"
+            if a.locked_until
+            else "active",
             "created": f"{a.created_at:%Y-%m-%d %H:%M}",
         }
         for a in accounts
