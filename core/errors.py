@@ -54,4 +54,4 @@ class PermissionDeniedError(FewlabelError):
 
 class JobLost(FewlabelError):
     """A worker's job is no longer its own (reaped after a stall past its heartbeat): it
-    stops and writes nothing more (core.jobs.Lease)."""
+    stops and writes nothing more (core.workers.Lease)."""

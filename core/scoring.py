@@ -1,6 +1,6 @@
 """Scoring the unlabeled pool with a model version: predicted spans, uncertainty, queue order.
 
-Runs inside a job (core.jobs) or the CLI; torch is imported only when a model is loaded.
+Runs inside a job (core.workers) or the CLI; torch is imported only when a model is loaded.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def score_pool(
     transaction switches at once: the version becomes current (`make_current`, a new
     version) or is checked to still be, older versions' predictions go and the queue is
     reordered. Killed mid-way, the project keeps its current version and that version's
-    predictions and queue. `lease` (core.jobs.Lease): a job's writes, checked to be its own.
+    predictions and queue. `lease` (core.workers.Lease): a job's writes, checked to be its own.
 
     With `ids`, only those texts' older predictions are replaced, and they take ranks below
     every other open text's: the queue starts with them, in the new model's order, and the

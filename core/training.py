@@ -1,7 +1,7 @@
 """The model loop on a project: the jobs that train a version from its labels and build an
 aligned base from its texts.
 
-Run inside a job (core.jobs) in a worker process. Torch is imported only inside the job
+Run inside a job in a worker process (core.workers). Torch is imported only inside the job
 functions and core.model, never by the UI; the queries the UI reads live in core.versions,
 scoring the pool in core.scoring.
 """

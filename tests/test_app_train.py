@@ -211,7 +211,8 @@ def test_a_custom_project_builds_an_aligned_base(
     """The button enqueues the project's pretrain job; its worker runs inline here, with a
     2-step budget instead of the page's minutes, so the test takes seconds."""
     import core.jobs
-    from core.jobs import get_job, run_job
+    from core.jobs import get_job
+    from core.workers import run_job
 
     started = []
 

@@ -12,10 +12,10 @@ import pytest
 from helpers import POOL_SENTENCES, seed_labeled_project
 from sqlalchemy import func, select, update
 
-from core import jobs
+from core import jobs, workers
 from core.db import session_scope
 from core.errors import ConflictError, JobLost
-from core.jobs import Lease, enqueue, get_job, run_job, spawn_worker
+from core.jobs import enqueue, get_job, spawn_worker
 from core.projects import get_project
 from core.schema import Document, Job, ModelVersion, Prediction, utcnow
 from core.training import project_models_dir
@@ -26,6 +26,7 @@ from core.versions import (
     reserve_version,
     sweep_model_files,
 )
+from core.workers import Lease, run_job
 
 pytestmark = pytest.mark.slow
 
@@ -187,7 +188,7 @@ def test_a_reaped_job_that_finishes_anyway_does_not_record_its_result(
             assert jobs.reap(s) == 1
         return {"finished": True}
 
-    monkeypatch.setattr(jobs, "_handlers", lambda: {"train": handler})
+    monkeypatch.setattr(workers, "_handlers", lambda: {"train": handler})
     job_id = _enqueue_train(db_url, tiny_model_dir)
     job = run_job(db_url, job_id)
     assert job.status == "queued" and job.result is None and "heartbeat" in job.message

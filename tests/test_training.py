@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 from core import annotations as svc
 from core.db import session_scope
 from core.errors import ConflictError
-from core.jobs import enqueue, get_job, reap, request_cancel, run_job
+from core.jobs import enqueue, get_job, reap, request_cancel
 from core.projects import get_project
 from core.schema import Annotation, Job, Prediction
 from core.versions import current_version, list_versions, queue_preview
+from core.workers import run_job
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def test_a_worker_process_trains_registers_and_reorders_the_queue(db_url, tiny, 
     job_id = _train(db_url, tiny)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     res = subprocess.run(
-        [sys.executable, "-m", "core.jobs", "--db", db_url, str(job_id)],
+        [sys.executable, "-m", "core.workers", "--db", db_url, str(job_id)],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert res.returncode == 0, res.stdout + res.stderr
@@ -173,7 +174,7 @@ def test_a_killed_worker_leaves_annotations_intact_and_the_job_queued_again(
     job_id = _train(db_url, tiny, epochs=500)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.jobs", "--db", db_url, str(job_id)], env=env,
+        [sys.executable, "-m", "core.workers", "--db", db_url, str(job_id)], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120

@@ -137,7 +137,8 @@ def _run_job_here(url: str, job_id: int):
     import threading
 
     from core.db import session_scope
-    from core.jobs import get_job, request_cancel, run_job
+    from core.jobs import get_job, request_cancel
+    from core.workers import run_job
 
     outcome: dict = {}
 

@@ -46,7 +46,7 @@ def cmd_worker(args, url: str) -> int:
     from core.config import get_settings
     from core.db import display_url, ensure_schema
     from core.errors import FewlabelError
-    from core.jobs import work
+    from core.workers import work
 
     kinds = tuple(names(args.kinds))
     unknown = set(kinds) - {"train", "score", "pretrain"}
