@@ -22,7 +22,7 @@ MAX_TEXT_CHARS = 100_000
 # annotators keep saving during a long import (core.staging holds the rows back until the end).
 IMPORT_BATCH = 2_000
 
-# Texts a new version scores before it orders the queue (core.scoring.candidate_ids): half
+# Texts a new version scores before it orders the queue (core.candidates.candidate_ids): half
 # the old queue's head, half a fresh random sample; the rest is scored in the background.
 # About 10 s of scoring on a 2-core CPU (300 texts/s), whatever the size of the pool.
 CANDIDATES = 3000

@@ -18,13 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import defaults
+from core.candidates import candidate_ids
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import FewlabelError, NotFoundError
 from core.metrics import fold_count, percent
 from core.review import span_set
 from core.schema import Annotation, Document, FinalAnnotation, Project, utcnow
-from core.scoring import candidate_ids, score_pool
+from core.scoring import score_pool
 from core.text import Span, words_of
 from core.versions import (
     TMP_MARK,
@@ -259,7 +260,7 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
 
 
 def _score_the_rest(url: str, project_id: int) -> int | None:
-    """Queue the background `score` job for what the candidates left (core.scoring.score_rest)
+    """Queue the background `score` job for what the candidates left (core.candidates.score_rest)
     and start its worker (core.jobs.start); None when one is already running, which moves on
     to the newest version by itself."""
     from core.errors import ConflictError

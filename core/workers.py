@@ -44,7 +44,7 @@ Handler = Callable[[str, int, dict, "Reporter"], dict]
 
 
 def _handlers() -> dict[str, Handler]:
-    from core.scoring import run_score_job
+    from core.candidates import run_score_job
     from core.training import run_pretrain_job, run_train_job
 
     return {"train": run_train_job, "score": run_score_job, "pretrain": run_pretrain_job}

@@ -216,7 +216,7 @@ def speed(
         url = f"sqlite:///{db}"
     # What the Retrain's worker (a child process) inherits: with a throwaway database, its
     # model folder beside it; and no background scoring of the rest of the pool
-    # (core.scoring.score_rest), which would share the CPU with the scoring rates measured
+    # (core.candidates.score_rest), which would share the CPU with the scoring rates measured
     # below. Restored when the run ends.
     worker_env = {"FEWLABEL_LOCAL_WORKER": "0"}
     if url is None or url.startswith(f"sqlite:///{work}"):
