@@ -191,12 +191,12 @@ def test_masked_rows_are_padded_to_a_bucket_without_changing_the_loss():
     import torch
 
     from core.model.encoding import IGNORE
-    from core.model.pretrain import _bucketed
+    from core.model.mlm import bucketed
 
     hidden = torch.randn(2, 5, 4)
     labels = torch.full((2, 5), IGNORE)
     labels[0, 1], labels[1, 3], labels[1, 4] = 7, 2, 9
-    picked, targets = _bucketed(hidden, labels, bucket=8)
+    picked, targets = bucketed(hidden, labels, bucket=8)
     assert picked.shape == (8, 4) and targets.tolist()[:3] == [7, 2, 9]
     assert torch.equal(picked[:3], hidden[labels != IGNORE])
     head = torch.nn.Linear(4, 10)

@@ -7,10 +7,10 @@ language knowledge. The weak-tagging loss goes through the *same* head finetunin
 the checkpoint already tags; `mlm` is the paper's "without objective alignment" baseline.
 
 Both losses are computed on one forward pass over the masked input (half the cost of two
-passes; the masking also acts as noise on the weak labels). The shipped MiniLM has no MLM
-head, so one is initialised: a dense + GELU + LayerNorm transform whose decoder is tied to
-the word embeddings. A checkpoint is a tagger folder (loadable as a finetuning base) plus
-`pretrain_state.pt` (MLM head, optimizer, step) for resuming.
+passes; the masking also acts as noise on the weak labels). The masked-LM pieces (the head
+the shipped MiniLM lacks, BERT's masking) are core.model.mlm. A checkpoint is a tagger folder
+(loadable as a finetuning base) plus `pretrain_state.pt` (MLM head, optimizer, step) for
+resuming.
 """
 
 from __future__ import annotations
@@ -40,15 +40,12 @@ from core.model.distributed import (
 )
 from core.model.encoders import DEFAULT
 from core.model.encoding import IGNORE, length_batches
+from core.model.mlm import MLMHead, bucketed, mask_tokens
 from core.model.rules import fit_evidence
 from core.model.trainer import Progress, Reporter, Trainer, hide_evidence, seed_everything, tag_loss
 from core.text import TASK_LABELS, Word
 
 STATE_FILE = "pretrain_state.pt"
-# Masked-LM rows are padded to a multiple of this: the (rows x vocabulary) logits then take
-# a few shapes, and the CPU allocator and oneDNN's primitive cache stop growing with every
-# new one (peak RSS of a 10-minute run was 5.6-6.5 GB before; see docs/benchmarks.md).
-MLM_BUCKET = 256
 
 
 @dataclass
@@ -85,51 +82,6 @@ class PretrainArgs:
         if self.steps is None and self.max_minutes is None:
             return None, PRETRAIN_MINUTES
         return self.steps, self.max_minutes
-
-
-class MLMHead(nn.Module):
-    """BERT's prediction head with its decoder tied to the (possibly frozen) word embeddings."""
-
-    def __init__(self, embeddings: nn.Embedding, eps: float = 1e-12):
-        super().__init__()
-        hidden = embeddings.embedding_dim
-        self.dense = nn.Linear(hidden, hidden)
-        self.norm = nn.LayerNorm(hidden, eps=eps)
-        self.embeddings = [embeddings]  # a list: not a submodule, so not saved twice
-        self.bias = nn.Parameter(torch.zeros(embeddings.num_embeddings))
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        h = self.norm(nn.functional.gelu(self.dense(hidden)))
-        return h @ self.embeddings[0].weight.T + self.bias
-
-
-def mask_tokens(
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    *,
-    special_ids: Sequence[int],
-    mask_id: int,
-    vocab_size: int,
-    probability: float,
-    generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT masking: of the chosen tokens 80% [MASK], 10% random, 10% kept; other labels -100."""
-    labels = input_ids.clone()
-    maskable = attention_mask.bool()
-    for sid in special_ids:
-        maskable &= input_ids != sid
-    rand = torch.rand(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
-    chosen = maskable & (rand < probability)
-    labels[~chosen] = IGNORE
-    masked = input_ids.clone()
-    action = torch.rand(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
-    masked[chosen & (action < 0.8)] = mask_id
-    swap = chosen & (action >= 0.8) & (action < 0.9)
-    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator, device="cpu").to(
-        input_ids.device
-    )
-    masked[swap] = random_ids[swap]
-    return masked, labels
 
 
 def weak_examples(texts: Sequence[tuple[str, list[Word]]], labeler):
@@ -361,7 +313,7 @@ def _pretrain(
             evidence = hide_evidence(batch["evidence_ids"], args.evidence_dropout, generator)
             embeds = model.input_embeddings(masked, batch["shape_ids"], evidence)
             hidden = model.hidden_states(embeds, batch["attention_mask"])
-            picked, targets = _bucketed(hidden, mlm_labels)
+            picked, targets = bucketed(hidden, mlm_labels)
             loss_mlm = nn.functional.cross_entropy(
                 mlm_head(picked).float(), targets, ignore_index=IGNORE
             )
@@ -401,20 +353,6 @@ def _load_state(path: Path, device) -> dict:
             f"unpickle; delete it to start pretraining over from the saved checkpoint "
             f"({str(exc).splitlines()[0][:120]})"
         ) from None
-
-
-def _bucketed(
-    hidden: torch.Tensor, mlm_labels: torch.Tensor, bucket: int = MLM_BUCKET
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The hidden states of the masked positions and their targets, padded with ignored rows
-    to a multiple of `bucket`, so the vocabulary-wide logits take a few shapes, not hundreds."""
-    chosen = mlm_labels != IGNORE
-    picked, targets = hidden[chosen], mlm_labels[chosen]
-    pad = -picked.shape[0] % bucket
-    if pad:
-        picked = torch.cat([picked, picked.new_zeros(pad, picked.shape[1])])
-        targets = torch.cat([targets, targets.new_full((pad,), IGNORE)])
-    return picked, targets
 
 
 def _ema(prev: float | None, value: float, decay: float = 0.98) -> float:
