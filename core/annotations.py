@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import String, cast, func, select, update
+from sqlalchemy import String, cast, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from core import claims
@@ -69,12 +69,18 @@ def stored_predictions(
     return {doc_id: (list(spans), score, v) for doc_id, spans, score, v in rows}
 
 
-def _task(session: Session, doc: Document, annotator: str) -> AnnotationTask:
-    ann = session.scalar(
-        select(Annotation).where(
-            Annotation.document_id == doc.id, Annotation.annotator == annotator
+def _task(
+    session: Session, doc: Document, annotator: str, *, unseen: bool = False
+) -> AnnotationTask:
+    """The document as the page shows it. `unseen`: the annotator has no annotation of it (a
+    text claim_next just claimed), so there is nothing of theirs to read."""
+    ann = None
+    if not unseen:
+        ann = session.scalar(
+            select(Annotation).where(
+                Annotation.document_id == doc.id, Annotation.annotator == annotator
+            )
         )
-    )
     task = AnnotationTask(
         document_id=doc.id,
         text=doc.text,
@@ -122,12 +128,13 @@ def next_document(
     (core.prefill).
     """
     annotator = _check_annotator(annotator)
-    doc = claims.held(session, project, annotator) or claims.claim_next(
-        session, project, annotator, now=now or utcnow()
-    )
+    doc = claims.held(session, project, annotator)
+    unseen = doc is None
+    if doc is None:
+        doc = claims.claim_next(session, project, annotator, now=now or utcnow())
     if doc is None:
         return None
-    task = _task(session, doc, annotator)
+    task = _task(session, doc, annotator, unseen=unseen)
     if not task.spans:
         threshold = prefill_threshold(project)
         task.spans, task.suggestions = split_suggestions(task.suggestions, threshold)
@@ -142,29 +149,46 @@ def _snapshot(ann: Annotation) -> dict:
     }
 
 
-def _refresh_state(session: Session, doc: Document) -> None:
-    """Done once as many annotators as the project's overlap asks saved it (core.overlap)."""
-    statuses = list(
-        session.scalars(select(Annotation.status).where(Annotation.document_id == doc.id))
-    )
-    # A reviewed text stays done whatever its annotators undo (core.review).
-    final = session.scalar(select(FinalAnnotation.id).where(FinalAnnotation.document_id == doc.id))
+def _annotations_of(session: Session, doc: Document) -> tuple[list[Annotation], bool]:
+    """Every annotation of the document, and whether a reviewer saved its final version: one
+    query. Read after the claim is taken (claims.take), so no other save of the text commits
+    between this read and the caller's write (SQLite: the write lock is held; PostgreSQL: the
+    document's row is locked)."""
+    final = exists().where(FinalAnnotation.document_id == doc.id)
+    rows = session.execute(
+        select(Annotation, final.label("final"))
+        .select_from(Document)
+        .outerjoin(Annotation, Annotation.document_id == Document.id)
+        .where(Document.id == doc.id)
+    ).all()
+    return [ann for ann, _ in rows if ann is not None], bool(rows and rows[0][1])
+
+
+def _settle(project: Project, doc: Document, statuses: list[str], final: bool) -> None:
+    """Set the document's state from its annotations' statuses (as they will be once the
+    caller's write is flushed): done once as many annotators as the project's overlap asks
+    saved it (core.overlap); a reviewed text stays done whatever its annotators undo
+    (core.review)."""
     doc.state = document_state(
         done=statuses.count("done"),
         skipped="skipped" in statuses,
-        required=overlap_of(doc.project).required(doc.project_id, doc.id),
-        final=final is not None,
+        required=overlap_of(project).required(project.id, doc.id),
+        final=final,
     )
 
 
 def _record(
-    session: Session, doc: Document, annotator: str, status: str, spans: list[dict]
+    session: Session,
+    project: Project,
+    doc: Document,
+    annotator: str,
+    status: str,
+    spans: list[dict],
 ) -> Annotation:
-    ann = session.scalar(
-        select(Annotation).where(
-            Annotation.document_id == doc.id, Annotation.annotator == annotator
-        )
-    )
+    """Write the annotator's annotation, release the claim and settle the document's state:
+    one read and one flush (an INSERT or UPDATE of the annotation, an UPDATE of the document)."""
+    anns, final = _annotations_of(session, doc)
+    ann = next((a for a in anns if a.annotator == annotator), None)
     now = utcnow()
     if ann is None:
         ann = Annotation(
@@ -181,9 +205,9 @@ def _record(
         history = list(ann.previous or [])[-(UNDO_DEPTH - 1) :]
         ann.previous = [*history, _snapshot(ann)]
         ann.status, ann.spans, ann.updated_at = status, spans, now
+    others = [a.status for a in anns if a.annotator != annotator]
+    _settle(project, doc, [*others, status], final)
     doc.assigned_to, doc.assigned_at = None, None
-    session.flush()
-    _refresh_state(session, doc)
     session.flush()
     return ann
 
@@ -205,12 +229,14 @@ def save(
     annotator = _check_annotator(annotator)
     doc = get_document(session, project, document_id)
     clean = validate_spans(doc.text, spans, project.labels, words_of(doc.text, doc.tokens))
+    # Reads first, writes last: on SQLite the claim's UPDATE takes the write lock that every
+    # other save waits for, and it is held until the commit.
+    suggested = stored_predictions(session, [doc]).get(doc.id)
     claims.take(session, doc, annotator)
     saved = [s.as_dict() for s in clean]
-    suggested = stored_predictions(session, [doc]).get(doc.id)
     if suggested is not None:
         saved = mark_origins(saved, suggested[0])
-    return _record(session, doc, annotator, "done", saved)
+    return _record(session, project, doc, annotator, "done", saved)
 
 
 def skip(session: Session, project: Project, document_id: int, annotator: str) -> Annotation:
@@ -221,7 +247,7 @@ def skip(session: Session, project: Project, document_id: int, annotator: str) -
     annotator = _check_annotator(annotator)
     doc = get_document(session, project, document_id)
     claims.take(session, doc, annotator)
-    return _record(session, doc, annotator, "skipped", [])
+    return _record(session, project, doc, annotator, "skipped", [])
 
 
 def undo(session: Session, project: Project, annotator: str) -> int | None:
@@ -235,17 +261,19 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
     nothing to undo.
     """
     annotator = _check_annotator(annotator)
-    ann = session.scalar(
-        select(Annotation)
-        .join(Document)
+    row = session.execute(
+        select(Annotation, Document)
+        .join(Document, Document.id == Annotation.document_id)
         .where(Document.project_id == project.id, Annotation.annotator == annotator)
         .order_by(Annotation.updated_at.desc(), Annotation.id.desc())
         .limit(1)
-    )
-    if ann is None:
+    ).first()
+    if row is None:
         return None
-    doc = ann.document
+    ann, doc = row
     claims.take(session, doc, annotator)
+    anns, final = _annotations_of(session, doc)
+    others = [a.status for a in anns if a.annotator != annotator]
     history = list(ann.previous or [])
     if history:
         last = history.pop()
@@ -253,10 +281,10 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
         ann.updated_at = (
             datetime.fromisoformat(last["updated_at"]) if last["updated_at"] else utcnow()
         )
+        others.append(ann.status)
     else:
         session.delete(ann)
-    session.flush()
-    _refresh_state(session, doc)
+    _settle(project, doc, others, final)
     if doc.state == "open":
         doc.assigned_to, doc.assigned_at = annotator, utcnow()
     else:  # still labeled by someone else, or reviewed: out of the queue, nobody holds it

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, exists, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.errors import ConflictError
 from core.schema import Annotation, Document, Project, utcnow
@@ -62,7 +63,7 @@ def claim_next(
     """
     for _ in range(20):  # a lost race retries with the next candidate
         candidate = session.scalar(
-            select(Document.id)
+            select(Document)
             .where(
                 Document.project_id == project.id,
                 Document.state == "open",
@@ -74,19 +75,32 @@ def claim_next(
             # PostgreSQL: skip rows another transaction is claiming, so concurrent annotators
             # take different candidates instead of racing for one (SQLite renders nothing)
             .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
         if candidate is None:
             return None
+        # The candidate was read outside SQLite's write lock: the UPDATE checks it again.
         claimed = session.execute(
             update(Document)
-            .where(Document.id == candidate, Document.state == "open", _free(now))
+            .where(
+                Document.id == candidate.id,
+                Document.state == "open",
+                _free(now),
+                _not_seen_by(annotator),
+            )
             .values(assigned_to=annotator, assigned_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed == 1:
-            session.flush()
-            return session.get(Document, candidate, populate_existing=True)
+            _held_by(candidate, annotator, now)
+            return candidate
     raise RuntimeError("could not claim a document after 20 tries; the queue is very contended")
+
+
+def _held_by(doc: Document, annotator: str | None, at: datetime | None) -> None:
+    """Tell the loaded row what a claim UPDATE just wrote, instead of reading it back."""
+    set_committed_value(doc, "assigned_to", annotator)
+    set_committed_value(doc, "assigned_at", at)
 
 
 def take(session: Session, doc: Document, annotator: str, *, now: datetime | None = None) -> None:
@@ -103,11 +117,13 @@ def take(session: Session, doc: Document, annotator: str, *, now: datetime | Non
         .values(assigned_to=annotator, assigned_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
-    session.refresh(doc, ["assigned_to", "assigned_at"])
-    if taken != 1:
-        raise ConflictError(
-            f"text #{doc.id} is being labeled by {doc.assigned_to!r}; nothing was saved"
-        )
+    if taken == 1:
+        _held_by(doc, annotator, now)
+        return
+    session.refresh(doc, ["assigned_to", "assigned_at"])  # only to name the holder
+    raise ConflictError(
+        f"text #{doc.id} is being labeled by {doc.assigned_to!r}; nothing was saved"
+    )
 
 
 def release(session: Session, project: Project, annotator: str) -> int:
