@@ -27,6 +27,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core import jobs
 from core.db import db_now_sql, session_scope
 from core.errors import Cancelled, ConflictError, FewlabelError, JobLost
 from core.jobs import get_job, reap
@@ -34,8 +35,22 @@ from core.schema import Job, utcnow
 
 log = logging.getLogger(__name__)
 
-# How often a worker beats while its handler is busy between progress reports.
+# How often a worker beats while its handler is busy between progress reports: every 30 s,
+# or a quarter of the lease when the lease is shorter (FEWLABEL_LEASE_SECONDS), so a live
+# worker that reports nothing for a while (importing torch, loading or saving a model) is
+# never taken for dead.
 HEARTBEAT_INTERVAL = timedelta(seconds=30)
+
+
+def heartbeat_interval() -> float:
+    """Seconds between two beats of a busy worker, for the lease in force now."""
+    return max(0.05, min(HEARTBEAT_INTERVAL, jobs.HEARTBEAT_TIMEOUT / 4).total_seconds())
+
+
+def lost_by_this_process(job: Job) -> bool:
+    """Whether `job`, as run_job returned it, is another run's now: this process's run was
+    reaped (a stall past the lease) and the job queued again or taken by another worker."""
+    return job.pid != os.getpid() or job.host != socket.gethostname()
 
 
 # kind -> handler(url, job_id, params, reporter) -> result dict. Handlers register themselves
@@ -125,7 +140,7 @@ class Reporter:
 
 
 class _Heartbeat(threading.Thread):
-    """Beats the lease every HEARTBEAT_INTERVAL while a handler works without reporting
+    """Beats the lease every heartbeat_interval() while a handler works without reporting
     (loading a model, saving it); a stopped process (SIGSTOP) stops beating with it."""
 
     def __init__(self, reporter: Reporter):
@@ -133,7 +148,7 @@ class _Heartbeat(threading.Thread):
         self.reporter, self.done = reporter, threading.Event()
 
     def run(self) -> None:
-        while not self.done.wait(HEARTBEAT_INTERVAL.total_seconds()):
+        while not self.done.wait(heartbeat_interval()):
             try:
                 if not self.reporter.lease.beat():
                     self.reporter.lost = True
@@ -271,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     job = run_job(get_settings(args.db).db_url, args.job_id)
-    if job.pid != os.getpid() or job.host != socket.gethostname():
+    if lost_by_this_process(job):
         # this run lost the job (reaped after a stall); the row is another run's
         print(f"job {job.id}: lost by this worker; the row is another run's", flush=True)
         return 1

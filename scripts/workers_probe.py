@@ -26,8 +26,8 @@ With --hosts distinct (the default where `unshare --uts` works, i.e. as root) ea
 runs under a hostname of its own, as on separate machines: a killed worker's job is then
 found only by its lease running out (FEWLABEL_LEASE_SECONDS, --lease, default 40 s). With
 --hosts same the other worker sees at once that the pid on its host is gone. A worker busy
-without reporting beats its lease every 30 s (core.workers.HEARTBEAT_INTERVAL), so a lease
-under about 40 s lets a live worker lose its job (the probe reports the job run twice).
+without reporting beats its lease every 30 s or a quarter of the lease, whichever is shorter
+(core.workers.heartbeat_interval), so a short lease costs a live worker nothing.
 
     .venv/bin/python scripts/workers_probe.py [--jobs 20] [--kills 3] [--json out.json]
 

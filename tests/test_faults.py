@@ -248,3 +248,44 @@ def test_a_worker_that_dies_before_claiming_is_reaped_at_once(db_url, tiny_model
     job = _job(db_url, job_id)
     assert job.status == "failed" and "died before it started" in job.error
     _enqueue_train(db_url, tiny_model_dir)  # the next job is not blocked for START_TIMEOUT
+
+
+@pytest.mark.both_backends
+def test_a_worker_silent_for_longer_than_a_short_lease_keeps_its_job(
+    db_url, project, monkeypatch
+):
+    """A lease shorter than the 30 s heartbeat (FEWLABEL_LEASE_SECONDS=10, say) once let a
+    live worker that reported nothing for a while (importing torch, loading a model) be taken
+    for dead: its job ran twice. The busy worker now beats at a quarter of the lease."""
+    import threading
+
+    monkeypatch.setenv("FEWLABEL_LOCAL_WORKER", "0")  # a retry would wait for a worker
+    monkeypatch.setattr(jobs, "HEARTBEAT_TIMEOUT", timedelta(seconds=1))
+
+    def silent(url, job_id, params, reporter):  # three leases without a progress report
+        time.sleep(3.0)
+        return {"silent": True}
+
+    monkeypatch.setattr(workers, "_handlers", lambda: {"train": silent})
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        job_id = enqueue(s, "train", p, {"project_id": p.id}).id
+    stop = threading.Event()
+    reaped: list[int] = []
+
+    def reaper() -> None:  # the app and other workers reap whenever they enqueue or poll
+        while not stop.is_set():
+            with session_scope(db_url) as s:
+                reaped.append(jobs.reap(s))
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=reaper)
+    thread.start()
+    try:
+        job = run_job(db_url, job_id)
+    finally:
+        stop.set()
+        thread.join()
+    assert not workers.lost_by_this_process(job)
+    assert (job.status, job.result) == ("done", {"silent": True})
+    assert job.params.get("attempt", 1) == 1 and sum(reaped) == 0

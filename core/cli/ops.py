@@ -46,7 +46,7 @@ def cmd_worker(args, url: str) -> int:
     from core.config import get_settings
     from core.db import display_url, ensure_schema
     from core.errors import FewlabelError
-    from core.workers import work
+    from core.workers import lost_by_this_process, work
 
     kinds = tuple(names(args.kinds))
     unknown = set(kinds) - {"train", "score", "pretrain"}
@@ -62,6 +62,9 @@ def cmd_worker(args, url: str) -> int:
     )
 
     def report(job) -> None:
+        if lost_by_this_process(job):  # reaped after a stall: the row is another run's now
+            print(f"job {job.id} ({job.kind}): lost by this worker (taken for dead)", flush=True)
+            return
         print(f"job {job.id} ({job.kind}): {job.status} {job.error or ''}".rstrip(), flush=True)
 
     n = work(url, kinds, once=args.once, poll=args.poll, on_job=report)
