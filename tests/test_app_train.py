@@ -312,3 +312,30 @@ def test_versions_show_readable_figures_with_their_held_out_texts(db_url, train_
     ((spec, data),) = _charts(at)
     assert any(m["type"] == "line" and m.get("point") for m in _marks(spec))
     assert [(d["labels"], d["f1"], d["held_out"]) for d in data] == [(6, 66.7, "6 texts, 6 spans")]
+
+
+def test_a_retrain_whose_app_died_before_its_worker_started_is_failed_not_left_queued(
+    db_url, train_page, monkeypatch
+):
+    """The app killed between queuing the job and starting its worker (app_kill_probe found
+    it): the job must not stay queued for ever, blocking every Retrain of the project."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    import core.jobs
+    from core.jobs import START_TIMEOUT, reap
+    from core.schema import Job
+
+    monkeypatch.setattr(core.jobs, "start", lambda url, job_id: None)  # died right here
+    at = train_page()
+    at.button(key="FormSubmitter:retrain-Retrain").click().run()
+    assert not at.exception, at.exception
+    with session_scope(db_url) as s:
+        (job,) = s.scalars(select(Job)).all()
+        assert job.status == "queued"
+        job.created_at -= START_TIMEOUT + timedelta(seconds=1)
+    with session_scope(db_url) as s:
+        reap(s)
+        (job,) = s.scalars(select(Job)).all()
+        assert (job.status, job.error) == ("failed", "the worker process never started")

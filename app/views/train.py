@@ -12,6 +12,7 @@ from app.ui import md_escape, require_project, show_flashes
 from app.versions_view import show_versions
 from core import defaults
 from core.active import DEFAULT_STRATEGY, STRATEGIES
+from core.config import get_settings
 from core.errors import FewlabelError
 from core.jobs import ACTIVE, enqueue, recent_jobs, request_cancel, start
 from core.model.rules import evidence_choice, evidence_for
@@ -49,10 +50,15 @@ show_flashes()
 def _start(kind: str, params: dict) -> None:
     """Enqueue a job, then start its worker process (or leave it to `fewlabel worker`
     processes when local workers are off); the page keeps working meanwhile."""
+    params = {**params, "project_id": project.id}
+    if get_settings().local_worker:
+        # said with the job, not after it: an app killed before its worker started leaves a
+        # job that core.jobs.reap fails after START_TIMEOUT, not one queued forever
+        # (scripts/app_kill_probe.py)
+        params["spawned"] = True
     try:
         with services.session() as s:
-            p = get_project(s, project.id)
-            job_id = enqueue(s, kind, p, {**params, "project_id": p.id}).id
+            job_id = enqueue(s, kind, get_project(s, project.id), params).id
         start(services.db_url(), job_id)
     except FewlabelError as exc:
         st.session_state["_fl_train_error"] = str(exc)
