@@ -32,6 +32,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, delete, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from core.db import executemany
 from core.defaults import IMPORT_BATCH
 from core.schema import Annotation, Document, utcnow
 
@@ -162,7 +163,8 @@ def publish(
             .values(status="done")
             .execution_options(synchronize_session=False)
         )
-        session.execute(
+        executemany(
+            session,
             visible,
             [
                 {
