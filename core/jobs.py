@@ -44,6 +44,9 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=float(os.environ.get("FEWLABEL_LEASE_SECON
 MAX_ATTEMPTS = 2
 # A queued job nobody started within this long (its worker failed to start) is failed.
 START_TIMEOUT = timedelta(minutes=2)
+# A job queued to be started here whose worker has no pid after this long: the process that
+# was starting it died in between (an app killed right after Retrain); reap starts another.
+SPAWN_GRACE = timedelta(seconds=10)
 
 
 def enqueue(session: Session, kind: str, project: Project | None, params: dict) -> Job:
@@ -137,6 +140,8 @@ def reap(session: Session) -> int:
     Each row is changed only if it is still as it was read (same status and heartbeat), so a
     worker that finished meanwhile keeps its result; a reaped worker's lease is gone for good.
     """
+    from core.config import get_settings
+
     now = db_now(session)
     host = socket.gethostname()
     n = 0
@@ -158,6 +163,25 @@ def reap(session: Session) -> int:
             reason = f"the worker process (pid {job.params['worker_pid']}) died before it started"
         elif now - job.created_at > START_TIMEOUT and job.params.get("spawned"):
             reason = "the worker process never started"
+        elif (
+            job.params.get("spawned")
+            and not job.params.get("worker_pid")
+            and now - job.created_at > SPAWN_GRACE
+            and get_settings().local_worker
+        ):
+            # never ran, so no attempt is spent: the row loses its mark and a new worker is
+            # started after this transaction commits (a second reaper's worker finds it taken)
+            params = {k: v for k, v in job.params.items() if k != "spawned"}
+            changed = session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status == "queued", Job.started_at.is_(None))
+                .values(params=params, message="starting a worker (its starter was stopped)")
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if changed:
+                retried.append(job.id)
+            session.expire(job)
+            continue
         if reason:
             same = [Job.id == job.id, Job.status == job.status]
             same.append(

@@ -289,3 +289,29 @@ def test_a_worker_silent_for_longer_than_a_short_lease_keeps_its_job(
     assert not workers.lost_by_this_process(job)
     assert (job.status, job.result) == ("done", {"silent": True})
     assert job.params.get("attempt", 1) == 1 and sum(reaped) == 0
+
+
+def test_a_job_whose_starter_was_killed_before_its_worker_runs_soon(
+    db_url, project, tiny_model_dir, monkeypatch
+):
+    """The app killed between queueing a Retrain and starting its worker (the Train page
+    marks the job `spawned` as it queues it): the next reap, after SPAWN_GRACE, starts a
+    worker, with no attempt spent, instead of failing the job after START_TIMEOUT."""
+    monkeypatch.setenv("FEWLABEL_LOCAL_WORKER", "1")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        params = {"project_id": p.id, "base": tiny_model_dir, "cv": False, "spawned": True}
+        job_id = enqueue(s, "train", p, {**params, "train_args": {"epochs": 1}}).id
+    with session_scope(db_url) as s:  # ... and nothing started it
+        assert jobs.reap(s) == 0 and get_job(s, job_id).status == "queued"
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(created_at=utcnow() - jobs.SPAWN_GRACE - timedelta(seconds=1))
+        )
+    with session_scope(db_url) as s:
+        jobs.reap(s)  # e.g. the Train page listing its jobs after the app came back
+    _wait(lambda: _job(db_url, job_id).status != "queued", what="a worker to take the job")
+    _wait(lambda: _job(db_url, job_id).status == "done", what="the job to finish")
+    job = _job(db_url, job_id)
+    assert job.params.get("attempt", 1) == 1 and job.params.get("worker_pid")
