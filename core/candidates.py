@@ -11,9 +11,9 @@ rescores the whole pool when the project's strategy changes.
 from __future__ import annotations
 
 import time
+from array import array
 
-import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from core import defaults
 from core.active import get_strategy
@@ -21,14 +21,14 @@ from core.db import session_scope
 from core.errors import FewlabelError
 from core.schema import Document, ModelVersion, Prediction, Project
 from core.scoring import (
-    DIVERSE_HEAD,
     SCORE_CHUNK,
     Progress,
     lowest_rank,
     predict_and_score,
-    queue_ranks,
+    queue_order,
     replace_older,
     score_pool,
+    write_ranks,
 )
 from core.text import words_of
 from core.versions import current_version
@@ -161,29 +161,20 @@ def rerank(url: str, project_id: int, *, lease=None, batch: int = 20_000) -> int
                 Prediction.model_version_id == mv.id,
             )
             .order_by(Document.id)
-        ).all()
-        base = lowest_rank(s, project_id)
-        # the diverse head needs texts; only the most uncertain few are read
-        top = np.argsort(-np.asarray([r[1] for r in rows], dtype=np.float64), kind="stable")
-        head_ids = [rows[i][0] for i in top[: 4 * DIVERSE_HEAD]]
-        texts = dict(
-            s.execute(select(Document.id, Document.text).where(Document.id.in_(head_ids))).all()
+            .execution_options(yield_per=50_000)
         )
-    ranked = queue_ranks(
-        head_ids, [rows[i][1] for i in top[: 4 * DIVERSE_HEAD]], [texts[i] for i in head_ids]
-    )
-    order = [doc_id for doc_id, _ in ranked] + [rows[i][0] for i in top[4 * DIVERSE_HEAD :]]
+        ids, scores = array("q"), array("d")  # 16 bytes a text, streamed from the database
+        for doc_id, score in rows:
+            ids.append(doc_id)
+            scores.append(score)
+        base = lowest_rank(s, project_id)
+        order = queue_order(s, ids, scores)
+    del ids, scores
     for start in range(0, len(order), batch):
         with session_scope(url) as s:
             if lease is not None:
                 lease.hold(s, message="putting the queue in the current model's order")
-            s.execute(
-                update(Document),
-                [
-                    {"id": doc_id, "rank": base - len(order) + start + r}
-                    for r, doc_id in enumerate(order[start : start + batch])
-                ],
-            )
+            write_ranks(s, order[start : start + batch], first=base - len(order) + start)
     return len(order)
 
 

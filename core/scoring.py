@@ -7,7 +7,8 @@ What a Retrain scores first, and the rest of the pool after it: core.candidates.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
@@ -90,23 +91,21 @@ def score_pool(
         mv = s.get(ModelVersion, version_id)
         chosen = get_strategy(strategy or project.strategy or "random")
         path = mv.path
-        wanted = ids
-        ids = list(
-            s.scalars(
-                select(Document.id).where(
-                    Document.project_id == project_id, Document.state == "open"
-                )
-            )
+        open_ids = s.scalars(
+            select(Document.id).where(Document.project_id == project_id, Document.state == "open")
         )
-        if wanted is not None:
-            still_open = set(ids)
-            ids = [i for i in wanted if i in still_open]
+        wanted = ids
+        if ids is None:
+            ids = array("q", open_ids)  # 8 bytes a text: a million is 8 MB
+        else:
+            still_open = set(open_ids)
+            ids = array("q", (i for i in ids if i in still_open))
     if model is None:
         model = load_tagger(path)
     scorer = chosen if chosen.needs_model else get_strategy("least_confidence")
-    all_ids: list[int] = []
-    all_scores: list[float] = []
-    all_texts: list[str] = []
+    # what the switch needs of every scored text: its id and score, 16 bytes (its text is read
+    # again for the few at the head only), so memory barely grows with the pool
+    all_ids, all_scores = array("q"), array("d")
     t0 = time.perf_counter()
     for start in range(0, len(ids), SCORE_CHUNK):
         chunk_ids = ids[start : start + SCORE_CHUNK]
@@ -141,9 +140,8 @@ def score_pool(
                 )
                 for (doc_id, _, _), pred, score in zip(docs, preds, scores, strict=True)
             )
-        all_ids += [d[0] for d in docs]
-        all_scores += [float(x) for x in scores]
-        all_texts += [d[1] for d in docs]
+        all_ids.extend(d[0] for d in docs)
+        all_scores.extend(float(x) for x in scores)
     superseded = None
     with session_scope(url) as s:
         if lease is not None:
@@ -164,24 +162,12 @@ def score_pool(
             )
             s.execute(delete(Prediction).where(Prediction.model_version_id.in_(old)))
             if chosen.needs_model and all_ids:
-                s.execute(
-                    update(Document),
-                    [
-                        {"id": doc_id, "rank": rank}
-                        for doc_id, rank in queue_ranks(all_ids, all_scores, all_texts)
-                    ],
-                )
+                write_ranks(s, queue_order(s, all_ids, all_scores), first=0.0)
         else:
             replace_older(s, all_ids, version_id)
             if chosen.needs_model and all_ids:
-                base = lowest_rank(s, project_id)
-                s.execute(
-                    update(Document),
-                    [
-                        {"id": doc_id, "rank": base - len(all_ids) + rank}
-                        for doc_id, rank in queue_ranks(all_ids, all_scores, all_texts)
-                    ],
-                )
+                first = lowest_rank(s, project_id) - len(all_ids)
+                write_ranks(s, queue_order(s, all_ids, all_scores), first=first)
     if superseded is not None:
         raise ScoringSuperseded(
             f"version {superseded} is no longer current; its scores were not applied"
@@ -214,6 +200,39 @@ def queue_ranks(
     rest = [i for i in np.argsort(-arr, kind="stable") if int(i) not in in_head]
     order = head + [int(i) for i in rest]
     return [(ids[i], float(r)) for r, i in enumerate(order)]
+
+
+def queue_order(session, ids: Sequence[int], scores: Sequence[float]) -> np.ndarray:
+    """The ids in queue order: the most uncertain first, the head free of near-duplicates.
+
+    Only the 4 x DIVERSE_HEAD most uncertain texts are read (for the diverse head), never the
+    pool's: the rest follows by score, as it would after a head chosen over the whole pool."""
+    ids_arr = np.asarray(ids, dtype=np.int64)
+    arr = np.asarray(scores, dtype=np.float64)
+    top = np.argsort(-arr, kind="stable")
+    head = top[: 4 * DIVERSE_HEAD]
+    head_ids = [int(i) for i in ids_arr[head]]
+    texts = dict(
+        session.execute(select(Document.id, Document.text).where(Document.id.in_(head_ids))).all()
+    )
+    ranked = queue_ranks(head_ids, arr[head].tolist(), [texts[i] for i in head_ids])
+    first = np.fromiter((doc_id for doc_id, _ in ranked), dtype=np.int64, count=len(ranked))
+    return np.concatenate([first, ids_arr[top[4 * DIVERSE_HEAD :]]])
+
+
+def write_ranks(session, order: Iterable[int], *, first: float, batch: int = 20_000) -> int:
+    """Give the texts of `order` the ranks first, first + 1, ...; written `batch` rows a
+    statement, so no list of the whole pool is built. Returns how many."""
+    n, rows = 0, []
+    for doc_id in order:
+        rows.append({"id": int(doc_id), "rank": first + n})
+        n += 1
+        if len(rows) == batch:
+            session.execute(update(Document), rows)
+            rows = []
+    if rows:
+        session.execute(update(Document), rows)
+    return n
 
 
 def replace_older(session, doc_ids: Sequence[int], version_id: int) -> None:

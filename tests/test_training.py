@@ -364,3 +364,32 @@ def test_pretraining_resumes_with_weights_only_and_refuses_a_pickled_state(tmp_p
     torch.save(state, out / STATE_FILE)
     with pytest.raises(FewlabelError, match="delete it to start pretraining over"):
         run(6)
+
+
+@pytest.mark.both_backends
+def test_the_queue_order_reads_only_the_head_texts_and_matches_the_whole_pool_order(db_url):
+    """core.scoring.queue_order keeps 16 bytes a text (ids, scores) and reads the texts of the
+    4 x DIVERSE_HEAD most uncertain only; the order is the one queue_ranks gives over the
+    whole pool with every text, near-duplicates kept out of the head in both."""
+    import random
+
+    from helpers import seed_project
+
+    from core.schema import Document
+    from core.scoring import DIVERSE_HEAD, queue_order, queue_ranks, write_ranks
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(60)]
+    # many near-duplicates among the most uncertain, so the diverse head has work to do
+    texts = [" ".join(rng.sample(words, 8)) + f" doc{i % 300}" for i in range(5 * DIVERSE_HEAD)]
+    texts = list(dict.fromkeys(texts))
+    ids = seed_project(db_url, "q", texts)
+    scores = [rng.random() for _ in ids]
+    with session_scope(db_url) as s:
+        order = queue_order(s, ids, scores)
+        whole = [doc_id for doc_id, _ in queue_ranks(ids, scores, texts)]
+        assert order.tolist() == whole and len(set(whole)) == len(ids)
+        assert write_ranks(s, order, first=-10.0, batch=333) == len(ids)
+    with session_scope(db_url) as s:
+        ranks = dict(s.execute(select(Document.id, Document.rank)).all())
+    assert sorted(ids, key=ranks.get) == whole and ranks[whole[0]] == -10.0
