@@ -189,3 +189,22 @@ def test_a_source_that_matches_nothing_is_named_and_left_out():
     assert silent == ["patterns"] and [s.name for s in kept.sources] == ["dictionary"]
     assert spans_of(docs[0][0], kept(*docs[0])) == [("aspirin", "Chemical")]
     assert kept.describe()["dictionary"]["texts_with_spans"] == 1
+
+
+def test_the_shipped_example_patterns_file_loads_and_labels():
+    """sample_data/chemical_disease_patterns.jsonl, the README's example, stays valid."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "sample_data" / "chemical_disease_patterns.jsonl"
+    with path.open(encoding="utf-8") as fh:
+        patterns = parse_patterns(fh, path.name, ["Chemical", "Disease"])
+    assert len(patterns) == 218 and {p.label for p in patterns} == {"Chemical", "Disease"}
+    text = "Propranolol reduced the hypertension and cardiomyopathy seen after cocaine."
+    words = tokenize(text)
+    found = WeakSources([Patterns(patterns)]).label([(text, words)])[0]
+    assert {(text[s.start : s.end], s.label) for s in found} == {
+        ("Propranolol", "Chemical"),
+        ("hypertension", "Disease"),
+        ("cardiomyopathy", "Disease"),
+        ("cocaine", "Chemical"),
+    }
