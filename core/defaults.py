@@ -6,8 +6,12 @@ One home for each number: change it here and every entry point follows.
 from __future__ import annotations
 
 # Finetuning: at most this many passes over the labeled texts (early stopping on a dev split
-# usually ends sooner).
-EPOCHS = 20
+# usually ends sooner), at TrainArgs.lr = 3e-4; but at least MIN_STEPS optimizer steps, so a
+# few labels (3 steps an epoch at 50 texts) train no shorter than before. On SciAD at 200
+# labels, 12 epochs at 3e-4 kept the F1 of 20 at 2e-4 in 60% of the steps; 8 at 4e-4 did on
+# the GPU but not on the CPU (docs/benchmarks.md, issue 14).
+EPOCHS = 12
+MIN_STEPS = 60
 # Aligned or MLM-only pretraining: a wall-clock budget, in minutes.
 PRETRAIN_MINUTES = 15.0
 # BALD: forward passes with dropout on per document when scoring the pool.

@@ -131,6 +131,18 @@ def test_without_shape_features_capitals_are_invisible(tiny, examples):
     assert f1 < 0.8  # seeds 0-5 gave 0.30-0.59: the uncased tokens are identical
 
 
+def test_few_labels_train_at_least_min_steps(tiny, examples):
+    # 20 examples in batches of 4 make 5 steps an epoch: 2 epochs are 10 steps, under 23, so
+    # the floor asks for ceil(23 / 5) = 5 epochs; without it (min_steps=0) the 2 stand.
+    floored = finetune(examples, LABELS, base=tiny, args=replace(FAST, epochs=2, min_steps=23))
+    assert floored.epochs_run == 5 and len(floored.history) == 5
+    plain = finetune(examples, LABELS, base=tiny, args=replace(FAST, epochs=2, min_steps=0))
+    assert plain.epochs_run == 2
+    # enough steps already: epochs is the bound, as before
+    enough = finetune(examples, LABELS, base=tiny, args=replace(FAST, epochs=3, min_steps=15))
+    assert enough.epochs_run == 3
+
+
 def test_progress_is_reported(trained):
     _, calls = trained
     fractions = [f for f, _ in calls]

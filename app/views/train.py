@@ -233,7 +233,11 @@ with left.form("retrain"):
         "or an aligned checkpoint from `fewlabel pretrain`",
     )
     epochs = st.number_input(
-        "Max epochs", 1, 100, defaults.EPOCHS, help="early stopping may end sooner"
+        "Max epochs",
+        1,
+        100,
+        defaults.EPOCHS,
+        help=f"few labels train at least {defaults.MIN_STEPS} steps; early stopping may end sooner",
     )
     warm = st.checkbox("Start from the current version", help="faster; same label set only")
     train_args = {"epochs": int(epochs)}

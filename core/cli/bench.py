@@ -11,6 +11,11 @@ from core.active import STRATEGIES
 from core.cli.common import EVIDENCE, WEAK_TASKS, ints, names
 from core.errors import FewlabelError
 
+EPOCHS_HELP = (
+    f"maximum epochs (default {defaults.EPOCHS}; "
+    f"few labels train at least {defaults.MIN_STEPS} steps)"
+)
+
 
 def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
@@ -71,7 +76,7 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     )
     common.add_argument("--train", required=True)
     common.add_argument("--test", required=True)
-    common.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.EPOCHS})")
+    common.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     common.add_argument("--evidence", action=argparse.BooleanOptionalAction, help=EVIDENCE)
     common.add_argument("--json", required=True)
     common.add_argument("--plot")
@@ -123,7 +128,7 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     )
     p.add_argument("--labels", type=int, default=200, help="labeled texts to retrain on")
     p.add_argument("--backbone", default="default", help="the project's base model")
-    p.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.EPOCHS})")
+    p.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     p.add_argument("--next-samples", type=int, default=200)
     p.add_argument("--score-sample", type=int, default=2000, help="texts per engine")
     p.add_argument("--work-dir", help="where the SQLite file and logs go (default: a temp dir)")

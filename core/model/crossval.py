@@ -11,8 +11,10 @@ mean. The version itself is still the one model trained on every label (less its
 Cost: k extra finetunes on (k-1)/k of the texts, plus predicting each fold once. Measured on
 the tiny test model (6 texts, 3 folds, 3 epochs, 2-core CPU): 0.1-0.3 s a fold, 0.7 s in all,
 against 1.2 s for the version's own finetune. For the default MiniLM, from docs/benchmarks.md
-("Finetuning took 11-14 s at n = 50", 38-47 s at 200, 83-89 s at 400, same CPU): about
-5 x 10 s = 50 s more at 50 labels, 5 x 35 s ~ 3 min at 200, 5 x 80 s ~ 7 min just under 500.
+("Finetuning took 11-14 s at n = 50", 38-47 s at 200, 83-89 s at 400, same CPU, at 20 epochs):
+about 5 x 10 s = 50 s more at 50 labels, 5 x 35 s ~ 3 min at 200, 5 x 80 s ~ 7 min just under
+500. Since issue 14's 12 epochs (at least 60 steps), a fold of over 64 texts takes 60% of
+those steps; a smaller one (40 texts at 50 labels) about as many as before, by the floor.
 While labels are few a retrain takes about k + 1 times as long; the job says so in its progress.
 """
 

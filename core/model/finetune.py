@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from core.defaults import EPOCHS
+from core.defaults import EPOCHS, MIN_STEPS
 from core.errors import FewlabelError
 from core.metrics import span_prf
 from core.model.backbone import Tagger
@@ -47,8 +47,18 @@ from core.text import Word, bio_to_spans, spans_to_bio
 class TrainArgs:
     """Finetuning arguments; defaults are the best found on SciAD at 200 sentences, 2-core CPU."""
 
-    epochs: int = field(default=EPOCHS, metadata={"help": "maximum passes over the training set"})
-    lr: float = field(default=2e-4, metadata={"help": "peak AdamW learning rate of the encoder"})
+    epochs: int = field(
+        default=EPOCHS,
+        metadata={"help": "maximum passes over the training set (more if under min_steps)"},
+    )
+    min_steps: int = field(
+        default=MIN_STEPS,
+        metadata={
+            "help": "train at least this many steps: with few labels, more epochs than `epochs` "
+            "(0 = off)"
+        },
+    )
+    lr: float = field(default=3e-4, metadata={"help": "peak AdamW learning rate of the encoder"})
     batch_size: int = field(default=16, metadata={"help": "examples (chunks) per step"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps spent warming up"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW decay, not on biases/norms"})
@@ -216,7 +226,9 @@ def _train(
     batch_rng = random.Random(args.seed)
     hide_rng = torch.Generator().manual_seed(args.seed)
     steps_per_epoch = math.ceil(len(chunks) / args.batch_size)
-    total = steps_per_epoch * args.epochs
+    # A few labels make few steps an epoch: the schedule still gets min_steps steps.
+    epochs = max(args.epochs, math.ceil(args.min_steps / steps_per_epoch))
+    total = steps_per_epoch * epochs
     warmup = int(total * args.warmup_ratio)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     # Too small a dev slice picks epochs by noise: then it only reports the final model.
@@ -226,7 +238,7 @@ def _train(
     best_f1, best_epoch, best_state, bad_epochs = -1.0, 0, None, 0
     stopped_early = False
     trainer.check_stop()
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         epoch_loss, n_batches = 0.0, 0
         for idx in length_batches(lengths, args.batch_size, rng=batch_rng):
@@ -243,9 +255,7 @@ def _train(
             epoch_loss += float(loss.detach())
             n_batches += 1
             step = trainer.step
-            report.now_and_then(
-                0.95 * step / total, f"epoch {epoch}/{args.epochs}, step {step}/{total}"
-            )
+            report.now_and_then(0.95 * step / total, f"epoch {epoch}/{epochs}, step {step}/{total}")
         record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss / max(1, n_batches)}
         if selecting:
             trainer.check_stop()
@@ -266,11 +276,11 @@ def _train(
         dev_note = f", dev F1 {record['dev_f1_macro']:.3f}" if selecting else ""
         report(
             0.95 * trainer.step / total,
-            f"epoch {epoch}/{args.epochs}: loss {record['loss']:.4f}{dev_note}",
+            f"epoch {epoch}/{epochs}: loss {record['loss']:.4f}{dev_note}",
         )
         patience_out = args.patience > 0 and bad_epochs >= args.patience
         if selecting and patience_out and epoch >= args.min_epochs:
-            stopped_early = epoch < args.epochs
+            stopped_early = epoch < epochs
             break
 
     if selecting and best_state is not None and args.select_best:
