@@ -237,7 +237,7 @@ with left.form("retrain"):
         1,
         100,
         defaults.EPOCHS,
-        help=f"few labels train at least {defaults.MIN_STEPS} steps; early stopping may end sooner",
+        help="early stopping may end sooner",
     )
     warm = st.checkbox("Start from the current version", help="faster; same label set only")
     train_args = {"epochs": int(epochs)}

@@ -11,10 +11,7 @@ from core.active import STRATEGIES
 from core.cli.common import EVIDENCE, WEAK_TASKS, ints, names
 from core.errors import FewlabelError
 
-EPOCHS_HELP = (
-    f"maximum epochs (default {defaults.EPOCHS}; "
-    f"few labels train at least {defaults.MIN_STEPS} steps)"
-)
+EPOCHS_HELP = f"maximum epochs (default {defaults.EPOCHS})"
 
 
 def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:

@@ -13,8 +13,7 @@ the tiny test model (6 texts, 3 folds, 3 epochs, 2-core CPU): 0.1-0.3 s a fold, 
 against 1.2 s for the version's own finetune. For the default MiniLM, from docs/benchmarks.md
 ("Finetuning took 11-14 s at n = 50", 38-47 s at 200, 83-89 s at 400, same CPU, at 20 epochs):
 about 5 x 10 s = 50 s more at 50 labels, 5 x 35 s ~ 3 min at 200, 5 x 80 s ~ 7 min just under
-500. Since issue 14's 12 epochs (at least 60 steps), a fold of over 64 texts takes 60% of
-those steps; a smaller one (40 texts at 50 labels) about as many as before, by the floor.
+500.
 While labels are few a retrain takes about k + 1 times as long; the job says so in its progress.
 """
 

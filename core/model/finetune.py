@@ -58,7 +58,7 @@ class TrainArgs:
             "(0 = off)"
         },
     )
-    lr: float = field(default=3e-4, metadata={"help": "peak AdamW learning rate of the encoder"})
+    lr: float = field(default=2e-4, metadata={"help": "peak AdamW learning rate of the encoder"})
     batch_size: int = field(default=16, metadata={"help": "examples (chunks) per step"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps spent warming up"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW decay, not on biases/norms"})
