@@ -1,5 +1,5 @@
-"""The annotation service: the queue, save, skip, undo, progress (tests/test_layers.py keeps
-Streamlit and torch out of it).
+"""The annotation service: the queue, save, skip, undo (tests/test_layers.py keeps Streamlit
+and torch out of it). What was labeled, read back (progress, the browse table): core.progress.
 
 Every function takes the session first; the caller (a page action, the CLI, a job) owns the
 transaction and commits. Every function that acts takes the annotator who acts (the
@@ -9,12 +9,11 @@ core.claims, and save, skip and undo refuse a text another annotator holds.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import String, cast, exists, func, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from core import claims
@@ -291,115 +290,6 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
         doc.assigned_to, doc.assigned_at = None, None
     session.flush()
     return doc.id
-
-
-@dataclass(frozen=True)
-class Progress:
-    total: int
-    done: int
-    skipped: int
-    open: int
-    mine: int  # documents this annotator labeled (done)
-    by_annotator: dict[str, int]
-
-
-def progress(session: Session, project: Project, annotator: str | None = None) -> Progress:
-    counts = dict(
-        session.execute(
-            select(Document.state, func.count())
-            .where(Document.project_id == project.id)
-            .group_by(Document.state)
-        ).all()
-    )
-    by_annotator = dict(
-        session.execute(
-            select(Annotation.annotator, func.count())
-            .join(Document)
-            .where(Document.project_id == project.id, Annotation.status == "done")
-            .group_by(Annotation.annotator)
-        ).all()
-    )
-    return Progress(
-        total=sum(counts.values()),
-        done=counts.get("done", 0),
-        skipped=counts.get("skipped", 0),
-        open=counts.get("open", 0),
-        mine=by_annotator.get(annotator, 0) if annotator else 0,
-        by_annotator=by_annotator,
-    )
-
-
-@dataclass(frozen=True)
-class ReviewRow:
-    document_id: int
-    external_id: str | None
-    text: str
-    state: str
-    annotator: str | None
-    status: str | None
-    spans: list[dict]
-    updated_at: datetime | None
-
-
-def browse(
-    session: Session,
-    project: Project,
-    *,
-    search: str | None = None,
-    label: str | None = None,
-    annotator: str | None = None,
-    state: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[ReviewRow], int]:
-    """Documents with their annotations for review, filtered; returns (rows, total matching).
-
-    A document with several annotators gives one row per annotation.
-    """
-    stmt = (
-        select(Document, Annotation)
-        .outerjoin(Annotation, Annotation.document_id == Document.id)
-        .where(Document.project_id == project.id)
-    )
-    if search:
-        stmt = stmt.where(Document.text.contains(search, autoescape=True))
-    if state:
-        stmt = stmt.where(Document.state == state)
-    if annotator:
-        stmt = stmt.where(Annotation.annotator == annotator)
-    if label:
-        # JSON columns serialise with json.dumps defaults, so a label appears as this literal.
-        needle = json.dumps({"label": label})[1:-1]
-        stmt = stmt.where(cast(Annotation.spans, String).contains(needle, autoescape=True))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = session.execute(
-        stmt.order_by(Document.id, Annotation.id).limit(limit).offset(offset)
-    ).all()
-    return [
-        ReviewRow(
-            document_id=d.id,
-            external_id=d.external_id,
-            text=d.text,
-            state=d.state,
-            annotator=a.annotator if a else None,
-            status=a.status if a else None,
-            spans=list(a.spans) if a else [],
-            updated_at=a.updated_at if a else None,
-        )
-        for d, a in rows
-    ], total
-
-
-def annotators(session: Session, project: Project) -> list[str]:
-    return list(
-        session.scalars(
-            select(Annotation.annotator)
-            .join(Document)
-            .where(Document.project_id == project.id)
-            .distinct()
-            .order_by(Annotation.annotator)
-        )
-    )
 
 
 def set_ranks(session: Session, project: Project, ranks: dict[int, float]) -> None:

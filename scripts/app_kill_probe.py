@@ -377,9 +377,10 @@ def setup(work: Path, texts: int) -> str:
     os.environ["FEWLABEL_HOME"] = str(work / "home")
     from helpers import seed_labeled_project
 
-    from core.annotations import browse, set_ranks
+    from core.annotations import set_ranks
     from core.db import session_scope, upgrade
     from core.imports import import_bytes
+    from core.progress import browse
     from core.projects import get_project
 
     url = f"sqlite:///{work / 'probe.db'}"

@@ -12,9 +12,10 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.annotations import browse, set_ranks
+from core.annotations import set_ranks
 from core.db import session_scope
 from core.imports import import_bytes
+from core.progress import browse
 from core.projects import create_project
 
 ACRONYM_SENTENCES = [

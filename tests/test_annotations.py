@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from core import annotations as svc
 from core import claims
+from core import progress as listing
 from core.db import session_scope
 from core.errors import ConflictError, SpanError, ValidationError
 from core.imports import import_bytes
@@ -49,7 +50,7 @@ def test_next_is_stable_until_saved_then_moves_on(db_url, project):
         assert svc.get_task(s, p, first, "ann").spans == [
             {"start": start, "end": start + 3, "label": "SHORT"}
         ]
-        prog = svc.progress(s, p, "ann")
+        prog = listing.progress(s, p, "ann")
         assert (prog.done, prog.open, prog.mine, prog.total) == (1, 29, 1, 30)
     assert _next(db_url, "ann") != first
 
@@ -60,7 +61,7 @@ def test_invalid_save_writes_nothing(db_url, project):
     with pytest.raises(SpanError, match="unknown label"), session_scope(db_url) as s:
         svc.save(s, get_project(s, "p"), doc, "ann", [{"start": 0, "end": 4, "label": "ORG"}])
     with session_scope(db_url) as s:
-        assert svc.progress(s, get_project(s, "p")).done == 0
+        assert listing.progress(s, get_project(s, "p")).done == 0
     with pytest.raises(ValidationError, match="annotator"), session_scope(db_url) as s:
         svc.next_document(s, get_project(s, "p"), "  ")
 
@@ -76,13 +77,13 @@ def test_skip_and_undo_walk_back_in_order(db_url, project):
         svc.skip(s, get_project(s, "p"), b, "ann")
     with session_scope(db_url) as s:
         p = get_project(s, "p")
-        assert (svc.progress(s, p).done, svc.progress(s, p).skipped) == (1, 1)
+        assert (listing.progress(s, p).done, listing.progress(s, p).skipped) == (1, 1)
         assert svc.undo(s, p, "ann") == b
     assert _next(db_url, "ann") == b  # the undone text comes back first
     with session_scope(db_url) as s:
         assert svc.undo(s, get_project(s, "p"), "ann") == a
         assert svc.undo(s, get_project(s, "p"), "ann") is None
-        prog = svc.progress(s, get_project(s, "p"))
+        prog = listing.progress(s, get_project(s, "p"))
         assert (prog.done, prog.skipped, prog.open) == (0, 0, 30)
 
 
@@ -158,7 +159,7 @@ def test_save_and_skip_refuse_a_text_another_annotator_holds(db_url, project):
                 act(s, get_project(s, "p"))
     with session_scope(db_url) as s:
         p = get_project(s, "p")
-        assert svc.progress(s, p).done == 0 and svc.annotators(s, p) == []
+        assert listing.progress(s, p).done == 0 and listing.annotators(s, p) == []
         svc.save(s, p, doc, "alice", [])  # the holder saves, and the claim is done with
     assert _holder(db_url, doc) is None
 
@@ -176,7 +177,7 @@ def test_undo_takes_back_only_the_callers_own_last_action(db_url, project):
         assert svc.undo(s, p, "alice") == a  # alice's own, not bob's later one
         assert svc.undo(s, p, "alice") is None
         assert svc.undo(s, p, "carol") is None  # nothing of carol's: nothing happens
-        (row,) = svc.browse(s, p, state="done")[0]
+        (row,) = listing.browse(s, p, state="done")[0]
         assert (row.document_id, row.annotator) == (b, "bob")
         assert svc.undo(s, p, "bob") == b
     assert _holder(db_url, a) == "alice" and _holder(db_url, b) == "bob"
@@ -194,7 +195,7 @@ def test_undo_refuses_a_text_another_annotator_holds(db_url, project):
             svc.undo(s, get_project(s, "p"), "alice")
     with session_scope(db_url) as s:
         p = get_project(s, "p")
-        (row,) = svc.browse(s, p, annotator="alice")[0]
+        (row,) = listing.browse(s, p, annotator="alice")[0]
         assert row.status == "skipped" and _holder(db_url, a) == "bob"  # nothing changed
         s.get(Document, a).assigned_to = None  # bob is done with it
     with session_scope(db_url) as s:
@@ -237,8 +238,8 @@ def test_two_annotators_saving_in_turn_keep_every_save(db_url, project):
                 svc.save(s, get_project(s, "p"), doc, who, [])
     with session_scope(db_url) as s:
         p = get_project(s, "p")
-        assert svc.progress(s, p).by_annotator == {"ann": 6, "bob": 6}
-        assert svc.browse(s, p, state="done")[1] == 12
+        assert listing.progress(s, p).by_annotator == {"ann": 6, "bob": 6}
+        assert listing.browse(s, p, state="done")[1] == 12
 
 
 @pytest.mark.both_backends
@@ -266,7 +267,7 @@ def test_a_gold_import_claims_nothing_and_review_can_correct_it(db_url):
         docs = s.scalars(select(Document).where(Document.project_id == p.id)).all()
         assert [d.assigned_to for d in docs] == [None] * 3
         svc.save(s, p, docs[0].id, "reviewer", [])
-        assert svc.progress(s, p).by_annotator == {"gold": 3, "reviewer": 1}
+        assert listing.progress(s, p).by_annotator == {"gold": 3, "reviewer": 1}
 
 
 @pytest.mark.both_backends
@@ -289,20 +290,20 @@ def test_browse_filters_by_label_annotator_and_search(db_url, project):
             svc.save(s, p, doc, who, spans if label else [])
     with session_scope(db_url) as s:
         p = get_project(s, "p")
-        rows, total = svc.browse(s, p, label="SHORT")
+        rows, total = listing.browse(s, p, label="SHORT")
         assert total == 1 and rows[0].annotator == "ann"
-        assert svc.browse(s, p, annotator="bob")[1] == 1
-        assert svc.browse(s, p, state="done")[1] == 2
-        assert svc.browse(s, p, search="Text 7 ")[1] == 1
-        assert svc.browse(s, p, search="%")[1] == 0  # LIKE wildcards are escaped
-        assert svc.annotators(s, p) == ["ann", "bob"]
+        assert listing.browse(s, p, annotator="bob")[1] == 1
+        assert listing.browse(s, p, state="done")[1] == 2
+        assert listing.browse(s, p, search="Text 7 ")[1] == 1
+        assert listing.browse(s, p, search="%")[1] == 0  # LIKE wildcards are escaped
+        assert listing.annotators(s, p) == ["ann", "bob"]
 
 
 @pytest.mark.both_backends
 def test_set_ranks_reorders_the_queue(db_url, project):
     with session_scope(db_url) as s:
         p = get_project(s, "p")
-        rows, _ = svc.browse(s, p, limit=100)
+        rows, _ = listing.browse(s, p, limit=100)
         last = rows[-1].document_id
         svc.set_ranks(s, p, {last: -1.0})
     assert _next(db_url, "ann") == last
@@ -418,7 +419,7 @@ def test_influence_counts_only_pre_annotated_texts_and_exports_round_trip(db_url
         with session_scope(db_url) as s:
             again = create_project(s, f"again-{fmt}", "acronym")
             import_bytes(s, again, f"x.{fmt}", data, fmt=fmt, annotator="gold")
-            (row,), _ = svc.browse(s, again)
+            (row,), _ = listing.browse(s, again)
             assert [(row.text[sp["start"] : sp["end"]], sp["label"]) for sp in row.spans] == [
                 ("Health Organization", "LONG"),
                 ("WHO", "SHORT"),

@@ -21,11 +21,12 @@ from streamlit.testing.v1 import AppTest
 from app.components.span_annotator import label_palette, parse_event
 from app.ui import md_escape
 from core import annotations, corpus, users
-from core.annotations import browse, next_document, progress, save
+from core.annotations import next_document, save
 from core.claims import release
 from core.corpus import export_bytes
 from core.db import session_scope
 from core.errors import PermissionDeniedError
+from core.progress import browse, progress
 from core.projects import get_project, list_projects
 from core.schema import Document
 

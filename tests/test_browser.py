@@ -24,10 +24,11 @@ from pathlib import Path
 import pytest
 from helpers import seed_project
 
-from core.annotations import browse, save, set_ranks
+from core.annotations import save, set_ranks
 from core.config import SAMPLE_DATA
 from core.db import session_scope, upgrade
 from core.imports import import_file
+from core.progress import browse
 from core.projects import create_project, get_project
 
 pytestmark = pytest.mark.browser

@@ -13,6 +13,7 @@ HEAVY = ("torch", "transformers")
 # Core services the pages call, beside whatever app/ imports at module level.
 UI_SERVICES = (
     "core.annotations",
+    "core.progress",
     "core.projects",
     "core.versions",
     "core.jobs",

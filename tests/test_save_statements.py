@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, select
 
 from core import annotations as svc
+from core import progress as listing
 from core.db import get_engine, session_scope
 from core.projects import get_project
 from core.schema import Annotation
@@ -83,4 +84,4 @@ def test_next_save_skip_undo_stay_within_a_few_statements(db_url, make_project):
         ann = s.scalar(select(Annotation).where(Annotation.annotator == "ann"))
         assert (ann.document_id, ann.status, ann.spans) == (task.document_id, "skipped", [])
         assert [h["spans"] for h in ann.previous] == [[SPAN]]  # undo's history, then the skip
-        assert svc.progress(s, get_project(s, "p")).skipped == 1
+        assert listing.progress(s, get_project(s, "p")).skipped == 1

@@ -7,8 +7,9 @@ import streamlit as st
 from app import auth, services, state
 from app.components.span_annotator import EditorEvent, span_annotator
 from app.ui import md_escape, require_annotator, require_project, show_flashes
-from core.annotations import next_document, progress, save, skip, undo
+from core.annotations import next_document, save, skip, undo
 from core.errors import FewlabelError
+from core.progress import progress
 from core.projects import get_project, label_colors
 
 EDITOR = "annotate"

@@ -14,8 +14,8 @@ import streamlit as st
 from app import auth, services
 from app.ui import require_project
 from core import formats
-from core.annotations import annotators
 from core.corpus import export_bytes
+from core.progress import annotators
 from core.projects import get_project
 
 EVERYONE = "Everyone"
