@@ -60,6 +60,10 @@ def _rank(rank: int, size: int, port: int, out: str) -> None:
             }
         )
     )
+    # both ranks done with every collective before either tears gloo down: a rank destroying
+    # its group while the other still talks aborts ("terminate called without an active
+    # exception"), seen on an idle machine in CI
+    dist.barrier()
     dist.destroy_process_group()
 
 
