@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, func, inspect, select
+from sqlalchemy import create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,6 +53,25 @@ def db_now_sql(session: Session):
     from core.schema import utcnow
 
     return utcnow()
+
+
+# Tables whose planner statistics an import changes (core.imports.import_stream).
+_QUEUE_TABLES = ("documents", "annotations")
+
+
+def refresh_statistics(session: Session) -> None:
+    """Bring PostgreSQL's planner statistics up to date after a bulk write (an import).
+
+    Right after 20,000 texts land in a fresh project PostgreSQL still believes the documents
+    table is empty, so the queue's claim reads and sorts every open row (18 ms at 20,000)
+    and anti-joins each against the annotator's saves: one annotator's next+save took 217 ms
+    instead of 9 ms, until autovacuum's ANALYZE came round a minute or more later. ANALYZE
+    samples a bounded number of rows, runs inside a transaction and blocks no reader or
+    writer. SQLite's planner needs no statistics for these queries (its next p95 stays in
+    milliseconds without them), and its ANALYZE would scan whole indexes: nothing there.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {', '.join(_QUEUE_TABLES)}"))
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

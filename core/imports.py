@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from core import formats, staging
 from core.corpus import detect_format, open_as, resolve_format
-from core.db import executemany
+from core.db import executemany, refresh_statistics
 from core.defaults import IMPORT_BATCH, MAX_TEXT_CHARS
 from core.errors import FewlabelError, ImportFormatError, SpanError
 from core.formats import Record
@@ -321,6 +321,8 @@ def import_stream(
             complete = True
             staging.publish(session, project_id, tag, batch_size, rng)
         session.flush()
+        if report.imported:
+            refresh_statistics(session)  # the queue's plan must see the new rows now
     except BaseException:
         if tag is not None:
             staging.abandon(session, project_id, tag, batch_size, complete=complete, rng=rng)

@@ -705,3 +705,22 @@ def test_a_batch_is_one_insert_statement(db_url, project):
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert inserts == [10, 10, 5, 1]  # three batches, then the marker row of core.staging
+
+
+@pytest.mark.both_backends
+def test_an_import_leaves_the_planner_statistics_current(db_url, project):
+    """Issue 13: on PostgreSQL an import ends with ANALYZE, so the queue's claim plans for the
+    rows it just got. Without it a fresh project's planner saw an empty table, and one
+    annotator's next+save took 217 ms instead of 9 ms until autovacuum came round."""
+    from sqlalchemy import text
+
+    _import(db_url, "many.txt", "".join(f"line {i}\n" for i in range(25)), batch_size=10)
+    with session_scope(db_url) as s:
+        if s.get_bind().dialect.name != "postgresql":
+            assert s.scalar(select(func.count(Document.id))) == 25  # nothing to plan on SQLite
+            return
+        rows = s.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'documents'"))
+        analyzed = s.scalar(
+            text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'documents'")
+        )
+    assert rows == 25 and analyzed is not None
