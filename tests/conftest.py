@@ -57,7 +57,9 @@ class PostgresCluster:
     As root the server runs as the `postgres` OS user (initdb refuses root); otherwise as us.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # durable: fsync and synchronous commits on, as a production server runs (benchmarks)
+        self.durable = durable
         bin_dir = self._bin_dir()
         self.initdb, self.pg_ctl = str(bin_dir / "initdb"), str(bin_dir / "pg_ctl")
         try:
@@ -108,10 +110,10 @@ class PostgresCluster:
             raise PostgresUnavailable(f"initdb failed: {res.stderr.strip()[-500:]}")
         for _ in range(5):  # a port found free may be taken before the server binds it
             self.port = _free_port()
+            fast = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             options = (
                 f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=300"
+                f"{'' if self.durable else fast}-c max_connections=300"
             )
             res = self._run(
                 self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
