@@ -25,4 +25,7 @@ def test_bench_load_keeps_every_save_and_claims_each_text_once(db_url, tmp_path,
     assert record["database"] == db_url.split(":")[0].split("+")[0]
     assert record["documents_after"] == record["open_texts"] + 200
     assert not record["queue_ran_dry"]
+    during = record["saves_during_import"]  # the import is short: maybe none ran meanwhile
+    assert 0 <= during <= record["saves"]
+    assert (record["save_p95_during_import_ms"] is None) == (during == 0)
     assert "lost saves      0" in capsys.readouterr().out
