@@ -301,6 +301,8 @@ def load(
         "saves_during_import": len(during),
         "save_p50_during_import_ms": round(statistics.median(during), 1) if during else None,
         "save_p95_during_import_ms": round(_percentile(during, 0.95), 1) if during else None,
+        "save_p99_during_import_ms": round(_percentile(during, 0.99), 1) if during else None,
+        "save_max_during_import_ms": round(max(during), 1) if during else None,
         "queue_ran_dry": any(r["dry"] for r in ann),
         "open_texts": n_open,
         "documents_after": checked["documents_after"],
@@ -329,7 +331,9 @@ def load_table(record: dict) -> str:
                 [
                     f"while importing {record['saves_during_import']:,} saves, p50 "
                     f"{record['save_p50_during_import_ms']} ms, "
-                    f"p95 {record['save_p95_during_import_ms']} ms"
+                    f"p95 {record['save_p95_during_import_ms']} ms, "
+                    f"p99 {record['save_p99_during_import_ms']} ms, "
+                    f"max {record['save_max_during_import_ms']} ms"
                 ]
                 if record.get("saves_during_import")
                 else []
