@@ -143,6 +143,24 @@ def test_few_labels_train_at_least_min_steps(tiny, examples):
     assert enough.epochs_run == 3
 
 
+def test_the_schedule_is_the_evidence_s_unless_given(tiny, examples):
+    """Issue 14: a model that takes the acronym rule's tags as evidence trains 12 epochs at
+    3e-4 with a 60-step floor, any other 20 at 2e-4; what the caller sets stays."""
+    from core.model.finetune import with_schedule
+
+    unset = replace(FAST, epochs=None, lr=None, min_steps=None)
+    acronym = with_schedule(unset, "acronym")
+    assert (acronym.epochs, acronym.lr, acronym.min_steps) == (12, 3e-4, 60)
+    own = with_schedule(unset, None)
+    assert (own.epochs, own.lr, own.min_steps) == (20, 2e-4, 0)
+    assert with_schedule(replace(unset, epochs=3), "acronym").epochs == 3
+    # 20 examples in batches of 4: 5 steps an epoch, so the acronym floor of 60 steps is 12
+    result = finetune(examples, ["SHORT", "LONG"], base=tiny, args=replace(unset, lr=3e-3))
+    assert result.model.evidence == "acronym" and result.epochs_run == 12
+    recorded = result.model.info["train_args"]
+    assert (recorded["epochs"], recorded["lr"], recorded["min_steps"]) == (12, 3e-3, 60)
+
+
 def test_progress_is_reported(trained):
     _, calls = trained
     fractions = [f for f, _ in calls]

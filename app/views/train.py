@@ -232,15 +232,12 @@ with left.form("retrain"):
         help="default = the shipped MiniLM; or a Hugging Face id, a local path, "
         "or an aligned checkpoint from `fewlabel pretrain`",
     )
-    epochs = st.number_input(
-        "Max epochs",
-        1,
-        100,
-        defaults.EPOCHS,
-        help="early stopping may end sooner",
-    )
+    # the schedule of the project's default evidence; left as shown, the model's own
+    # evidence picks it (core.defaults.schedule), so unticking the evidence keeps it right
+    shown = defaults.schedule(evidence_choice(project.labels))["epochs"]
+    epochs = st.number_input("Max epochs", 1, 100, shown, help=defaults.EPOCHS_HELP)
     warm = st.checkbox("Start from the current version", help="faster; same label set only")
-    train_args = {"epochs": int(epochs)}
+    train_args = {} if int(epochs) == shown else {"epochs": int(epochs)}
     evidence = evidence_for(project.labels)
     if evidence:
         label, why = EVIDENCE_TEXT[evidence]

@@ -11,7 +11,7 @@ from core.active import STRATEGIES
 from core.cli.common import EVIDENCE, WEAK_TASKS, ints, names
 from core.errors import FewlabelError
 
-EPOCHS_HELP = f"maximum epochs (default {defaults.EPOCHS})"
+EPOCHS_HELP = defaults.EPOCHS_HELP
 
 
 def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:

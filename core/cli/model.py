@@ -19,7 +19,7 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument(
         "--epochs",
         type=int,
-        help=f"maximum epochs (default {defaults.EPOCHS}; early stopping may end sooner)",
+        help=defaults.EPOCHS_HELP,
     )
     p.add_argument("--warm-start", action="store_true", help="start from the current version")
     p.add_argument("--evidence", action=argparse.BooleanOptionalAction, help=EVIDENCE)

@@ -17,12 +17,12 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 
-from core.defaults import EPOCHS, MIN_STEPS
+from core.defaults import schedule
 from core.errors import FewlabelError
 from core.metrics import span_prf
 from core.model.backbone import Tagger
@@ -47,18 +47,22 @@ from core.text import Word, bio_to_spans, spans_to_bio
 class TrainArgs:
     """Finetuning arguments; defaults are the best found on SciAD at 200 sentences, 2-core CPU."""
 
-    epochs: int = field(
-        default=EPOCHS,
+    # epochs, min_steps and lr: None = the schedule of the evidence the model takes
+    # (core.defaults.schedule), resolved when the model is built
+    epochs: int | None = field(
+        default=None,
         metadata={"help": "maximum passes over the training set (more if under min_steps)"},
     )
-    min_steps: int = field(
-        default=MIN_STEPS,
+    min_steps: int | None = field(
+        default=None,
         metadata={
             "help": "train at least this many steps: with few labels, more epochs than `epochs` "
             "(0 = off)"
         },
     )
-    lr: float = field(default=2e-4, metadata={"help": "peak AdamW learning rate of the encoder"})
+    lr: float | None = field(
+        default=None, metadata={"help": "peak AdamW learning rate of the encoder"}
+    )
     batch_size: int = field(default=16, metadata={"help": "examples (chunks) per step"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps spent warming up"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW decay, not on biases/norms"})
@@ -150,6 +154,13 @@ def _evaluate(model: Tagger, dev: Sequence[Example], batch_size: int, precision:
     return span_prf(gold, [p.spans for p in preds], model.labels)
 
 
+def with_schedule(args: TrainArgs, evidence: str | None) -> TrainArgs:
+    """`args` with the epochs, lr and min_steps it leaves to the schedule (None) filled in
+    from the schedule of the evidence the model takes (core.defaults.schedule)."""
+    unset = {k: v for k, v in schedule(evidence).items() if getattr(args, k) is None}
+    return replace(args, **unset) if unset else args
+
+
 def finetune(
     examples: Sequence[Example],
     labels: Sequence[str],
@@ -209,6 +220,7 @@ def _train(
         evidence=args.evidence,
         dropout=args.dropout,
     )
+    args = with_schedule(args, model.evidence)
     if model.evidence and (corpus is not None or model.evidence_state is None):
         texts = corpus if corpus is not None else [(t, w) for t, w, _ in examples]
         model.evidence_state = fit_evidence(model.evidence, texts)
