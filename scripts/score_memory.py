@@ -45,14 +45,24 @@ def rss_mb():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
+import threading
+phase, peaks, done = ["score"], {}, threading.Event()
+def sample():  # the largest resident size seen in each phase, every 50 ms
+    while not done.wait(0.05):
+        peaks[phase[0]] = max(peaks.get(phase[0], 0.0), rss_mb())
+threading.Thread(target=sample, daemon=True).start()
 before = rss_mb()
 t0 = time.perf_counter()
 n = score_pool(url, project_id, version_id, model=model)
 seconds = time.perf_counter() - t0
+phase[0] = "rerank"
 ranked = rerank(url, project_id)
+done.set()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"scored": n, "ranked": ranked, "score_seconds": round(seconds, 1),
-                  "rss_after_model_mb": round(before, 1), "peak_rss_mb": round(peak, 1)}))
+                  "rss_after_model_mb": round(before, 1), "peak_rss_mb": round(peak, 1),
+                  "peak_scoring_mb": round(peaks.get("score", 0.0), 1),
+                  "peak_rerank_mb": round(peaks.get("rerank", 0.0), 1)}))
 """
 
 
