@@ -62,7 +62,8 @@ def test_retrain_runs_in_a_worker_and_the_version_appears(db_url, train_page):
     assert at.title[0].value == "Train"
     assert any("No model version yet" in c.value for c in at.caption)
     assert at.text_input[0].value == get_base(db_url)
-    assert at.number_input[0].value == defaults.EPOCHS  # as the CLI and TrainArgs
+    # the acronym schedule, as the CLI and TrainArgs give an acronym model (core.defaults)
+    assert at.number_input[0].value == defaults.schedule("acronym")["epochs"] == 12
     assert at.number_input(key="pretrain_minutes").value == defaults.PRETRAIN_MINUTES
     at.number_input[0].set_value(2)
     assert at.checkbox(key="train_evidence").value is True  # an acronym project: on
