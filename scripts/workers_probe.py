@@ -48,6 +48,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,12 +282,19 @@ class Probe:
             w.proc.send_signal(signal.SIGKILL)
             w.killed_at = time.monotonic()
             w.proc.wait()
+            after = self.rows()
             self.start_worker()
             # `rows` is a moment old: the job the worker held when it died is the row that
-            # still names its pid (none: it died between two jobs, which is no kill mid-job)
-            held = [
-                (i, row) for i, row in self.rows().items() if row[0] == "running" and row[1] == pid
-            ]
+            # still names its pid, or, when a worker on this host already saw the pid gone
+            # and queued it again, the row whose attempt went up since `rows` (only this
+            # worker died); none: it died between two jobs, which is no kill mid-job
+            held = [(i, row) for i, row in after.items() if row[0] == "running" and row[1] == pid]
+            if not held:
+                held = [
+                    (i, (row[0], pid, row[2] - 1, *row[3:]))
+                    for i, row in after.items()
+                    if i in rows and row[2] > rows[i][2]
+                ]
             if not held:
                 print(f"[{self.now():6.1f}] SIGKILL {w.name} between jobs", flush=True)
                 self.kills_between_jobs += 1
@@ -299,6 +307,7 @@ class Probe:
                     "worker": w.name,
                     "attempt": attempt,
                     "t": w.killed_at,
+                    "wall": time.time(),  # beside the row's started_at (this host's clock)
                     "at_s": self.now(),
                     "progress": round(progress, 2),
                     "phase": message.split(":")[0][:60],
@@ -462,6 +471,13 @@ class Probe:
                 k["finished_by"] = runner
                 if runner is None or runner == k["worker"]:
                     bad.append(f"killed job {job_id} was finished by {runner}, not another worker")
+                if k.get("picked_up_s") is None and job.started_at is not None:
+                    # rerun and done between two looks (a tiny job, a worker on this host
+                    # that saw the pid gone): the row's start of the retry tells when
+                    started = job.started_at.replace(tzinfo=UTC).timestamp()
+                    if started >= k["wall"] - 1.0:
+                        k["picked_up_s"] = round(max(0.0, started - k["wall"]), 2)
+                        k["picked_up_by"] = runner
                 if k.get("picked_up_s") is None:
                     bad.append(f"killed job {job_id} was never seen running again")
                 elif k["picked_up_s"] > self.pickup_limit():
