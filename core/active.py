@@ -28,12 +28,14 @@ class Strategy:
 
     `fn` is None for `random`, which orders documents by chance and needs no model;
     `needs_samples` ones take MC-dropout samples (`core.defaults.BALD_SAMPLES` passes).
+    `aggregate` (a key of AGGREGATES) turns its word scores into the document's score.
     """
 
     name: str
     help: str
     fn: Callable[..., np.ndarray] | None
     needs_samples: bool = False
+    aggregate: str = "max"
 
     @property
     def needs_model(self) -> bool:
@@ -49,18 +51,19 @@ DEFAULT_STRATEGY = defaults.STRATEGY
 
 
 def register(
-    name: str, *, help: str = "", needs_samples: bool = False
+    name: str, *, help: str = "", needs_samples: bool = False, aggregate: str = "max"
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Decorator adding a word-scoring function to STRATEGIES under `name`.
 
     The function takes a (words, tags) array, or (samples, words, tags) when `needs_samples`,
-    and returns a (words,) array of scores, higher = more uncertain. `help` defaults to the
-    first line of its docstring.
+    and returns a (words,) array of scores, higher = more uncertain; `aggregate` makes them
+    one score per document (see score_documents). `help` defaults to the first line of its
+    docstring.
     """
 
     def deco(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         text = help or (fn.__doc__ or name).strip().splitlines()[0]
-        STRATEGIES[name] = Strategy(name, text, fn, needs_samples)
+        STRATEGIES[name] = Strategy(name, text, fn, needs_samples, aggregate)
         return fn
 
     return deco
@@ -98,6 +101,20 @@ def _word_scores(
 @_word_scores
 def least_confidence(probs: np.ndarray) -> np.ndarray:
     """1 - the top tag's probability (small-text's LeastConfidence, per word)."""
+    return 1.0 - probs.max(axis=1)
+
+
+@register(
+    "expected_errors",
+    help="the most words the model is likely to get wrong (favours long, busy texts)",
+    aggregate="sum",
+)
+@_word_scores
+def expected_errors(probs: np.ndarray) -> np.ndarray:
+    """1 - the top tag's probability per word, summed over the document: the number of words
+    the model is expected to tag wrongly, i.e. the corrections one label brings. Where the
+    budget is counted in texts this beats `least_confidence` (its max finds the single
+    doubtful word), at the cost of longer texts (docs/benchmarks.md, BC5CDR)."""
     return 1.0 - probs.max(axis=1)
 
 
@@ -146,23 +163,21 @@ AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
     "sum": lambda s: float(s.sum()),
 }
 
-DEFAULT_AGGREGATE = "max"
-
-
 def score_documents(
     word_probs_list: Sequence[np.ndarray],
     *,
     strategy: str = DEFAULT_STRATEGY,
-    aggregate: str = DEFAULT_AGGREGATE,
+    aggregate: str | None = None,
     samples_list: Sequence[np.ndarray] | None = None,
     seed: int | None = 0,
 ) -> np.ndarray:
     """One uncertainty score per document, higher = label it sooner.
 
-    Default aggregate is `max`: a span-tagging document is worth labeling when *some* word is
-    uncertain, and most words are confidently O, so `mean` dilutes the one doubtful acronym
-    among thirty easy words, while `sum` mostly ranks by length (long texts cost more to
-    label). `max` keeps a mild length bias, the least of the three. A document without words
+    `aggregate` None takes the strategy's own. Most strategies aggregate by `max`: a
+    span-tagging document is worth labeling when *some* word is uncertain, and most words are
+    confidently O, so `mean` dilutes the one doubtful acronym among thirty easy words, while
+    `sum` leans to length (long texts cost more to label; `expected_errors` takes that cost
+    on purpose). `max` keeps a mild length bias, the least of the three. A document without words
     scores 0. `random` draws one number per document (not per word, which under max or sum
     would favour long documents); `seed` makes it repeatable. BALD reads `samples_list`
     (`DocPrediction.mc_probs`, from predict with mc_dropout > 0).
@@ -170,6 +185,7 @@ def score_documents(
     if len(word_probs_list) == 0:
         raise EmptyPoolError("there are no documents to score")
     spec = get_strategy(strategy)
+    aggregate = aggregate or spec.aggregate
     if aggregate not in AGGREGATES:
         raise ValueError(f"unknown aggregate {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
     n = len(word_probs_list)
