@@ -56,6 +56,17 @@ def test_aggregates():
         assert got == pytest.approx(expected), agg
 
 
+def test_expected_errors_counts_every_doubtful_word():
+    one_doubt = np.array([CONFIDENT] * 4 + [UNSURE])  # least confidence 0.1 x 4 and 0.6
+    three_doubts = np.array([CONFIDENT] * 2 + [[0.5, 0.3, 0.2]] * 3)  # 0.1 x 2 and 0.5 x 3
+    docs = [one_doubt, three_doubts]
+    assert get_strategy("expected_errors").aggregate == "sum"
+    assert score_documents(docs, strategy="expected_errors") == pytest.approx([1.0, 1.7])
+    # its own aggregate: least confidence (max) prefers the single doubt, it the three
+    assert select(score_documents(docs, strategy="least_confidence"), 1) == [0]
+    assert select(score_documents(docs, strategy="expected_errors"), 1) == [1]
+
+
 def test_default_prefers_the_uncertain_document():
     sure = np.array([CONFIDENT] * 5)
     one_doubt = np.array([CONFIDENT] * 4 + [UNSURE])
