@@ -163,6 +163,7 @@ AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
     "sum": lambda s: float(s.sum()),
 }
 
+
 def score_documents(
     word_probs_list: Sequence[np.ndarray],
     *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -125,6 +126,9 @@ def test_bench_fewshot_and_active_run_end_to_end(tmp_path, tiny_model_dir, capsy
     fewshot = "--n 4,8 --seeds 2 --rule --pretrain-steps 2".split()
     fewshot += ["--bases", f"base,mlm,aligned,{tiny_model_dir}", "--backbone", tiny_model_dir]
     fewshot += ["--json", str(out), "--plot", str(tmp_path / "fewshot.png")]
+    pool = tmp_path / "pool.txt"
+    pool.write_text("\n".join(POOL_SENTENCES[:3]) + "\n")
+    fewshot += ["--pool", str(pool)]
     code = main(["bench", "fewshot", *data, *fewshot, "--work-dir", str(tmp_path / "work")])
     assert code == 0
     records = json.loads(out.read_text())
@@ -137,7 +141,14 @@ def test_bench_fewshot_and_active_run_end_to_end(tmp_path, tiny_model_dir, capsy
         ("aligned", 8),
         (tiny_model_dir, 4),
     }
-    assert (tmp_path / "work" / "pretrained-acronym-aligned" / "tagger.json").is_file()
+    # the aligned base of every (N, seed) pretrained from the weak sources of those N, the
+    # acronym rule among them, over the rest of the training file plus the --pool texts
+    for n, seed in itertools.product((4, 8), (0, 1)):
+        assert (tmp_path / "work" / f"aligned-acronym-n{n}-seed{seed}" / "tagger.json").is_file()
+    aligned = [r for r in records if r["base"] == "aligned"]
+    assert all("acronym rule" in r["weak_sources"] for r in aligned)
+    meta = json.loads((tmp_path / "work" / "aligned-acronym-n4-seed0" / "tagger.json").read_text())
+    assert "plus 3 pool texts" in json.dumps(meta)
     rule = [r for r in records if r["base"] == "rule"][0]
     assert rule["per_label"]["SHORT"]["f1"] > 50  # the rule finds all-caps short forms
     assert (tmp_path / "fewshot.png").stat().st_size > 1000

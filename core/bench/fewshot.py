@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core import defaults
-from core.bench.data import Progress, Setup, evaluate_variants
+from core.bench.data import LabeledDoc, Progress, Setup, evaluate_variants
 from core.bench.loop import aligned_base
 from core.errors import FewlabelError
 from core.metrics import span_prf
@@ -43,17 +43,17 @@ def resolve_bases(
     pretrain_steps: int | None = None,
     progress: Progress,
 ) -> dict[str, str]:
-    """Base name -> model location. `base` is the backbone; `mlm`/`aligned` are pretrained
-    on the fly from the training texts (labels unused) unless already in work_dir; anything
-    else is a path or a Hugging Face id. A custom task's `aligned` base is built per N and
-    seed (core.bench.loop) and maps to None here."""
+    """Base name -> model location. `base` is the backbone; `mlm` is pretrained on the fly
+    from the training texts (labels unused) unless already in work_dir; anything else is a
+    path or a Hugging Face id. The `aligned` base is built per N and seed from the weak
+    sources those N labels give (core.bench.loop) and maps to None here."""
     out: dict[str, str | None] = {}
     for name in bases:
         if name == "base":
             out[name] = backbone
-        elif name == "aligned" and task == "custom":
+        elif name == "aligned":
             out[name] = None
-        elif name in ("mlm", "aligned"):
+        elif name == "mlm":
             target = work_dir / f"pretrained-{task}-{name}"
             if not (target / "tagger.json").is_file():
                 from core.model.pretrain import pretrain
@@ -74,6 +74,23 @@ def resolve_bases(
             out[name] = str(target)
         else:
             out[name] = name
+    return out
+
+
+def pool_texts(paths: Sequence[str | Path]) -> list[LabeledDoc]:
+    """The texts of unlabeled files (any format `fewlabel import` reads), without labels."""
+    from core.corpus import read_texts
+    from core.text import words_of
+
+    out = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise FewlabelError(f"{path}: no such file")
+        out += [
+            LabeledDoc(r.text, words_of(r.text, r.tokens), [])
+            for r in read_texts(path)
+            if r.text.strip()
+        ]
     return out
 
 
@@ -124,9 +141,11 @@ def fewshot(
     progress: Progress = print,
     labels: Sequence[str] | None = None,
     patterns: str | Path | None = None,
+    pool: Sequence[str | Path] = (),
 ) -> list[dict]:
     """The few-example benchmark; returns its records (see the module docstring). A custom
-    task takes `labels` (default: the training file's) and a `patterns` file."""
+    task takes `labels` (default: the training file's) and a `patterns` file; `pool` files
+    hold unlabeled texts that join the aligned bases' pool (a project's other texts)."""
     setup = Setup.load(
         task,
         train_path,
@@ -152,6 +171,7 @@ def fewshot(
         pretrain_steps=pretrain_steps,
         progress=progress,
     )
+    extra = pool_texts(pool)
     records = _rule_records(setup, ns, seeds) if rule else []
     for n in ns:
         for seed in range(seeds):
@@ -171,6 +191,7 @@ def fewshot(
                         backbone=backbone,
                         minutes=pretrain_minutes,
                         steps=pretrain_steps,
+                        extra=extra,
                     )
                 result = setup.finetune(sample, base=location, seed=seed)
                 if location == backbone:

@@ -1,12 +1,14 @@
-"""The product loop of a custom project, simulated honestly for the few-example benchmark.
+"""The product loop of a project, simulated honestly for the few-example benchmark.
 
-For N gold texts the weak sources are built only from those N labels (core.weak.sources):
-their dictionary, the user's patterns when given (fitted on the N), and the confident spans
-of a model trained on the N, over the rest of the training file as the unlabeled pool. The
-model's threshold is chosen on texts it did not train on: two teachers, each trained on half
-of the N and scored on the other half. Then aligned pretraining on the pool with those weak
-labels, from which the `aligned` base is finetuned on the same N. Nothing comes from the
-test file.
+For N gold texts the weak sources are built only from those N labels (core.weak.sources), as
+a project's are (core.weak.project): the task's built-in labeler (acronym and concept tasks)
+weighted by its precision on the N, their dictionary, the user's patterns when given (fitted
+on the N), and the confident spans of a model trained on the N, over the unlabeled pool: the
+rest of the training file plus any `--pool` texts (a project's other texts). The model's
+threshold is chosen on texts it did not train on: two teachers, each trained on half of the
+N and scored on the other half. Then aligned pretraining on the pool with those weak labels,
+from the benchmark's backbone as a project's Build starts from its base model, and the
+`aligned` base is finetuned on the same N. Nothing comes from the test file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from core.weak.sources import (
     ModelSpans,
     Patterns,
     WeakSources,
+    builtin_source,
     choose_threshold,
     scored_spans,
 )
@@ -55,7 +58,9 @@ def sources_for(
         gold += [d.spans for d in other]
     docs = [(d.text, d.words) for d in pool]
     by_text = dict(zip((d.text for d in pool), _scored(model, docs), strict=True))
-    sources: list = [Dictionary.build(labeled)]
+    builtin = builtin_source(setup.task, [d.text for d in [*sample, *pool]])
+    sources: list = [builtin.fit(labeled)] if builtin is not None else []
+    sources.append(Dictionary.build(labeled))
     if setup.patterns:
         sources.append(Patterns(setup.patterns).fit(labeled))
     if gold:
@@ -79,13 +84,15 @@ def aligned_base(
     backbone: str,
     minutes: float,
     steps: int | None,
+    extra: Sequence[LabeledDoc] = (),
 ) -> tuple[str, dict]:
-    """Pretrain the aligned base of one (N, seed) and return (its folder, its weak sources)."""
+    """Pretrain the aligned base of one (N, seed) and return (its folder, its weak sources).
+    Its pool is the training file less the N, plus the `extra` unlabeled texts."""
     from core.model.pretrain import pretrain
     from core.training import pretrain_args
 
     taken = {id(d) for d in sample}
-    pool = [d for d in setup.train if id(d) not in taken]
+    pool = [d for d in setup.train if id(d) not in taken] + list(extra)
     target = work / f"aligned-{setup.task}-n{len(sample)}-seed{seed}"
     weak = sources_for(setup, sample, pool, seed=seed, model=model, backbone=backbone)
     described = weak.describe()
@@ -101,6 +108,9 @@ def aligned_base(
         labeler=weak,
         out_dir=target,
         args=pretrain_args("aligned", backbone, steps=steps, minutes=minutes),
-        corpus_names=[f"{setup.task} benchmark pool (training file less the {len(sample)})"],
+        corpus_names=[
+            f"{setup.task} benchmark pool (training file less the {len(sample)}"
+            + (f", plus {len(extra)} pool texts)" if extra else ")")
+        ],
     )
     return str(target), described

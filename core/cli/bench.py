@@ -92,6 +92,12 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument(
         "--patterns", help="a custom task's patterns file (JSONL), a weak source of every base"
     )
+    p.add_argument(
+        "--pool",
+        nargs="+",
+        default=[],
+        help="files of unlabeled texts that join the aligned bases' pool (a project's other texts)",
+    )
     p.set_defaults(handler=cmd_bench_fewshot)
 
     p = benches.add_parser(
@@ -328,7 +334,7 @@ def cmd_bench_fewshot(args, url: str) -> int:
     options = _options(
         args,
         *("seeds", "rule", "backbone", "pretrain_minutes", "pretrain_steps", "work_dir"),
-        "patterns",
+        *("patterns", "pool"),
     )
     records = bench.fewshot(ns=ints(args.n), bases=names(args.bases), **options)
     table = bench.fewshot_table(records, bench.metric_key(args.task))

@@ -24,10 +24,10 @@ from core.versions import current_version
 from core.weak.patterns import Pattern, parse_patterns
 from core.weak.sources import (
     Dictionary,
-    LabelerSource,
     ModelSpans,
     Patterns,
     WeakSources,
+    builtin_source,
     choose_threshold,
     coverage,
     cross_fitted,
@@ -142,14 +142,6 @@ def model_source(session: Session, project: Project) -> tuple[ModelSpans | None,
     )
 
 
-def _builtin(project: Project, texts: list[str]) -> LabelerSource | None:
-    if project.task not in ("acronym", "concept"):
-        return None
-    from core.weak import weak_labeler
-
-    return LabelerSource(weak_labeler(project.task, corpus=texts), f"{project.task} rule")
-
-
 def project_sources(
     session: Session, project: Project, *, texts: list[str] | None = None
 ) -> tuple[WeakSources, list[str]]:
@@ -160,7 +152,7 @@ def project_sources(
     labeled = [lab for _, lab in labeled_texts(session, project)]
     notes: list[str] = []
     sources: list = []
-    builtin = _builtin(project, texts or [])
+    builtin = builtin_source(project.task, texts or [])
     if builtin is not None:
         sources.append(builtin.fit(labeled))
     if labeled:
@@ -189,7 +181,7 @@ def evaluate_sources(
     labeled = [lab for _, lab in labeled_texts(session, project)]
     labels = list(project.labels)
     patterns = stored_patterns(session, project)
-    builtin = _builtin(project, texts or [])
+    builtin = builtin_source(project.task, texts or [])
 
     def build(rest):
         out = [builtin.fit(rest)] if builtin is not None else []

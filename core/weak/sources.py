@@ -199,6 +199,16 @@ class LabelerSource:
         return {"weight": round(self.weight, 3)}
 
 
+def builtin_source(task: str, texts: Sequence[str] = ()) -> LabelerSource | None:
+    """The built-in labeler of the acronym and concept tasks as a source (unfitted); None for
+    a custom task. `texts` fits what needs corpus statistics (keyphrases)."""
+    if task not in ("acronym", "concept"):
+        return None
+    from core.weak import weak_labeler
+
+    return LabelerSource(weak_labeler(task, corpus=list(texts)), f"{task} rule")
+
+
 @dataclass
 class ModelSpans:
     """A model's spans at or above `threshold`, each weighted by the held-out `precision`.
