@@ -9,6 +9,8 @@ FEWLABEL_MODELS    the model store: where versions and aligned bases are written
 FEWLABEL_LOCAL_WORKER  "1" (default): the app and the CLI start a worker process on this
                    machine for each job they queue; "0": they only queue it, for
                    `fewlabel worker` processes to run (on a GPU machine, say)
+FEWLABEL_BACKGROUND_NICE  the CPU niceness of imports and job workers (default 10; 0 keeps
+                   the priority they were started with)
 """
 
 from __future__ import annotations
@@ -66,3 +68,20 @@ def get_settings(db: str | None = None) -> Settings:
             local_worker=s.local_worker,
         )
     return s
+
+
+def background_priority() -> int:
+    """Run this process at the niceness of bulk work (FEWLABEL_BACKGROUND_NICE, default
+    core.defaults.BACKGROUND_NICE): an import or a job then takes the CPU the annotators'
+    saves leave, instead of half of it. Never raises the priority (a process started under
+    `nice -n 15` stays at 15). Returns the niceness now, or -1 where it cannot be read."""
+    from core import defaults
+
+    try:
+        wanted = int(os.environ.get("FEWLABEL_BACKGROUND_NICE", defaults.BACKGROUND_NICE))
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if wanted > current:
+            os.setpriority(os.PRIO_PROCESS, 0, min(wanted, 19))
+        return os.getpriority(os.PRIO_PROCESS, 0)
+    except (AttributeError, OSError, ValueError):
+        return -1  # no priorities here (not POSIX), or a bad setting: run as started

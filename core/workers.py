@@ -276,7 +276,7 @@ def work(
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from core.config import get_settings
+    from core.config import background_priority, get_settings
 
     parser = argparse.ArgumentParser(description="Run one fewlabel job (the worker process).")
     parser.add_argument(
@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job_id", type=int)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    background_priority()  # a job yields the CPU to the annotators' saves
     job = run_job(get_settings(args.db).db_url, args.job_id)
     if lost_by_this_process(job):
         # this run lost the job (reaped after a stall); the row is another run's

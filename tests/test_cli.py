@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -176,3 +177,42 @@ def test_init_and_serve_mask_the_password_and_serve_hides_error_details(monkeypa
     assert "s3cret" not in out and "ann:***@db.local" in out
     cmd = seen["cmd"]
     assert cmd[cmd.index("--client.showErrorDetails") + 1] == "none"
+
+
+PRIORITY_PROBE = """
+import os, sys
+from core.cli import main
+before = os.getpriority(os.PRIO_PROCESS, 0)
+db, src, setting = sys.argv[1], sys.argv[2], sys.argv[3]
+if setting == "above":  # a niceness above the one this process started with, so it shows
+    os.environ["FEWLABEL_BACKGROUND_NICE"] = str(min(before + 3, 19))
+elif setting != "default":
+    os.environ["FEWLABEL_BACKGROUND_NICE"] = setting
+assert main(["--db", db, "project", "create", "p", "--task", "acronym"]) == 0
+after_create = os.getpriority(os.PRIO_PROCESS, 0)
+assert main(["--db", db, "import", "p", src]) == 0
+print(before, after_create, os.getpriority(os.PRIO_PROCESS, 0))
+"""
+
+
+@pytest.mark.parametrize("setting", ["default", "above", "0"])
+def test_an_import_yields_the_cpu_to_annotators(tmp_path, setting):
+    """`fewlabel import` lowers its own CPU priority to FEWLABEL_BACKGROUND_NICE (default
+    BACKGROUND_NICE), never raises it; 0 keeps it as started. Other commands leave it alone."""
+    from core.defaults import BACKGROUND_NICE
+
+    src = tmp_path / "texts.txt"
+    src.write_text("The NLP group met.\nA second text.\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "FEWLABEL_BACKGROUND_NICE"}
+    probe = [PRIORITY_PROBE, f"sqlite:///{tmp_path / 'p.db'}", str(src), setting]
+    out = subprocess.run(
+        [sys.executable, "-c", *probe], capture_output=True, text=True, env=env, check=True
+    )
+    before, after_create, after_import = map(int, out.stdout.split()[-3:])
+    assert after_create == before
+    expected = {
+        "default": max(before, BACKGROUND_NICE),
+        "above": min(before + 3, 19),
+        "0": before,
+    }[setting]
+    assert after_import == expected

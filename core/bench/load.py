@@ -111,6 +111,7 @@ def _importer(url: str, project_id: int, path: str, ready, go, out) -> None:
     """Import `path` (one text a line) into the project once `go` is set."""
     record = {"who": "import", "imported": 0, "seconds": 0.0, "errors": [], "span": None}
     try:
+        from core.config import background_priority
         from core.db import get_engine, session_scope
         from core.imports import import_file
         from core.schema import Project
@@ -119,6 +120,7 @@ def _importer(url: str, project_id: int, path: str, ready, go, out) -> None:
             pass
         ready.put("import")
         go.wait()
+        background_priority()  # as `fewlabel import` runs
         t0, began = time.perf_counter(), time.monotonic()
         with session_scope(url) as s:
             report = import_file(s, s.get(Project, project_id), path, fmt="txt", txt_mode="lines")

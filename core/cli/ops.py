@@ -43,7 +43,7 @@ def cmd_worker(args, url: str) -> int:
     import socket
 
     from core.cli.common import names
-    from core.config import get_settings
+    from core.config import background_priority, get_settings
     from core.db import display_url, ensure_schema
     from core.errors import FewlabelError
     from core.workers import lost_by_this_process, work
@@ -54,6 +54,7 @@ def cmd_worker(args, url: str) -> int:
         raise FewlabelError(f"--kinds takes train, score and pretrain, not {', '.join(unknown)}")
     ensure_schema(url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    background_priority()
     print(
         f"worker on {socket.gethostname()}: {', '.join(kinds)} jobs from {display_url(url)}, "
         f"models in {get_settings().models_dir}",

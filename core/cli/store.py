@@ -248,10 +248,12 @@ def cmd_agreement(args, url: str) -> int:
 
 
 def cmd_import(args, url: str) -> int:
+    from core.config import background_priority
     from core.db import ensure_schema, session_scope
     from core.imports import import_file
     from core.projects import get_project
 
+    background_priority()  # the annotators' saves first: an import yields the CPU
     ensure_schema(url)
     with session_scope(url) as session:
         project = get_project(session, args.project)
