@@ -16,6 +16,8 @@ FEWLABEL_BACKGROUND_NICE  the CPU niceness of imports and job workers (default 1
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +76,10 @@ def background_priority() -> int:
     """Run this process at the niceness of bulk work (FEWLABEL_BACKGROUND_NICE, default
     core.defaults.BACKGROUND_NICE): an import or a job then takes the CPU the annotators'
     saves leave, instead of half of it. Never raises the priority (a process started under
-    `nice -n 15` stays at 15). Returns the niceness now, or -1 where it cannot be read."""
+    `nice -n 15` stays at 15). Returns the niceness now, or -1 where it cannot be read.
+
+    On Linux a niceness belongs to a thread: call it before starting threads (torch's
+    inherit it), or use `bulk_priority` for one thread of a server."""
     from core import defaults
 
     try:
@@ -85,3 +90,24 @@ def background_priority() -> int:
         return os.getpriority(os.PRIO_PROCESS, 0)
     except (AttributeError, OSError, ValueError):
         return -1  # no priorities here (not POSIX), or a bad setting: run as started
+
+
+@contextmanager
+def bulk_priority() -> Iterator[None]:
+    """Bulk work inside a server (an upload's import in the app's script thread) at the
+    background niceness, then back to the thread's own where the system allows it (raising
+    a priority needs CAP_SYS_NICE; otherwise the thread, which ends with its script run,
+    stays niced). On Linux only the calling thread is affected."""
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+    except (AttributeError, OSError):
+        before = None
+    background_priority()
+    try:
+        yield
+    finally:
+        if before is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, before)
+            except OSError:
+                pass  # not allowed to raise it again: the rest of this thread's run is niced

@@ -216,3 +216,34 @@ def test_an_import_yields_the_cpu_to_annotators(tmp_path, setting):
         "0": before,
     }[setting]
     assert after_import == expected
+
+
+def test_bulk_priority_nices_only_the_thread_and_gives_it_back(monkeypatch):
+    """The app imports an upload inside bulk_priority: that thread runs at the background
+    niceness (Linux: a niceness is per thread), the others keep theirs, and it is restored
+    afterwards where the system lets a thread raise its priority again (root, as in CI)."""
+    import threading
+
+    from core.config import bulk_priority
+
+    seen = {}
+
+    def work():
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, 0)
+        with bulk_priority():
+            seen["inside"] = os.getpriority(os.PRIO_PROCESS, 0)
+            seen["main thread"] = os.getpriority(os.PRIO_PROCESS, main_tid)
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, 0)
+
+    main_tid = threading.get_native_id()
+    main_before = os.getpriority(os.PRIO_PROCESS, main_tid)
+    wanted = min(main_before + 3, 19)  # above where the thread starts, so the change shows
+    monkeypatch.setenv("FEWLABEL_BACKGROUND_NICE", str(wanted))
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert seen["before"] == main_before  # a new thread starts at its creator's niceness
+    assert seen["inside"] == wanted
+    assert seen["main thread"] == main_before
+    if os.geteuid() == 0:
+        assert seen["after"] == seen["before"]

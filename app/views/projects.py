@@ -12,6 +12,7 @@ from app import auth, services, state
 from app.components.span_annotator import LABEL_COLOR_NAMES, default_color
 from app.ui import current_project, md_escape, projects, show_flashes
 from core import formats
+from core.config import bulk_priority
 from core.errors import FewlabelError
 from core.imports import import_bytes
 from core.overlap import MAX_ANNOTATORS, overlap_of, set_overlap, shared_texts
@@ -231,7 +232,8 @@ with import_col:
                 st.warning("Choose a file to import.")
             else:
                 try:
-                    with services.session() as s:
+                    # the annotators' saves first: this thread imports at the background niceness
+                    with bulk_priority(), services.session() as s:
                         report = import_bytes(
                             s,
                             get_project(s, target.id),
