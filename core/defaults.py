@@ -44,7 +44,7 @@ IMPORT_BATCH = 2_000
 # Bulk work (`fewlabel import`, job workers) runs at this CPU niceness, so on a busy machine
 # the annotators' saves get a core first (core.config.background_priority). Measured with 8
 # annotators and a 600k-line import on 2 cores: saves' p95 while importing 86-91 ms against
-# 119-120 ms at the same priority, the import 62-63 s against 50 s (docs/operations.md).
+# 119-120 ms at the same priority, the import 62-65 s against 50 s (docs/operations.md).
 BACKGROUND_NICE = 10
 
 # Texts a new version scores before it orders the queue (core.candidates.candidate_ids): half
