@@ -78,20 +78,18 @@ def resolve_bases(
 
 
 def pool_texts(paths: Sequence[str | Path]) -> list[LabeledDoc]:
-    """The texts of unlabeled files (any format `fewlabel import` reads), without labels."""
+    """The texts of unlabeled files, read as `fewlabel pretrain --corpus` reads them (any
+    format `fewlabel import` reads; link markup stripped), without labels."""
     from core.corpus import read_texts
-    from core.text import words_of
+    from core.weak import plain_corpus
 
-    out = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise FewlabelError(f"{path}: no such file")
-        out += [
-            LabeledDoc(r.text, words_of(r.text, r.tokens), [])
-            for r in read_texts(path)
-            if r.text.strip()
-        ]
-    return out
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        raise FewlabelError(f"{missing[0]}: no such file")
+    texts, _ = plain_corpus(
+        (r.text, r.tokens) for path in paths for r in read_texts(path) if r.text.strip()
+    )
+    return [LabeledDoc(text, words, []) for text, words in texts]
 
 
 def _rule_records(setup: Setup, ns: Sequence[int], seeds: int) -> list[dict]:
