@@ -128,6 +128,10 @@ def _keyphrases(*, corpus: Iterable[str] | None = None, **options) -> Labeler:
     return extractor.fit(corpus) if corpus is not None else extractor
 
 
+# The tasks with a built-in weak labeler (weak_labeler); a custom task's come from its project.
+LABELER_TASKS = ("acronym", "concept")
+
+
 def weak_labeler(task: str, **options) -> Labeler:
     """The default weak labeler of a task, for aligned pretraining.
 
@@ -156,7 +160,7 @@ def weak_labeler(task: str, **options) -> Labeler:
         if len(labelers) == 1 and min_votes <= 1:
             return labelers[0]
         return voter(labelers, min_votes)
-    raise FewlabelError(f"no weak labeler for task {task!r}; choose acronym or concept")
+    raise FewlabelError(f"no weak labeler for task {task!r}; choose {' or '.join(LABELER_TASKS)}")
 
 
 # ---------------------------------------------------------------------------- links

@@ -202,9 +202,10 @@ class LabelerSource:
 def builtin_source(task: str, texts: Sequence[str] = ()) -> LabelerSource | None:
     """The built-in labeler of the acronym and concept tasks as a source (unfitted); None for
     a custom task. `texts` fits what needs corpus statistics (keyphrases)."""
-    if task not in ("acronym", "concept"):
+    from core.weak import LABELER_TASKS, weak_labeler
+
+    if task not in LABELER_TASKS:
         return None
-    from core.weak import weak_labeler
 
     return LabelerSource(weak_labeler(task, corpus=list(texts)), f"{task} rule")
 
