@@ -21,10 +21,12 @@ from core.schema import (
     ModelVersion,
     Prediction,
     Project,
+    WeakPatterns,
     utcnow,
 )
 from core.staging import STAGED
 from core.text import clean_name, labels_for
+from core.weak.patterns import relabel_lines
 
 # The annotator has this many (background, strong) colour pairs, each checked for contrast; a
 # project picks one by index per label rather than any hex value, so the contrast holds.
@@ -190,7 +192,8 @@ def _relabel_history(previous: list | None, old: str, new: str) -> list | None:
 
 def rename_label(session: Session, project: Project, old: str, new: str) -> int:
     """Rename one label of a custom project everywhere it is stored: the label set, every
-    annotation (and its undo history), final version, prediction and the import spelling.
+    annotation (and its undo history), final version, prediction, the import spelling and
+    the lines of its stored patterns files (core.weak), which are parsed against the labels.
 
     One flush in the caller's transaction, so a failure renames nothing. Trained models keep
     the old name inside their files until the next retrain. Returns how many stored spans
@@ -236,6 +239,10 @@ def rename_label(session: Session, project: Project, old: str, new: str) -> int:
         row.previous = _relabel_history(row.previous, old, new)
     for row in session.scalars(select(Prediction).where(Prediction.document_id.in_(in_project))):
         row.spans = _relabel(row.spans, old, new)
+    for row in session.scalars(select(WeakPatterns).where(WeakPatterns.project_id == project.id)):
+        lines = relabel_lines(list(row.lines or []), old, new, labels)
+        if lines != row.lines:
+            row.lines = lines
     session.flush()
     return renamed
 

@@ -3,11 +3,13 @@ remove/eval PROJECT` and `pretrain --project`."""
 
 import pytest
 from helpers import CUSTOM_LABELED, CUSTOM_PATTERNS, seed_custom_project
+from sqlalchemy import select
 
 from core.cli import main
 from core.db import session_scope
 from core.errors import ImportFormatError, NotFoundError
-from core.projects import get_project
+from core.projects import get_project, rename_label
+from core.schema import WeakPatterns
 from core.weak.project import (
     add_patterns,
     evaluate_sources,
@@ -85,6 +87,24 @@ def test_the_sources_of_a_custom_project_and_their_scores(bio):
     assert combined["texts"] == len(CUSTOM_LABELED) and combined["spans"] > 0
     assert 0 < combined["p"] <= 1 and 0 < combined["coverage"] <= 1
     assert report["notes"] == ["model: no model version yet"]
+
+
+def test_renaming_a_label_carries_over_into_the_stored_patterns(bio):
+    with session_scope(bio) as s:
+        p = get_project(s, "bio")
+        add_patterns(s, p, "terms.jsonl", CUSTOM_PATTERNS)
+    with session_scope(bio) as s:  # one transaction, as the Projects page and the CLI do it
+        rename_label(s, get_project(s, "bio"), "Chemical", "Compound")
+    with session_scope(bio) as s:
+        p = get_project(s, "bio")
+        # both spellings of the old label ("Chemical", "chemical") follow; the rest stays
+        assert [x.label for x in stored_patterns(s, p)] == ["Compound", "Compound", "Disease"]
+        lines = s.scalar(select(WeakPatterns.lines))
+        assert lines[2] == "# a comment line" and lines[3] == CUSTOM_PATTERNS.splitlines()[3]
+        report = evaluate_sources(s, p)  # refused with "unknown label 'Chemical'" before
+        sources, _ = project_sources(s, p)
+    assert sources.__name__ == "dictionary + patterns"
+    assert report["sources"]["patterns"]["spans"] > 0
 
 
 # ---------------------------------------------------------------- the commands

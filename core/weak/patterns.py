@@ -135,6 +135,28 @@ def parse_patterns(lines: Iterable[str], name: str, labels: Sequence[str]) -> li
     return out
 
 
+def relabel_lines(lines: Sequence[str], old: str, new: str, labels: Sequence[str]) -> list[str]:
+    """A stored patterns file's lines with label `old` (of the project's `labels`, before the
+    rename) renamed to `new`: a line names its label in any case (`parse_patterns`), so each
+    line whose label resolves to `old` is written again with `new`. Blank, comment and
+    unreadable lines, and lines of other labels, stay exactly as they were."""
+    by_lower = {lbl.lower(): lbl for lbl in labels}
+    out: list[str] = []
+    for raw in lines:
+        line = raw.strip()
+        obj = None
+        if line and not line.startswith("#"):
+            try:
+                obj = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                obj = None
+        if isinstance(obj, dict) and by_lower.get(str(obj.get("label", "")).lower()) == old:
+            out.append(json.dumps({**obj, "label": new}, ensure_ascii=False))
+        else:
+            out.append(raw)
+    return out
+
+
 def _text_test(value, word: str) -> bool:
     if isinstance(value, str):
         return word == value
