@@ -3,8 +3,12 @@
 import csv
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -161,7 +165,7 @@ def test_backup_command_and_postgresql_pointer(db, tmp_path, capsys):
 def test_init_and_serve_mask_the_password_and_serve_hides_error_details(monkeypatch, capsys):
     """The URL printed by init and serve hides its password; annotators get Streamlit's
     generic error (client.showErrorDetails none), the traceback stays in the server log."""
-    import core.cli.store as store
+    import core.cli.child as child
     import core.db
 
     url = "postgresql://ann:s3cret@db.local/fl"
@@ -170,7 +174,7 @@ def test_init_and_serve_mask_the_password_and_serve_hides_error_details(monkeypa
     out = capsys.readouterr().out
     assert "s3cret" not in out and "ann:***@db.local" in out
     seen = {}
-    monkeypatch.setattr(store.subprocess, "call", lambda cmd, env: seen.update(cmd=cmd) or 0)
+    monkeypatch.setattr(child, "run_child", lambda cmd, env: seen.update(cmd=cmd) or 0)
     monkeypatch.setattr("core.demo.ensure_demo", lambda u: None)
     assert main(["--db", url, "serve", "--no-demo"]) == 0
     out = capsys.readouterr().out
@@ -247,3 +251,85 @@ def test_bulk_priority_nices_only_the_thread_and_gives_it_back(monkeypatch):
     assert seen["main thread"] == main_before
     if os.geteuid() == 0:
         assert seen["after"] == seen["before"]
+
+
+def _serving(port: int) -> bool:
+    """Whether something answers Streamlit's health check on 127.0.0.1:port."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (Linux /proc)."""
+    path = f"/proc/{pid}/task/{pid}/children"
+    with open(path) as f:
+        return [int(x) for x in f.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`fewlabel serve` as a real process on a free loopback port, once it answers HTTP:
+    (the process, its port, its Streamlit child's pid). Its session is killed at the end."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = str(tmp_path / "serve.db")
+    assert main(["--db", db, "init"]) == 0
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "--db", db, "serve", "--no-demo", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own group, so the cleanup finds whatever is left
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _serving(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"serve did not start:\n{(tmp_path / 'serve.log').read_text()}")
+            time.sleep(0.2)
+        (streamlit,) = _children(proc.pid)
+        yield proc, port, streamlit
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+        log.close()
+
+
+def test_serve_stops_streamlit_when_it_is_terminated(served):
+    """`kill -TERM` of `fewlabel serve` (the parent only, as a service manager or a user
+    sends it) stops its Streamlit child: the port stops answering and no process is left."""
+    proc, port, streamlit = served
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0  # Streamlit stopped cleanly; serve exits with its code
+    deadline = time.monotonic() + 5
+    while (_alive(streamlit) or _serving(port)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(streamlit)
+    assert not _serving(port)
+    with pytest.raises(ProcessLookupError):  # nothing of the session is left
+        os.killpg(proc.pid, 0)
+
+
+def test_serve_exits_with_its_streamlit_childs_code(served):
+    """When Streamlit dies on its own, `fewlabel serve` exits too, with its status."""
+    proc, port, streamlit = served
+    os.kill(streamlit, signal.SIGKILL)
+    assert proc.wait(timeout=10) == 128 + signal.SIGKILL
+    assert not _serving(port)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -324,6 +323,7 @@ def cmd_jobs(args, url: str) -> int:
 
 
 def cmd_serve(args, url: str) -> int:
+    from core.cli import child
     from core.cli.users import check_serving
     from core.config import PROJECT_ROOT
     from core.db import display_url
@@ -340,8 +340,10 @@ def cmd_serve(args, url: str) -> int:
     cmd += ["--global.developmentMode", "false", "--client.toolbarMode", "minimal"]
     # annotators see a generic error; the traceback goes to this server's log (stderr)
     cmd += ["--client.showErrorDetails", "none"]
-    print(f"fewlabel: serving on http://{args.host}:{args.port} (database {display_url(url)})")
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+    print(
+        f"fewlabel: serving on http://{args.host}:{args.port} (database {display_url(url)})",
+        flush=True,
+    )
+    # `kill` of this process (SIGTERM, SIGINT, SIGHUP) stops Streamlit too, and this process
+    # exits with Streamlit's code when it ends on its own
+    return child.run_child(cmd, env)
