@@ -298,10 +298,10 @@ def test_user_command_errors_are_one_line_and_write_nothing(db, capsys, monkeypa
 @pytest.fixture
 def serving(monkeypatch) -> list:
     """`serve` up to the point it would start Streamlit: the commands it would run."""
-    import core.cli.store as store
+    import core.cli.child as child
 
     started: list = []
-    monkeypatch.setattr(store.subprocess, "call", lambda cmd, env: started.append(cmd) or 0)
+    monkeypatch.setattr(child, "run_child", lambda cmd, env: started.append(cmd) or 0)
     return started
 
 
