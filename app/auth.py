@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app import presence, services, state
 from core import users
 from core.claims import release
-from core.errors import AuthenticationError, NotFoundError
+from core.errors import AccountDisabledError, AuthenticationError, NotFoundError
 from core.projects import get_project, list_projects
 from core.users import Account
 
@@ -43,6 +43,9 @@ def current() -> Account | None:
             account = None
     if account is None or account.disabled:
         state.log_out()
+        # said on the login page this run shows next, so nobody wonders where they went
+        why = users.DISABLED_MESSAGE if account is not None else "this account no longer exists"
+        state.flash("warning", f"You were logged out: {why}.")
         return None
     return account
 
@@ -95,6 +98,9 @@ def log_in() -> None:
     try:
         with services.session() as s:
             account = users.authenticate(s, name, password)
+    except AccountDisabledError as exc:  # the right password: not a guess to count
+        state.flash("error", f"Not logged in: {exc}.")
+        return
     except AuthenticationError as exc:
         with services.session() as s:  # its own transaction: the refusal rolled back
             users.note_failed_login(s, name)

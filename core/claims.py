@@ -138,3 +138,14 @@ def release(session: Session, project: Project, annotator: str) -> int:
         .values(assigned_to=None, assigned_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount
+
+
+def release_everywhere(session: Session, annotator: str) -> int:
+    """Give back every open document this annotator holds, in every project (their account
+    was disabled: its texts go back to the queue now, not when the lease lapses)."""
+    return session.execute(
+        update(Document)
+        .where(Document.assigned_to == annotator, Document.state == "open")
+        .values(assigned_to=None, assigned_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount

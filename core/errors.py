@@ -44,8 +44,12 @@ class Cancelled(FewlabelError):
 
 
 class AuthenticationError(FewlabelError):
-    """A name and password that do not match an active account (which of the three is wrong is
-    not said: an unknown name, a wrong password and a disabled account read the same)."""
+    """A name and password that do not match an account (which of the two is wrong is not
+    said: an unknown name and a wrong password read the same)."""
+
+
+class AccountDisabledError(AuthenticationError):
+    """The right password of an account an admin disabled (only the right one learns this)."""
 
 
 class PermissionDeniedError(FewlabelError):

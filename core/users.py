@@ -23,7 +23,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.claims import release_everywhere
 from core.errors import (
+    AccountDisabledError,
     AuthenticationError,
     ConflictError,
     NotFoundError,
@@ -60,6 +62,10 @@ MAX_NAME = 100
 LOCK_AFTER = 5
 LOCK_SECONDS = 30
 LOCK_MAX_SECONDS = 15 * 60
+
+# What a disabled account is told: at a login with its right password, and in a browser that
+# was logged in when an admin disabled it.
+DISABLED_MESSAGE = "this account was disabled by an admin"
 
 _hasher = PasswordHasher()
 
@@ -194,7 +200,9 @@ def add_user(session: Session, name: str, role: str, password: str) -> Account:
 
 def authenticate(session: Session, name: str, password: str) -> Account:
     """The account whose name and password these are, if it is active and not locked; else
-    AuthenticationError, which says the same whatever was wrong (a locked account says so).
+    AuthenticationError, which says the same for an unknown name and a wrong password (a
+    locked account says so, and the right password of a disabled account says it is
+    disabled: AccountDisabledError).
 
     A refusal writes nothing, since the caller's transaction rolls back on it: the caller
     records it with `note_failed_login` in a transaction of its own."""
@@ -209,8 +217,10 @@ def authenticate(session: Session, name: str, password: str) -> Account:
         _hasher.verify(user.password_hash if user else _dummy_hash(), password or "")
     except (VerificationError, InvalidHashError):
         raise refused from None
-    if user is None or user.disabled:
+    if user is None:
         raise refused
+    if user.disabled:  # only the right password learns this
+        raise AccountDisabledError(DISABLED_MESSAGE)
     if _hasher.check_needs_rehash(user.password_hash):  # the library's cost went up
         user.password_hash = _hasher.hash(password)
     _unlock(user)
@@ -280,12 +290,14 @@ def set_role(session: Session, name: str, role: str) -> Account:
 
 
 def disable_user(session: Session, name: str) -> Account:
-    """Disable an account: it can no longer log in, and a logged-in browser is signed out on
-    its next action. The last active admin cannot be disabled."""
+    """Disable an account: it can no longer log in, a logged-in browser is signed out on its
+    next action, and the texts it holds go back to the queue now (in the same transaction),
+    not when their lease lapses. The last active admin cannot be disabled."""
     user = _get(session, name)
     if not user.disabled and user.role == "admin":
         _keep_an_admin(session, user)
     user.disabled = True
+    release_everywhere(session, user.name)
     session.flush()
     return _account(user)
 

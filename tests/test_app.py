@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.state.session_state import STREAMLIT_INTERNAL_KEY_PREFIX
@@ -28,7 +29,7 @@ from core.db import session_scope
 from core.errors import PermissionDeniedError
 from core.progress import browse, progress
 from core.projects import get_project, list_projects
-from core.schema import Document
+from core.schema import Document, User
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 TEXTS = [
@@ -727,12 +728,23 @@ def test_a_disabled_account_can_no_longer_save_and_is_logged_out(app, make_proje
     add_account(db_url, "ann", "annotator")
     add_account(db_url, "root", "admin")
     at = log_in(app(annotator=None), "ann")
-    assert component(at)["doc"] == ids[0]
+    assert component(at)["doc"] == ids[0] and holder(db_url, ids[0]) == "ann"
     with session_scope(db_url) as s:
         users.disable_user(s, "ann")
+    assert holder(db_url, ids[0]) is None  # back in the queue at once, not in 30 minutes
     send_event(at, "save", ids[0], [{"start": 17, "end": 20, "label": "SHORT"}])
     assert at.title[0].value == "Log in"
+    # the login page says why this browser is there
+    assert [w.value for w in at.warning] == [
+        md_escape("You were logged out: this account was disabled by an admin.")
+    ]
     with session_scope(db_url) as s:
         assert progress(s, get_project(s, "p")).done == 0  # nothing was saved
-    log_in(at, "ann")
+    log_in(at, "ann")  # the right password learns the account is disabled
+    assert at.title[0].value == "Log in"
+    assert "this account was disabled by an admin" in at.error[0].value
+    log_in(at, "ann", "a wrong guess")  # a wrong one learns nothing
     assert "wrong name or password" in at.error[0].value
+    assert "disabled" not in at.error[0].value
+    with session_scope(db_url) as s:  # the right password of a disabled account is no guess
+        assert s.scalar(select(User.failed_logins).where(User.name == "ann")) == 1

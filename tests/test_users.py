@@ -8,17 +8,20 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from core import users
+from core.annotations import next_document
 from core.cli import main
 from core.cli.users import is_loopback
 from core.db import session_scope
 from core.errors import (
+    AccountDisabledError,
     AuthenticationError,
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
 )
-from core.schema import User, utcnow
+from core.projects import get_project
+from core.schema import Document, User, utcnow
 
 PASSWORD = "correct horse"
 
@@ -184,14 +187,37 @@ def test_passwords_change_and_accounts_are_disabled_and_enabled(db_url):
     assert login(db_url, "ann", "a new password").name == "ann"
     with session_scope(db_url) as s:
         users.disable_user(s, "ann")
-    with pytest.raises(AuthenticationError, match="wrong name or password"):
+    # the right password learns why; a wrong one learns nothing, as for any account
+    with pytest.raises(AccountDisabledError, match="^this account was disabled by an admin$"):
         login(db_url, "ann", "a new password")
+    with pytest.raises(AuthenticationError, match="^wrong name or password$"):
+        login(db_url, "ann", "a wrong guess")
     with session_scope(db_url) as s:
         assert users.any_accounts(s)  # a disabled account still means: log in
         users.enable_user(s, "ann")
         with pytest.raises(NotFoundError, match="no account named 'nobody'"):
             users.set_password(s, "nobody", PASSWORD)
     assert login(db_url, "ann", "a new password").name == "ann"
+
+
+def test_disabling_an_account_gives_its_texts_back_at_once(db_url, make_project):
+    """The texts a disabled account holds, in every project, go back to the queue in the
+    disabling transaction, not when their 30-minute lease lapses; others' claims stay."""
+    p_ids = make_project("p", ["One text here .", "Two text here ."])
+    q_ids = make_project("q", ["Three text here ."])
+    add(db_url, "ann", "annotator")
+    add(db_url, "bob", "annotator")
+    with session_scope(db_url) as s:
+        p, q = get_project(s, "p"), get_project(s, "q")
+        assert next_document(s, p, "ann").document_id == p_ids[0]
+        assert next_document(s, q, "ann").document_id == q_ids[0]
+        assert next_document(s, p, "bob").document_id == p_ids[1]
+    with session_scope(db_url) as s:
+        users.disable_user(s, "ann")
+        holders = dict(s.execute(select(Document.id, Document.assigned_to)).all())
+        assert holders == {p_ids[0]: None, p_ids[1]: "bob", q_ids[0]: None}
+    with session_scope(db_url) as s:  # another annotator is served ann's text now
+        assert next_document(s, get_project(s, "q"), "bob").document_id == q_ids[0]
 
 
 def test_the_last_active_admin_stays(db_url):
