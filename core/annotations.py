@@ -83,7 +83,7 @@ def _task(
     task = AnnotationTask(
         document_id=doc.id,
         text=doc.text,
-        words=words_of(doc.text, doc.tokens),
+        words=[],
         spans=list(ann.spans) if ann else [],
         external_id=doc.external_id,
         meta=dict(doc.meta or {}),
@@ -91,7 +91,22 @@ def _task(
     suggested = stored_predictions(session, [doc]).get(doc.id)
     if suggested:
         task.suggestions, task.score, task.scored_by = suggested
+    # The words follow every span stored for the text (each annotator's, the final version,
+    # the suggestions), so whichever of them a page shows lies on whole words.
+    stored = [] if unseen else _stored_spans(session, doc.id)
+    task.words = words_of(doc.text, doc.tokens, [*task.spans, *task.suggestions, *stored])
     return task
+
+
+def _stored_spans(session: Session, document_id: int) -> list[dict]:
+    """Every span stored for a document: its annotations' and its final version's."""
+    rows = [
+        *session.scalars(select(Annotation.spans).where(Annotation.document_id == document_id)),
+        *session.scalars(
+            select(FinalAnnotation.spans).where(FinalAnnotation.document_id == document_id)
+        ),
+    ]
+    return [sp for spans in rows for sp in spans or ()]
 
 
 def get_task(
@@ -227,7 +242,7 @@ def save(
     """
     annotator = _check_annotator(annotator)
     doc = get_document(session, project, document_id)
-    clean = validate_spans(doc.text, spans, project.labels, words_of(doc.text, doc.tokens))
+    clean = validate_spans(doc.text, spans, project.labels, doc.tokens)
     # Reads first, writes last: on SQLite the claim's UPDATE takes the write lock that every
     # other save waits for, and it is held until the commit.
     suggested = stored_predictions(session, [doc]).get(doc.id)

@@ -18,7 +18,7 @@ from core import claims
 from core.annotations import UNDO_DEPTH, get_document
 from core.errors import ValidationError
 from core.schema import Annotation, Document, FinalAnnotation, Project, utcnow
-from core.text import Span, validate_spans, words_of
+from core.text import Span, validate_spans
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def finalize(
     """
     reviewer = _reviewer(reviewer)
     doc = get_document(session, project, document_id)
-    clean = validate_spans(doc.text, spans, project.labels, words_of(doc.text, doc.tokens))
+    clean = validate_spans(doc.text, spans, project.labels, doc.tokens)
     claims.take(session, doc, reviewer)
     now = utcnow()
     row = session.scalar(select(FinalAnnotation).where(FinalAnnotation.document_id == doc.id))

@@ -76,7 +76,7 @@ def labeled_texts(
             doc_id,
             (
                 text,
-                words_of(text, tokens),
+                words_of(text, tokens, spans),
                 sorted(Span(s["start"], s["end"], s["label"]) for s in spans),
             ),
         )

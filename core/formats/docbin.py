@@ -49,7 +49,7 @@ def _doc(nlp, r: Row):
 
     words, spaces = [], []
     pos = 0
-    for w in words_of(r.text, r.tokens):
+    for w in words_of(r.text, r.tokens, r.spans):
         gap = r.text[pos : w.start]
         if words and gap.startswith(" "):
             spaces[-1], gap = True, gap[1:]

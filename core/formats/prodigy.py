@@ -57,7 +57,7 @@ def write(rows: Iterable[Row], out: IO[str], options: WriteOptions) -> int:
     n = 0
     for r in rows:
         n += 1
-        words = words_of(r.text, r.tokens)
+        words = words_of(r.text, r.tokens, r.spans)
         tokens = [
             {
                 "text": w.text,
