@@ -13,13 +13,13 @@ st.set_page_config(page_title="fewlabel", page_icon="🏷️", layout="wide")
 
 services.db_url()  # migrates the database once per process (cache_resource)
 
-# One line per page, with the permission it needs (core.users); the first is where it opens.
+# One line per page: the permission it needs (core.users), its script, title and icon.
 PAGES = [
-    ("annotate", st.Page("views/annotate.py", title="Annotate", icon=":material/edit_note:")),
-    ("review", st.Page("views/review.py", title="Review", icon=":material/fact_check:")),
-    ("train", st.Page("views/train.py", title="Train", icon=":material/model_training:")),
-    ("export", st.Page("views/export.py", title="Export", icon=":material/download:")),
-    ("projects", st.Page("views/projects.py", title="Projects", icon=":material/folder_open:")),
+    ("annotate", "views/annotate.py", "Annotate", ":material/edit_note:"),
+    ("review", "views/review.py", "Review", ":material/fact_check:"),
+    ("train", "views/train.py", "Train", ":material/model_training:"),
+    ("export", "views/export.py", "Export", ":material/download:"),
+    ("projects", "views/projects.py", "Projects", ":material/folder_open:"),
 ]
 
 if auth.login_required() and auth.current() is None:
@@ -28,6 +28,24 @@ if auth.login_required() and auth.current() is None:
     st.navigation([login], position="hidden").run()
     st.stop()
 
-page = st.navigation([p for permission, p in PAGES if auth.allows(permission)])
+
+def landing() -> str:
+    """The page a session opens on: Annotate for an annotator (and with no accounts), Review
+    for a reviewer, Projects for an admin. Only Annotate claims a text, so a reviewer or an
+    admin holds none until they open it."""
+    account = auth.current() if auth.login_required() else None
+    if account is None:
+        return "annotate"
+    return next((p for p in ("projects", "review") if account.can(p)), "annotate")
+
+
+opens = landing()
+page = st.navigation(
+    [
+        st.Page(script, title=title, icon=icon, default=permission == opens)
+        for permission, script, title, icon in PAGES
+        if auth.allows(permission)
+    ]
+)
 sidebar.render()
 page.run()

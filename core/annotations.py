@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
@@ -132,7 +133,12 @@ def _check_annotator(annotator: str) -> str:
 
 
 def next_document(
-    session: Session, project: Project, annotator: str, *, now: datetime | None = None
+    session: Session,
+    project: Project,
+    annotator: str,
+    *,
+    now: datetime | None = None,
+    shared: bool = True,
 ) -> AnnotationTask | None:
     """The document this annotator should label next, claimed for them; None when all are done.
 
@@ -140,12 +146,23 @@ def next_document(
     same text); otherwise the first free one in queue order is claimed (core.claims). An open
     text has no saved spans, so the model's confident suggestions open as its spans
     (core.prefill).
+
+    `shared=False` (a reviewer or an admin labeling): none of the texts the project's overlap
+    keeps for several annotators (core.overlap) is claimed, so none is held away from the
+    annotators whose agreement it measures; only the texts that need one annotator are served.
     """
     annotator = _check_annotator(annotator)
     doc = claims.held(session, project, annotator)
     unseen = doc is None
     if doc is None:
-        doc = claims.claim_next(session, project, annotator, now=now or utcnow())
+        skip = None
+        if not shared:
+            overlap = overlap_of(project)
+            if overlap.annotators > 1 and overlap.share >= 1.0:
+                return None  # every text is kept for annotators
+            if overlap.annotators > 1 and overlap.share > 0.0:
+                skip = partial(overlap.selects, project.id)
+        doc = claims.claim_next(session, project, annotator, now=now or utcnow(), skip=skip)
     if doc is None:
         return None
     task = _task(session, doc, annotator, unseen=unseen)

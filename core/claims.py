@@ -9,9 +9,10 @@ logged-in user.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -53,23 +54,26 @@ def held(session: Session, project: Project, annotator: str) -> Document | None:
 
 
 def claim_next(
-    session: Session, project: Project, annotator: str, *, now: datetime
+    session: Session,
+    project: Project,
+    annotator: str,
+    *,
+    now: datetime,
+    skip: Callable[[int], bool] | None = None,
 ) -> Document | None:
     """Claim the lowest-ranked open document that is free and this annotator has not saved or
-    skipped; None when there is none.
+    skipped; None when there is none. `skip(document id)`: documents not to serve this
+    annotator (core.annotations: the texts overlap keeps for annotators, to a reviewer).
 
     Queue order is the `rank` column: random at import, rewritten by active learning after
     each model version (the one seam for ordering).
     """
+    if skip is not None:
+        return _claim_next_skipping(session, project, annotator, now, skip)
     for _ in range(20):  # a lost race retries with the next candidate
         candidate = session.scalar(
             select(Document)
-            .where(
-                Document.project_id == project.id,
-                Document.state == "open",
-                _free(now),
-                _not_seen_by(annotator),
-            )
+            .where(*_claimable(project, annotator, now))
             .order_by(Document.rank, Document.id)
             .limit(1)
             # PostgreSQL: skip rows another transaction is claiming, so concurrent annotators
@@ -80,21 +84,60 @@ def claim_next(
         if candidate is None:
             return None
         # The candidate was read outside SQLite's write lock: the UPDATE checks it again.
-        claimed = session.execute(
-            update(Document)
-            .where(
-                Document.id == candidate.id,
-                Document.state == "open",
-                _free(now),
-                _not_seen_by(annotator),
-            )
-            .values(assigned_to=annotator, assigned_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed == 1:
+        if _claim(session, project, candidate.id, annotator, now):
             _held_by(candidate, annotator, now)
             return candidate
     raise RuntimeError("could not claim a document after 20 tries; the queue is very contended")
+
+
+def _claimable(project: Project, annotator: str, now: datetime) -> tuple:
+    """Where-clauses: the project's open documents free for this annotator to claim."""
+    return (
+        Document.project_id == project.id,
+        Document.state == "open",
+        _free(now),
+        _not_seen_by(annotator),
+    )
+
+
+def _claim(session: Session, project: Project, doc_id: int, annotator: str, now: datetime) -> bool:
+    """One conditional UPDATE: whether `annotator` got the document (still claimable)."""
+    return (
+        session.execute(
+            update(Document)
+            .where(Document.id == doc_id, *_claimable(project, annotator, now))
+            .values(assigned_to=annotator, assigned_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
+
+
+_SKIP_BATCH = 256
+
+
+def _claim_next_skipping(
+    session: Session, project: Project, annotator: str, now: datetime, skip: Callable[[int], bool]
+) -> Document | None:
+    """claim_next past the documents `skip` names: the queue read in rank order a batch at a
+    time (keyset paging), each kept candidate claimed with the same conditional UPDATE."""
+    after: tuple[float, int] | None = None
+    while True:
+        query = select(Document.id, Document.rank).where(*_claimable(project, annotator, now))
+        if after is not None:
+            query = query.where(
+                or_(
+                    Document.rank > after[0],
+                    and_(Document.rank == after[0], Document.id > after[1]),
+                )
+            )
+        rows = session.execute(query.order_by(Document.rank, Document.id).limit(_SKIP_BATCH)).all()
+        if not rows:
+            return None
+        for doc_id, _rank in rows:
+            if not skip(doc_id) and _claim(session, project, doc_id, annotator, now):
+                return session.get(Document, doc_id, populate_existing=True)
+        after = (rows[-1][1], rows[-1][0])
 
 
 def _held_by(doc: Document, annotator: str | None, at: datetime | None) -> None:

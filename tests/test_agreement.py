@@ -17,7 +17,7 @@ from sqlalchemy import select
 from test_app import app, component, select_table_row  # noqa: F401 (fixture)
 
 from core.agreement import Counts, agreement, over_time, pair_agreement, project_agreement
-from core.annotations import next_document, save, skip, undo
+from core.annotations import next_document, save, set_ranks, skip, undo
 from core.cli import main
 from core.corpus import export_bytes
 from core.db import session_scope
@@ -176,6 +176,33 @@ def test_a_share_of_texts_needs_two_the_rest_one(make_project, db_url):
         assert shared_texts(s, p) == (len(shared), 40) and 0 < len(shared) < 40
     assert _label_all(db_url, "alice", lambda d: []) == ids
     assert sorted(_label_all(db_url, "bob", lambda d: [])) == shared
+
+
+@pytest.mark.both_backends
+def test_a_reviewer_is_never_served_a_text_overlap_keeps_for_annotators(make_project, db_url):
+    """next_document(shared=False), as the Annotate page asks it for a reviewer or an admin:
+    the texts needing several annotators are neither served nor held; the others are, in
+    queue order, however many shared texts come first (more than one batch of the queue)."""
+    ids = make_project("p", [f"Sentence {i} about NASA ." for i in range(400)])
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        overlap = set_overlap(s, p, 2, 0.8)
+        shared = [d for d in ids if overlap.selects(p.id, d)]
+        single = [d for d in ids if d not in shared]
+        assert len(shared) > 300 and single
+        set_ranks(s, p, {d: 0.0 if d in shared else 1.0 for d in ids})  # shared texts first
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        served = []
+        while (task := next_document(s, p, "rita", shared=False)) is not None:
+            served.append(task.document_id)
+            skip(s, p, task.document_id, "rita")
+        assert served == single
+        held = s.scalars(select(Document.id).where(Document.assigned_to.is_not(None))).all()
+        assert held == []  # no shared text was held away from the annotators
+        assert next_document(s, p, "alice").document_id == shared[0]
+        set_overlap(s, p, 2, 1.0)  # every text is shared: nothing for a reviewer
+        assert next_document(s, p, "rita", shared=False) is None
 
 
 @pytest.mark.both_backends

@@ -22,11 +22,12 @@ from streamlit.testing.v1 import AppTest
 from app.components.span_annotator import label_palette, parse_event
 from app.ui import md_escape
 from core import annotations, corpus, users
-from core.annotations import next_document, save
+from core.annotations import next_document, save, set_ranks
 from core.claims import release
 from core.corpus import export_bytes
 from core.db import session_scope
 from core.errors import PermissionDeniedError
+from core.overlap import set_overlap
 from core.progress import browse, progress
 from core.projects import get_project, list_projects
 from core.schema import Document, User
@@ -686,6 +687,34 @@ def test_the_navigation_follows_the_role(app, make_project, db_url):
     at.run()
     assert not at.exception, at.exception
     assert pages(at) == ["annotate"] and at.title[0].value != "Train"
+
+
+def test_reviewers_and_admins_land_where_nothing_is_claimed(app, make_project, db_url):
+    """A reviewer opens on Review, an admin on Projects, and neither holds a text; one who
+    opens Annotate on purpose is served a text that needs one annotator, never one the
+    project's overlap keeps for annotators (an annotator is served that one)."""
+    ids = make_project("p", [f"Sentence {i} about NASA ." for i in range(12)])
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        overlap = set_overlap(s, p, 2, 0.5)
+        shared = [d for d in ids if overlap.selects(p.id, d)]
+        single = [d for d in ids if d not in shared]
+        assert shared and single
+        set_ranks(s, p, {d: 0.0 if d in shared else 1.0 for d in ids})  # shared texts first
+    add_account(db_url, "rita", "reviewer")
+    add_account(db_url, "root", "admin")
+    add_account(db_url, "ann", "annotator")
+    for name, title in [("rita", "Review"), ("root", "Projects")]:
+        at = log_in(app(annotator=None), name)
+        assert at.title[0].value == title
+        assert not at.get("bidi_component")
+        assert [d for d in ids if holder(db_url, d)] == []  # nothing claimed on landing
+    at.switch_page("views/annotate.py").run()  # the admin opens Annotate on purpose
+    assert not at.exception, at.exception
+    assert component(at)["doc"] == single[0] and holder(db_url, single[0]) == "root"
+    assert [d for d in shared if holder(db_url, d)] == []
+    at = log_in(app(annotator=None), "ann")  # an annotator lands on Annotate, shared first
+    assert at.title[0].value == "Annotate" and component(at)["doc"] == shared[0]
 
 
 def test_a_crafted_request_for_a_page_the_role_lacks_shows_no_such_page(

@@ -16,6 +16,10 @@ EDITOR = "annotate"
 
 project = require_project()
 annotator = require_annotator()
+# Reviewers and admins label too, but leave the texts overlap shares out to annotators: a
+# text they held would be kept from the annotators whose agreement it is there to measure.
+account = auth.current() if auth.login_required() else None
+shared = account is None or not account.can("review")
 
 
 def handle(event: EditorEvent) -> None:
@@ -53,7 +57,7 @@ show_flashes()
 
 with services.session() as s:
     p = get_project(s, project.id)
-    task = next_document(s, p, annotator)
+    task = next_document(s, p, annotator, shared=shared)
     stats = progress(s, p, annotator)
     colors = label_colors(p)
 
@@ -73,6 +77,11 @@ if task is None:
             st.page_link("views/projects.py", label="Import texts", icon=":material/upload_file:")
         else:
             st.info("This project has no texts yet. An admin imports them.")
+    elif not shared and stats.open:
+        st.info(
+            "No text for you here: the texts left need several annotators each (overlap) "
+            "and are kept for annotators. Review and correct them on the Review page."
+        )
     else:
         st.success("The queue is empty: every text in this project is labeled or skipped.")
         if st.button("Undo my last save or skip", icon=":material/undo:", key="undo_last"):
