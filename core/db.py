@@ -334,3 +334,73 @@ def snapshot_before_migration(url: str) -> Path | None:
 
 def table_names(url: str) -> list[str]:
     return inspect(get_engine(url)).get_table_names()
+
+
+# ---------------------------------------------------------------------------- errors, in words
+
+# What a SQLite error's first line means for the file, by the start of that line.
+_SQLITE_PROBLEMS = {
+    "database or disk is full": "the disk holding {path} is full (or the database reached its "
+    "size limit): free some space and run it again",
+    "database is locked": "the database {path} stayed locked by another process for 30 s; "
+    "run it again",
+    "file is not a database": "{path} is not a SQLite database",
+    "disk I/O error": "reading or writing {path} failed: disk I/O error",
+}
+
+
+def describe_error(exc: BaseException, url: str) -> str | None:
+    """One line naming what a database error means, fit for a user (no SQL, no parameters,
+    no password): a server that refuses the connection, a wrong password, a database or
+    folder that is not there, a read-only folder, a full disk. None when `exc` is not an
+    error from the database or its driver."""
+    from sqlalchemy.exc import DBAPIError
+
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, Exception) or not _is_driver_error(orig):
+        return None
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    detail = lines[0] if lines else type(orig).__name__
+    path = sqlite_path(url)
+    if url.startswith("sqlite") and path is not None:
+        return _sqlite_problem(detail, path)
+    where = display_url(url)
+    # psycopg: connection failed: connection to server at "H", port P failed: FATAL:  REASON
+    connecting = re.search(r"connection to server .*? failed: (.*)$", detail)
+    if connecting or detail.startswith("connection failed"):
+        reason = connecting.group(1) if connecting else detail
+        reason = re.sub(r"^(FATAL|ERROR):\s*", "", reason)
+        if "refused" in reason.lower():
+            reason += " (is the server running and listening there?)"
+        return f"cannot connect to the database at {where}: {reason}"
+    return f"the database at {where} refused the request: {detail}"
+
+
+def _is_driver_error(exc: Exception) -> bool:
+    """An exception a database driver raised (sqlite3's, psycopg's, any DB-API module's)."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    module = type(exc).__module__.split(".")[0]
+    return module in {"psycopg", "psycopg2", "pg8000", "asyncpg", "pymysql", "MySQLdb"}
+
+
+def _sqlite_problem(detail: str, path: str) -> str:
+    file = Path(path).expanduser()
+    folder = file.absolute().parent
+    if detail.startswith(("unable to open database file", "attempt to write a readonly")):
+        if not folder.is_dir():
+            return f"no such directory: {folder} (the folder of the database {path})"
+        if not os.access(folder, os.W_OK):
+            return (
+                f"the folder {folder} is read-only: SQLite cannot open or write the database "
+                f"{path} there (it keeps its journal files beside the database)"
+            )
+        if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+            return f"the database {path} is read-only or not readable to this user"
+        if detail.startswith("attempt to write"):
+            return f"the database {path} is read-only"
+        return f"cannot open the database {path}"
+    for start, message in _SQLITE_PROBLEMS.items():
+        if detail.startswith(start):
+            return message.format(path=path)
+    return f"the database {path} refused the request: {detail}"

@@ -2,7 +2,8 @@
 
 Each subcommand's parser sits next to its handler (store: the database and files; model:
 training, scoring, pretraining; bench: measuring). Errors a user can cause exit non-zero with
-one line on stderr, never a traceback.
+one line on stderr, never a traceback; a database's errors are put in words by
+core.db.describe_error (never SQLAlchemy's lines with a statement and its parameters).
 """
 
 from __future__ import annotations
@@ -44,5 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI promises no tracebacks
         if os.environ.get("FEWLABEL_DEBUG"):
             raise
-        print(f"fewlabel: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from core.db import describe_error
+
+        # a database's error in words (a refused port, a read-only folder, a full disk), not
+        # SQLAlchemy's lines with the statement and its parameters; anything else on one line
+        message = describe_error(exc, url)
+        if message is None:
+            first = next((line for line in str(exc).splitlines() if line.strip()), "")
+            message = f"{type(exc).__name__}: {first}".rstrip(": ")
+        print(f"fewlabel: error: {message}", file=sys.stderr)
         return 1
