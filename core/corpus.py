@@ -34,11 +34,21 @@ def detect_format(name: str, head: str) -> str:
     return formats.detect(name, head).name
 
 
+def existing_file(path: str | Path) -> Path:
+    """`path`, when it is a file to read; else one line saying what it is instead."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise FewlabelError(f"{path} is a folder; give a file")
+    if path.exists():
+        raise FewlabelError(f"{path} is not a regular file; give a file")
+    raise FewlabelError(f"{path}: no such file")
+
+
 def resolve_format(path: str | Path, fmt: str = "auto") -> str:
     """The format of a file on disk: `fmt` itself, or found from its name and first lines."""
-    path = Path(path)
-    if not path.is_file():
-        raise FewlabelError(f"{path}: no such file")
+    path = existing_file(path)
     if fmt != "auto":
         return formats.get(fmt).name
     by_suffix = formats.for_path(path)

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import formats, staging
-from core.corpus import detect_format, open_as, resolve_format
+from core.corpus import detect_format, existing_file, open_as, resolve_format
 from core.db import executemany, refresh_statistics
 from core.defaults import IMPORT_BATCH, MAX_TEXT_CHARS
-from core.errors import FewlabelError, ImportFormatError, SpanError
+from core.errors import ConflictError, ImportFormatError, SpanError
 from core.formats import Record
 from core.formats.base import is_offset
 from core.schema import Annotation, Document, Project, utcnow
@@ -40,7 +41,6 @@ from core.text import (
     make_storable,
     unstorable,
     validate_spans,
-    words_of,
 )
 
 # A record's metadata deeper than this is refused: nobody's metadata is, and a JSON column
@@ -56,6 +56,7 @@ class ImportReport:
     duplicates: int = 0
     empty: int = 0
     annotations: int = 0
+    trimmed: int = 0  # spans kept with the white space at their ends cut off
     skipped_invalid: list[str] = field(default_factory=list)  # "line N: reason"
     seconds: float = 0.0
 
@@ -63,6 +64,8 @@ class ImportReport:
         parts = [f"imported {self.imported} documents from {self.source} ({self.format})"]
         if self.annotations:
             parts.append(f"{self.annotations} with labels")
+        if self.trimmed:
+            parts.append(f"{self.trimmed} spans trimmed of the white space at their ends")
         if self.duplicates:
             parts.append(f"{self.duplicates} duplicates skipped")
         if self.empty:
@@ -80,17 +83,24 @@ def text_hash(text: str) -> str:
 
 
 def _label_map(
-    project: Project, rec_spans: Iterable[dict], name: str, line: int, spelling: dict[str, str]
+    project: Project,
+    rec_spans: Iterable[dict],
+    name: str,
+    line: int,
+    spelling: dict[str, str],
+    span_lines: list[int] | None = None,
 ) -> list[dict]:
-    """Map file labels onto project labels case-insensitively; remember the file's spelling."""
+    """Map file labels onto project labels case-insensitively; remember the file's spelling.
+    An unknown label's error names its own line where the record has `span_lines` (CoNLL)."""
     by_lower = {lbl.lower(): lbl for lbl in project.labels}
     out = []
-    for sp in rec_spans:
+    for i, sp in enumerate(rec_spans):
         label = str(sp["label"])
         canon = by_lower.get(label.lower())
         if canon is None:
+            at = span_lines[i] if span_lines and i < len(span_lines) else line
             raise ImportFormatError(
-                name, line, f"unknown label {label!r}; the project has {', '.join(project.labels)}"
+                name, at, f"unknown label {label!r}; the project has {', '.join(project.labels)}"
             )
         if label != canon:
             spelling.setdefault(canon, label)
@@ -187,20 +197,26 @@ def import_stream(
     seed: int | None = None,
     max_chars: int | None = MAX_TEXT_CHARS,
     batch_size: int = IMPORT_BATCH,
+    labels: bool = True,
 ) -> ImportReport:
     """Import records from a text stream into a project, all or nothing.
 
     Labeled formats (CoNLL, SciAD, JSONL/CSV with spans) store their labels as annotations
-    by `annotator`. With skip_invalid, records with bad spans are skipped and listed instead
-    of aborting the import. A text over `max_chars` characters (None or 0: no limit) refuses
-    the file, naming its line.
+    by `annotator`; with `labels=False` only their texts are imported (open, in the queue)
+    and their labels are not read. With skip_invalid, records with bad spans are skipped and
+    listed instead of aborting the import. A text over `max_chars` characters (None or 0: no
+    limit) refuses the file, naming its line. A file with no record at all is refused (one
+    whose records are all empty or already in the project is an import of nothing).
+    Another import that adds some of the same texts at the same time makes this one fail
+    whole with a ConflictError (the project's unique text hashes decide which one wins).
 
     An import of at most `batch_size` documents is written in the caller's transaction, as
     any data function is. A longer one commits the session (with whatever the caller had
     pending) and then each batch of `batch_size` staged documents in its own transaction, so
-    SQLite's write lock is free between batches and annotators keep saving; the last step
-    publishes them all at once. If it fails, or is interrupted, it deletes what it staged
-    before the error propagates: the user sees all of the file or none of it.
+    SQLite's write lock is free between batches and annotators keep saving; one last
+    transaction publishes them all (core.staging). If it fails, or is interrupted, it deletes
+    what it staged before the error propagates; a kill -9 leaves staged rows no reader sees:
+    at every moment a reader sees all of the file or none of it.
     """
     t0 = time.perf_counter()
     annotator = clean_name(annotator, "annotator name", limit=ANNOTATOR_MAX)
@@ -222,7 +238,6 @@ def import_stream(
     labeled: list[list[dict] | None] = []
     now = utcnow()
     tag: str | None = None  # set once the import stages batches
-    complete = False  # every batch is in: from then on a failure finishes publishing
 
     def flush() -> None:
         if not docs:
@@ -237,7 +252,16 @@ def import_stream(
         staging.roomy_cache(session)
         # one executemany for the batch: the ORM's insert with RETURNING ids in order ran
         # one INSERT per row on SQLite (half an import's time)
-        executemany(session, insert(Document.__table__), docs)
+        try:
+            executemany(session, insert(Document.__table__), docs)
+        except IntegrityError as exc:
+            if not _same_text(exc):
+                raise
+            # another import of the same texts got there first (not in `seen` when read)
+            raise ConflictError(
+                f"another import into project {project.name} added some of these texts at "
+                f"the same time; nothing of {name} was imported; run it again to add the rest"
+            ) from None
         hashes = [d["text_hash"] for d, sp in zip(docs, labeled, strict=True) if sp is not None]
         ids = _ids_of(session, project_id, hashes) if hashes else {}
         anns = [
@@ -260,8 +284,10 @@ def import_stream(
         labeled.clear()
 
     options = formats.ReadOptions(text_column=text_column, txt_mode=txt_mode)
+    records = 0
     try:
         for rec in _records(reader, stream, name, options):
+            records += 1
             path, line, prefix = reader.where(name, rec.line)
             problem = _record_problem(rec, max_chars)
             if problem:
@@ -274,18 +300,25 @@ def import_stream(
                 report.duplicates += 1
                 continue
             spans = None
-            if rec.spans is not None:
+            if labels and rec.spans is not None:
                 try:
                     _check_offsets(rec.spans)
-                    mapped = _label_map(project, rec.spans, name, rec.line, spelling)
-                    clean = validate_spans(
-                        rec.text, mapped, project.labels, words_of(rec.text, rec.tokens)
+                    mapped = _label_map(
+                        project, rec.spans, name, rec.line, spelling, rec.span_lines
                     )
+                    trimmed: list = []
+                    clean = validate_spans(
+                        rec.text, mapped, project.labels, rec.tokens, trimmed=trimmed
+                    )
+                    report.trimmed += len(trimmed)
                 except (SpanError, ImportFormatError) as exc:
                     reason = exc.reason if isinstance(exc, ImportFormatError) else str(exc)
+                    # the label's own line where the reader knows it (CoNLL), else the record's
+                    at = getattr(exc, "line", None) or rec.line
                     if skip_invalid:
-                        report.skipped_invalid.append(f"{reader.unit} {rec.line}: {reason}")
+                        report.skipped_invalid.append(f"{reader.unit} {at}: {reason}")
                         continue
+                    path, line, prefix = reader.where(name, at)
                     raise ImportFormatError(path, line, prefix + reason) from None
                 spans = [s.as_dict() for s in clean]
             seen.add(h)
@@ -313,19 +346,19 @@ def import_stream(
                     session.commit()  # the caller's pending work, before the first batch
                 flush()
                 session.commit()
+        if not records:
+            raise ImportFormatError(name, None, "no texts in it")
         flush()
         if spelling != (project.label_spelling or {}):
             project.label_spelling = spelling
-        if tag is not None:
-            staging.mark_complete(session, project_id, tag)  # commits the last batch with it
-            complete = True
+        if tag is not None:  # the last batch and every staged row go visible in one commit
             staging.publish(session, project_id, tag, batch_size, rng)
         session.flush()
         if report.imported:
             refresh_statistics(session)  # the queue's plan must see the new rows now
     except BaseException:
         if tag is not None:
-            staging.abandon(session, project_id, tag, batch_size, complete=complete, rng=rng)
+            staging.abandon(session, project_id, tag, batch_size)
         raise
     report.seconds = time.perf_counter() - t0
     return report
@@ -347,11 +380,16 @@ def _ids_of(session: Session, project_id: int, hashes: list[str]) -> dict[str, i
     return ids
 
 
+def _same_text(exc: IntegrityError) -> bool:
+    """Whether an insert of documents failed on the project's unique text hashes (SQLite and
+    PostgreSQL name the constraint or its columns)."""
+    message = str(exc.orig)
+    return "uq_documents_project_text" in message or "documents.text_hash" in message
+
+
 def import_file(session: Session, project: Project, path: str | Path, **kwargs) -> ImportReport:
     """Import a file from disk; see import_stream."""
-    path = Path(path)
-    if not path.is_file():
-        raise FewlabelError(f"{path}: no such file")
+    path = existing_file(path)  # a folder or a missing file: one line saying which
     kwargs["fmt"] = resolve_format(path, kwargs.get("fmt", "auto"))
     with open_as(path, kwargs["fmt"]) as fh:
         return import_stream(session, project, fh, str(path), **kwargs)

@@ -226,6 +226,11 @@ with import_col:
             skip_invalid = st.checkbox(
                 "Skip records with invalid spans instead of stopping", key="import_skip_invalid"
             )
+            texts_only = st.checkbox(
+                "Texts only: leave the file's labels out",
+                key="import_texts_only",
+                help="The texts of a labeled file, open in the queue, without its labels.",
+            )
             submitted = st.form_submit_button("Import", type="primary", key="import_submit")
         if submitted:
             if upload is None:
@@ -243,6 +248,7 @@ with import_col:
                             annotator=imported_by.strip() or "import",
                             text_column=text_column.strip() or None,
                             skip_invalid=skip_invalid,
+                            labels=not texts_only,
                         )
                 except FewlabelError as exc:
                     st.error(f"Nothing was imported. {md_escape(exc)}")

@@ -61,6 +61,12 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument("file")
     p.add_argument("--format", default="auto", choices=READ_FORMATS)
     p.add_argument("--annotator", default="import", help="name for imported labels")
+    p.add_argument(
+        "--no-labels",
+        action="store_true",
+        help="import only the texts of a labeled file (its labels are not read); they are "
+        "open in the queue",
+    )
     p.add_argument("--text-column", help="CSV column holding the text (default: text)")
     p.add_argument("--txt-mode", default="auto", choices=["auto", "lines", "paragraphs"])
     p.add_argument(
@@ -266,6 +272,7 @@ def cmd_import(args, url: str) -> int:
             txt_mode=args.txt_mode,
             skip_invalid=args.skip_invalid,
             max_chars=args.max_chars or None,
+            labels=not args.no_labels,
         )
     for item in report.skipped_invalid[:20]:
         print(f"skipped {args.file} {item}", file=sys.stderr)

@@ -30,6 +30,9 @@ class Record:
     spans: list[dict] | None = None  # labeled formats only; None means "no labels"
     external_id: str | None = None
     meta: dict = field(default_factory=dict)
+    # The line of each span (of `spans`, in order) where a record is many lines (CoNLL: the
+    # line of its first token), so an error about one label names that label's line.
+    span_lines: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,14 +173,32 @@ def check_bio(tag: str, name: str, line: int | None) -> None:
 
 
 def tagged_record(
-    name: str, line: int, tokens: list[str], tags: list[str], ext: str | None
+    name: str,
+    line: int,
+    tokens: list[str],
+    tags: list[str],
+    ext: str | None,
+    lines: list[int] | None = None,
 ) -> Record:
-    """A record of tokens with BIO tags: the text is the tokens joined by one space."""
-    for tag in tags:
-        check_bio(tag, name, line)
+    """A record of tokens with BIO tags: the text is the tokens joined by one space. `lines`,
+    the line of each token (CoNLL), gives each span the line of its first token."""
+    for i, tag in enumerate(tags):
+        check_bio(tag, name, lines[i] if lines else line)
     text, words = join_tokens(tokens)
-    spans = [s.as_dict() for s in bio_to_spans(words, tags)]
-    return Record(line=line, text=text, tokens=list(tokens), spans=spans, external_id=ext)
+    found = bio_to_spans(words, tags)
+    span_lines = None
+    if lines:
+        line_at = {w.start: n for w, n in zip(words, lines, strict=True)}
+        span_lines = [line_at.get(s.start, line) for s in found]
+    spans = [s.as_dict() for s in found]
+    return Record(
+        line=line,
+        text=text,
+        tokens=list(tokens),
+        spans=spans,
+        external_id=ext,
+        span_lines=span_lines,
+    )
 
 
 def str_id(value: Any) -> str | None:

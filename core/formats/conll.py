@@ -23,13 +23,14 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
     """`token<TAB>BIO-label` lines; a blank line ends a document; -DOCSTART- lines are ignored."""
     tokens: list[str] = []
     tags: list[str] = []
+    lines: list[int] = []  # each token's line: an error about a label names its line
     start = 1
     for i, raw in enumerate(stream, 1):
         line = raw.rstrip("\r\n")
         if not line.strip():
             if tokens:
-                yield tagged_record(name, start, tokens, tags, None)
-                tokens, tags = [], []
+                yield tagged_record(name, start, tokens, tags, None, lines)
+                tokens, tags, lines = [], [], []
             continue
         if line.startswith("-DOCSTART-"):
             continue
@@ -47,9 +48,10 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
             start = i
         tokens.append(token)
         tags.append(tag.strip())
+        lines.append(i)
         check_bio(tags[-1], name, i)
     if tokens:
-        yield tagged_record(name, start, tokens, tags, None)
+        yield tagged_record(name, start, tokens, tags, None, lines)
 
 
 def write(rows: Iterable[Row], out: IO[str], options: WriteOptions) -> int:
