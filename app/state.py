@@ -28,11 +28,8 @@ _FLASHES = "_fl_flashes"
 _EDITOR_VERSION = "_fl_editor_version"
 _EDITOR_SEQ = "_fl_editor_seq"
 _EDITOR_ERROR = "_fl_editor_error"
-_SAVED_DRAFTS = "_fl_saved_drafts"
-_RESTORED = "_fl_restored"
 _REVIEW_OPEN = "_fl_review_open"
 _REVIEW_PICKED = "_fl_review_picked"
-_MAX_DRAFTS = 20
 
 FlashKind = Literal["toast", "success", "info", "warning", "error"]
 
@@ -141,36 +138,6 @@ def editor_done(scope: str, *, error: str | None = None) -> None:
 def pop_editor_error(scope: str) -> str | None:
     """The error of the last editor event, once."""
     return st.session_state.pop(f"{_EDITOR_ERROR}:{scope}", None)
-
-
-def remember_saved(document_id: int, spans: list[dict]) -> None:
-    """Keep what was just saved, so undo can bring it back as an editable draft."""
-    drafts: dict[int, list[dict]] = st.session_state.setdefault(_SAVED_DRAFTS, {})
-    drafts.pop(document_id, None)
-    drafts[document_id] = spans
-    while len(drafts) > _MAX_DRAFTS:
-        drafts.pop(next(iter(drafts)))
-
-
-def restore_after_undo(document_id: int) -> None:
-    """After undoing a save of `document_id`, show its spans again as an unsaved draft."""
-    drafts: dict[int, list[dict]] = st.session_state.get(_SAVED_DRAFTS, {})
-    if document_id in drafts:
-        st.session_state[_RESTORED] = (document_id, drafts.pop(document_id))
-    else:
-        st.session_state.pop(_RESTORED, None)
-
-
-def restored_draft(document_id: int) -> list[dict] | None:
-    """The undone spans for this document, if the last undo brought it back."""
-    restored = st.session_state.get(_RESTORED)
-    if restored and restored[0] == document_id:
-        return restored[1]
-    return None
-
-
-def clear_restored() -> None:
-    st.session_state.pop(_RESTORED, None)
 
 
 # ---------------------------------------------------------------- review

@@ -47,6 +47,7 @@ class AnnotationTask:
     suggestions: list[dict] = field(default_factory=list)  # model pre-annotations
     score: float | None = None  # why it was picked (uncertainty), when a model ranked it
     scored_by: int | None = None  # the model version whose suggestions and score these are
+    restored: bool = False  # spans are the annotator's undone save, not saved (Document.draft)
     external_id: str | None = None
     meta: dict = field(default_factory=dict)
 
@@ -89,6 +90,9 @@ def _task(
         external_id=doc.external_id,
         meta=dict(doc.meta or {}),
     )
+    if not unseen and doc.draft is not None and doc.assigned_to == annotator:
+        # undo left its spans with the claim: a reload shows the text as undo left it
+        task.spans, task.restored = list(doc.draft), True
     suggested = stored_predictions(session, [doc]).get(doc.id)
     if suggested:
         task.suggestions, task.score, task.scored_by = suggested
@@ -166,7 +170,7 @@ def next_document(
     if doc is None:
         return None
     task = _task(session, doc, annotator, unseen=unseen)
-    if not task.spans:
+    if not task.spans and not task.restored:
         threshold = prefill_threshold(project)
         task.spans, task.suggestions = split_suggestions(task.suggestions, threshold)
     return task
@@ -238,7 +242,7 @@ def _record(
         ann.status, ann.spans, ann.updated_at = status, spans, now
     others = [a.status for a in anns if a.annotator != annotator]
     _settle(project, doc, [*others, status], final)
-    doc.assigned_to, doc.assigned_at = None, None
+    doc.assigned_to, doc.assigned_at, doc.draft = None, None, None
     session.flush()
     return ann
 
@@ -287,9 +291,9 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
     Only the caller's own annotations are looked at: another annotator's later work is never
     touched. The annotation goes back to what it held before (or disappears if the save
     created it), and the document is claimed for the annotator again so it is the next one
-    they see. Like save and skip, refused (ConflictError, nothing changed) when another
-    annotator holds the text right now. Returns the document id, or None when there is
-    nothing to undo.
+    they see, with the undone save's spans as an unsaved draft (the task's `restored`). Like
+    save and skip, refused (ConflictError, nothing changed) when another annotator holds the
+    text right now. Returns the document id, or None when there is nothing to undo.
     """
     annotator = _check_annotator(annotator)
     row = session.execute(
@@ -305,6 +309,7 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
     claims.take(session, doc, annotator)
     anns, final = _annotations_of(session, doc)
     others = [a.status for a in anns if a.annotator != annotator]
+    undone = list(ann.spans) if ann.status == "done" else None
     history = list(ann.previous or [])
     if history:
         last = history.pop()
@@ -317,9 +322,11 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
         session.delete(ann)
     _settle(project, doc, others, final)
     if doc.state == "open":
-        doc.assigned_to, doc.assigned_at = annotator, utcnow()
+        # back in front of the annotator with the spans of the save undone, unsaved: kept
+        # with the claim (Document.draft), so a reload or another tab shows them too
+        doc.assigned_to, doc.assigned_at, doc.draft = annotator, utcnow(), undone
     else:  # still labeled by someone else, or reviewed: out of the queue, nobody holds it
-        doc.assigned_to, doc.assigned_at = None, None
+        doc.assigned_to, doc.assigned_at, doc.draft = None, None, None
     session.flush()
     return doc.id
 

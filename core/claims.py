@@ -1,10 +1,11 @@
 """Who is labeling which text: claims on open documents, taken, checked and given back.
 
-A claim is a document's (assigned_to, assigned_at). Every change to it is one conditional
-UPDATE, so two annotators, in threads or processes, never hold the same document at once; a
-claim older than CLAIM_LEASE lapses (its annotator closed the tab). Every function takes the
-identity that acts as an argument: today the name chosen in the browser, with accounts the
-logged-in user.
+A claim is a document's (assigned_to, assigned_at), with the unsaved spans its holder left
+(draft: an undone save's, core.annotations.undo), which a new claim or a release drops.
+Every change to it is one conditional UPDATE, so two annotators, in threads or processes,
+never hold the same document at once; a claim older than CLAIM_LEASE lapses (its annotator
+closed the tab). Every function takes the identity that acts as an argument: today the name
+chosen in the browser, with accounts the logged-in user.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def claim_next(
         # The candidate was read outside SQLite's write lock: the UPDATE checks it again.
         if _claim(session, project, candidate.id, annotator, now):
             _held_by(candidate, annotator, now)
+            set_committed_value(candidate, "draft", None)
             return candidate
     raise RuntimeError("could not claim a document after 20 tries; the queue is very contended")
 
@@ -106,7 +108,7 @@ def _claim(session: Session, project: Project, doc_id: int, annotator: str, now:
         session.execute(
             update(Document)
             .where(Document.id == doc_id, *_claimable(project, annotator, now))
-            .values(assigned_to=annotator, assigned_at=now)
+            .values(assigned_to=annotator, assigned_at=now, draft=None)  # a fresh claim
             .execution_options(synchronize_session=False)
         ).rowcount
         == 1
@@ -178,7 +180,7 @@ def release(session: Session, project: Project, annotator: str) -> int:
     return session.execute(
         update(Document)
         .where(*_open_and_held_by(project, annotator))
-        .values(assigned_to=None, assigned_at=None)
+        .values(assigned_to=None, assigned_at=None, draft=None)
         .execution_options(synchronize_session=False)
     ).rowcount
 
@@ -189,6 +191,6 @@ def release_everywhere(session: Session, annotator: str) -> int:
     return session.execute(
         update(Document)
         .where(Document.assigned_to == annotator, Document.state == "open")
-        .values(assigned_to=None, assigned_at=None)
+        .values(assigned_to=None, assigned_at=None, draft=None)
         .execution_options(synchronize_session=False)
     ).rowcount

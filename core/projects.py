@@ -192,8 +192,8 @@ def _relabel_history(previous: list | None, old: str, new: str) -> list | None:
 
 def rename_label(session: Session, project: Project, old: str, new: str) -> int:
     """Rename one label of a custom project everywhere it is stored: the label set, every
-    annotation (and its undo history), final version, prediction, the import spelling and
-    the lines of its stored patterns files (core.weak), which are parsed against the labels.
+    annotation (and its undo history and undone draft), final version, prediction, the import
+    spelling and the lines of its stored patterns files (core.weak), parsed against the labels.
 
     One flush in the caller's transaction, so a failure renames nothing. Trained models keep
     the old name inside their files until the next retrain. Returns how many stored spans
@@ -239,6 +239,9 @@ def rename_label(session: Session, project: Project, old: str, new: str) -> int:
         row.previous = _relabel_history(row.previous, old, new)
     for row in session.scalars(select(Prediction).where(Prediction.document_id.in_(in_project))):
         row.spans = _relabel(row.spans, old, new)
+    drafts = select(Document).where(Document.project_id == project.id, Document.draft.is_not(None))
+    for row in session.scalars(drafts):  # an undone save's spans, waiting for its annotator
+        row.draft = _relabel(row.draft, old, new)
     for row in session.scalars(select(WeakPatterns).where(WeakPatterns.project_id == project.id)):
         lines = relabel_lines(list(row.lines or []), old, new, labels)
         if lines != row.lines:

@@ -81,6 +81,9 @@ class Document(Base):
     rank: Mapped[float] = mapped_column(Float, default=0.0)
     assigned_to: Mapped[str | None] = mapped_column(String(100))
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Unsaved spans its holder (assigned_to) left: an undone save's, so a reload shows the
+    # text as undo left it. Set by core.annotations.undo; dropped with the claim (core.claims).
+    draft: Mapped[list | None] = mapped_column(JSON(none_as_null=True))  # None: SQL NULL
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     project: Mapped[Project] = relationship(back_populates="documents")

@@ -104,6 +104,37 @@ def test_undo_restores_an_edited_annotation(db_url, project):
 
 
 @pytest.mark.both_backends
+def test_an_undone_save_comes_back_with_its_spans_on_every_later_read(db_url, project):
+    """Undo brings the text back with the spans of the save it undid, unsaved: they are kept
+    with the claim, so a reload (a fresh transaction, another tab) shows them again; the
+    next save or skip, or a release of the claim, drops them."""
+    doc = _next(db_url, "ann")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        who = svc.get_task(s, p, doc, "ann").text.index("WHO")
+        span = {"start": who, "end": who + 3, "label": "SHORT"}
+        svc.save(s, p, doc, "ann", [span])
+    with session_scope(db_url) as s:
+        assert svc.undo(s, get_project(s, "p"), "ann") == doc
+    for _ in range(2):  # a reload, and another after it
+        with session_scope(db_url) as s:
+            task = svc.next_document(s, get_project(s, "p"), "ann")
+            assert (task.document_id, task.spans, task.restored) == (doc, [span], True)
+    with session_scope(db_url) as s:  # nothing is saved until the annotator saves
+        assert listing.progress(s, get_project(s, "p")).done == 0
+        svc.save(s, get_project(s, "p"), doc, "ann", [])  # a different answer this time
+    with session_scope(db_url) as s:
+        assert s.get(Document, doc).draft is None
+        assert svc.get_task(s, get_project(s, "p"), doc, "ann").spans == []
+        assert svc.undo(s, get_project(s, "p"), "ann") == doc
+        claims.release(s, get_project(s, "p"), "ann")  # renamed, or logged out
+    with session_scope(db_url) as s:
+        assert s.get(Document, doc).draft is None
+        task = svc.next_document(s, get_project(s, "p"), "bob")  # a fresh claim: no draft
+        assert (task.document_id, task.spans, task.restored) == (doc, [], False)
+
+
+@pytest.mark.both_backends
 def test_two_annotators_never_share_an_open_document(db_url, project):
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda i: _next(db_url, f"a{i}"), range(16)))

@@ -192,6 +192,23 @@ def test_annotate_save_skip_and_undo_through_component_events(app, make_project,
     assert rows == []
 
 
+def test_a_reload_after_undo_shows_the_undone_spans_again(app, make_project, db_url):
+    ids = make_project("p", TEXTS)
+    bmi = {"start": 17, "end": 20, "label": "SHORT"}
+    at = app()
+    send_event(at, "save", ids[0], [bmi])
+    send_event(at, "undo", ids[1])
+    assert (component(at)["doc"], component(at)["spans"]) == (ids[0], [bmi])
+    # a reload is a fresh browser session (which confirms the name it labels under): the
+    # text is as undo left it, not empty
+    fresh = app()
+    fresh.button(key="confirm_annotator").click().run()
+    reloaded = component(fresh)
+    assert (reloaded["doc"], reloaded["spans"], reloaded["dirty"]) == (ids[0], [bmi], True)
+    send_event(at, "save", ids[0], [bmi])  # saved again: done, and the draft goes
+    assert (component(at)["doc"], component(at)["spans"]) == (ids[1], [])
+
+
 def test_annotate_shows_a_span_error_and_keeps_the_text(app, make_project):
     ids = make_project("p", TEXTS)
     at = app()

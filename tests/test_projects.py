@@ -111,8 +111,10 @@ def test_rename_label_rewrites_every_stored_span_in_one_go(make_project, db_url)
         s.add(Prediction(document_id=ids[1], model_version_id=version.id, spans=[pred], score=1))
         q_doc = s.scalar(select(Document.id).where(Document.project_id == q.id).limit(1))
         save(s, q, q_doc, "alice", [ADA])
+        s.get(Document, ids[1]).draft = [ADA]  # an undone save's spans, with its claim
     with session_scope(db_url) as s:
         assert rename_label(s, get_project(s, "p"), "PER", "Person") == 2
+        assert s.get(Document, ids[1]).draft == [{**ADA, "label": "Person"}]
     with session_scope(db_url) as s:
         p = get_project(s, "p")
         assert p.labels == ["Person", "LOC"] and p.label_spelling == {"Person": "per"}

@@ -31,20 +31,16 @@ def handle(event: EditorEvent) -> None:
                 saved = save(s, p, event.document_id, annotator, event.spans)
                 n = len(saved.spans)
                 kept = sum(sp.get("origin") == "model" for sp in saved.spans)
-                state.remember_saved(event.document_id, list(saved.spans))
-                state.clear_restored()
                 note = f", {kept} as the model suggested" if kept else ""
                 state.flash("toast", f"Saved {n} span{'s' if n != 1 else ''}{note}.")
             elif event.action == "skip":
                 skip(s, p, event.document_id, annotator)
-                state.clear_restored()
                 state.flash("toast", "Skipped.")
             else:
                 doc_id = undo(s, p, annotator)
                 if doc_id is None:
                     state.flash("info", "Nothing to undo yet.")
-                else:
-                    state.restore_after_undo(doc_id)
+                else:  # its spans come back with it, unsaved (core.annotations.undo)
                     state.flash("toast", "Undone: the text is back in front of you.")
     except FewlabelError as exc:
         state.editor_done(EDITOR, error=str(exc))
@@ -101,7 +97,6 @@ if task.scored_by is not None:
     about.append(f"suggestions and score by model version {task.scored_by}")
 st.caption(" · ".join(about))
 
-restored = state.restored_draft(task.document_id)
 error = state.pop_editor_error(EDITOR)
 if error:
     st.error(md_escape(error))
@@ -111,12 +106,12 @@ span_annotator(
     document_id=task.document_id,
     text=task.text,
     words=task.words,
-    spans=restored if restored is not None else task.spans,
+    spans=task.spans,
     suggestions=task.suggestions,
     labels=project.labels,
     label_colors=colors,
     version=f"{project.id}:{task.document_id}:{state.editor_version(EDITOR)}",
     seq=state.editor_seq(EDITOR),
-    dirty=restored is not None,
+    dirty=task.restored,
     on_event=handle,
 )
