@@ -292,7 +292,7 @@ def backup_sqlite(url: str, out: str | os.PathLike) -> Path:
     if target.is_dir():
         raise FewlabelError(f"{target} is a directory; give a file name")
     if not target.parent.is_dir():
-        raise FewlabelError(f"no directory {target.parent}")
+        raise FewlabelError(f"no such directory: {target.parent}")
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         src = _sqlite_source(url)

@@ -54,6 +54,7 @@ def predict_file(
         raise FewlabelError(f"{model_dir}: no such model directory")
     fmt = resolve_format(input_path, fmt)
     out_fmt = output_format(output_path, fmt)
+    formats.check_output(output_path)  # a missing folder before the model runs, not after
     records = [r for r in read_texts(input_path, fmt) if r.text.strip() or r.tokens]
     model = load_tagger(model_dir)
     spelling = _spelling(model.info, records, list(model.labels))

@@ -392,3 +392,87 @@ def test_an_empty_file_is_refused_but_a_file_of_nothing_new_is_not(db, tmp_path,
     assert "2 empty texts skipped" in capsys.readouterr().out
     assert _states(url) == {"open": 2, "annotations": 0}
 
+
+# ---------------------------------------------------------------------------- other commands
+
+
+def test_export_predict_and_backup_refuse_a_missing_directory(db, tmp_path, capsys):
+    main(["--db", db, "project", "create", "p", "--task", "acronym"])
+    src = tmp_path / "t.txt"
+    src.write_text("The WHO met NASA.\n")
+    main(["--db", db, "import", "p", str(src)])
+    missing = tmp_path / "no" / "such" / "dir"
+    capsys.readouterr()
+    model = tmp_path / "model"
+    model.mkdir()  # a folder, not a model: the output's folder is checked before it loads
+    for args in (
+        ["export", "p", "-o", str(missing / "x.csv")],
+        ["export", "p", "-o", str(missing / "x.conll"), "--format", "conll", "--all"],
+        ["backup", "-o", str(missing / "x.db")],
+        ["predict", "--model", str(model), "--input", str(src), "--output",
+         str(missing / "x.jsonl")],
+    ):  # fmt: skip
+        assert main(["--db", db, *args]) == 2, args
+        assert one_line(capsys.readouterr().err) == f"fewlabel: error: no such directory: {missing}"
+    assert not (tmp_path / "no").exists()
+    out = tmp_path / "x.csv"
+    assert main(["--db", db, "export", "p", "-o", str(out), "--all"]) == 0 and out.is_file()
+
+
+def test_queue_refuses_a_count_that_is_not_positive(db, capsys):
+    main(["--db", db, "project", "create", "p", "--task", "acronym"])
+    capsys.readouterr()
+    for n in ("-5", "0", "x"):
+        with pytest.raises(SystemExit) as caught:
+            main(["--db", db, "queue", "p", "--n", n])
+        assert caught.value.code == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        (line,) = [x for x in err.splitlines() if "error" in x]
+        assert line.endswith(f"argument --n: expected a whole number over 0, not '{n}'")
+    assert main(["--db", db, "queue", "p", "--n", "3"]) == 0
+
+
+def test_weak_list_refuses_an_old_database_like_every_listing(db, capsys):
+    """`weak list` only reads: on a database behind the newest migration it says so in one
+    line and leaves the file as it was (it used to migrate it)."""
+    import sqlite3
+
+    from core.db import upgrade
+
+    def content() -> list[str]:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return list(con.iterdump())
+        finally:
+            con.close()
+
+    upgrade(f"sqlite:///{db}", "0004")
+    before = content()
+    for args in (["weak", "list", "p"], ["project", "list"]):
+        assert main(["--db", db, *args]) == 2, args
+        err = one_line(capsys.readouterr().err)
+        assert "behind" in err and "fewlabel init" in err, err
+    assert content() == before
+    assert main(["--db", str(Path(db).with_name("missing.db")), "weak", "list", "p"]) == 2
+    assert "no database at" in one_line(capsys.readouterr().err)
+    assert not Path(db).with_name("missing.db").exists()
+
+
+# ---------------------------------------------------------------------------- the repository
+
+
+def test_the_write_gate_file_is_ignored_by_git(tmp_path):
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["fewlabel.db.writegate", "data/other.db.writegate"]
+    res = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert res.stdout.split() == paths, res.stderr
+
+
+def test_the_license_is_an_spdx_string():
+    """setuptools deprecates `project.license` as a TOML table (warned on every install)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"

@@ -155,16 +155,14 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
 
 def cmd_weak_add(args, url: str) -> int:
     from collections import Counter
-    from pathlib import Path
 
+    from core.corpus import existing_file
     from core.db import ensure_schema, session_scope
     from core.projects import get_project
     from core.weak.patterns import parse_patterns
     from core.weak.project import add_patterns
 
-    path = Path(args.patterns)
-    if not path.is_file():
-        raise FewlabelError(f"no such file: {path}")
+    path = existing_file(args.patterns)
     data = path.read_bytes()
     ensure_schema(url)
     with session_scope(url) as session:
@@ -180,11 +178,11 @@ def cmd_weak_add(args, url: str) -> int:
 
 def cmd_weak_list(args, url: str) -> int:
     from core.cli.common import table
-    from core.db import ensure_schema, session_scope
+    from core.db import require_schema, session_scope
     from core.projects import get_project
     from core.weak.project import list_patterns
 
-    ensure_schema(url)
+    require_schema(url)  # a listing never writes, not even a schema upgrade
     with session_scope(url) as session:
         project = get_project(session, args.project)
         rows, name = list_patterns(session, project), project.name

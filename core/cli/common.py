@@ -40,6 +40,13 @@ def names(value: str) -> list[str]:
     return [x.strip() for x in value.split(",") if x.strip()]
 
 
+def positive(value: str) -> int:
+    """A whole number over 0 (an argparse type: `--n -5` is refused, not taken as a count)."""
+    if not value.strip().isdecimal() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number over 0, not {value!r}")
+    return int(value)
+
+
 def ints(value: str) -> list[int]:
     from core.errors import FewlabelError
 

@@ -8,7 +8,7 @@ import sys
 
 from core import defaults
 from core.active import STRATEGIES, get_strategy
-from core.cli.common import EVIDENCE, READ_FORMATS, WEAK_TASKS, ProgressBar, table
+from core.cli.common import EVIDENCE, READ_FORMATS, WEAK_TASKS, ProgressBar, positive, table
 from core.errors import FewlabelError
 
 
@@ -44,14 +44,14 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
         "tagged text, .spacy); another suffix gets the input's format",
     )
     p.add_argument("--format", default="auto", choices=READ_FORMATS)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive, default=32)
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser(
         "queue", parents=[db], help="show the next texts to label, with their scores"
     )
     p.add_argument("project")
-    p.add_argument("--n", type=int, default=10)
+    p.add_argument("--n", type=positive, default=10, help="how many texts (default 10)")
     p.add_argument(
         "--strategy",
         help="rescore the pool with this strategy using the current model: "

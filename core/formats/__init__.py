@@ -33,6 +33,7 @@ __all__ = [
     "Record",
     "Row",
     "WriteOptions",
+    "check_output",
     "detect",
     "for_path",
     "get",
@@ -147,16 +148,30 @@ def _target(path: str | os.PathLike) -> Path:
     return dst
 
 
+def check_output(path: str | os.PathLike) -> Path:
+    """Where writing `path` puts the bytes (see _target), once its folder is known to exist:
+    a folder that does not is refused with one line, never created (`-o /no/such/dir/x.csv`
+    is a typo more often than a wish). Commands that work long before they write (predict)
+    call it first."""
+    dst = _target(path)
+    folder = dst.parent
+    if not folder.is_dir():
+        raise FewlabelError(
+            f"{folder} is not a directory" if folder.exists() else f"no such directory: {folder}"
+        )
+    return dst
+
+
 @contextmanager
 def write_atomically(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO]:
     """A file to write that appears at `path` whole, or not at all (written beside, renamed).
 
     A symlink is written through: the file it points to is replaced and the link stays. A
     device, FIFO or folder at `path` is refused with one line (renaming a regular file over
-    /dev/null or a pipe would replace it). A new file gets the permissions the umask allows;
-    an existing one keeps its own."""
-    dst = _target(path)
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    /dev/null or a pipe would replace it), and so is a folder that does not exist
+    (check_output). A new file gets the permissions the umask allows; an existing one keeps
+    its own."""
+    dst = check_output(path)
     tmp = dst.parent.resolve() / f".{dst.name}.{uuid.uuid4().hex[:12]}.tmp"
     # Created as open() creates a file (0o666 less the umask), not mkstemp's 0o600.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
