@@ -268,6 +268,7 @@ def test_model_suggestions_are_shown_and_accepted_with_a(server, page):
                 ],
             )
         )
+        set_ranks(s, project, {doc_id: 0.0}, ranked_by=1)  # version 1's scores ranked it
     page.goto(f"{server['base']}/?annotator=suggester&project=sugg")
     wait_for_text(page, "Support vector machines")
     assert page.locator(".fl-sugg").count() == 2
@@ -847,3 +848,150 @@ def test_an_annotator_logs_in_and_labels_as_the_account(team_server, page):
     assert row.annotator == "ann" and row.text == SECOND
     start = SECOND.index("WHO")
     assert [dict(sp) for sp in row.spans] == [{"start": start, "end": start + 3, "label": "SHORT"}]
+
+
+# ------------------------------------------------------- issue 23: every script, every span
+SCRIPT_SPANS = [  # (text, start, end, label): each span as a file holds it
+    ("我爱北京天安门。", 2, 4, "LOC"),  # Chinese: no spaces, two characters of seven
+    ("私は東京に住んでいます。", 2, 4, "LOC"),  # Japanese
+    ("ฉันรักกรุงเทพมาก", 6, 13, "LOC"),  # Thai
+    ("서울은 한국의 수도입니다.", 0, 2, "LOC"),  # Korean: the name without its particle
+    ("The NASAfoo mission flew.", 4, 8, "ORG"),  # ends inside a word
+]
+
+
+def _script_files(tmp: Path) -> dict[str, Path]:
+    """SCRIPT_SPANS as a JSONL, a CSV, a Label Studio and a Prodigy file."""
+    files = {
+        fmt: tmp / name
+        for fmt, name in (
+            ("jsonl", "s.jsonl"),
+            ("csv", "s.csv"),
+            ("labelstudio", "s.json"),
+            ("prodigy", "s.prodigy.jsonl"),
+        )
+    }
+    spans = [[{"start": s, "end": e, "label": lbl}] for _, s, e, lbl in SCRIPT_SPANS]
+    texts = [t for t, *_ in SCRIPT_SPANS]
+    files["jsonl"].write_text(
+        "".join(
+            json.dumps({"text": t, "spans": sp}, ensure_ascii=False) + "\n"
+            for t, sp in zip(texts, spans, strict=True)
+        ),
+        encoding="utf-8",
+    )
+    with files["csv"].open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "spans"])
+        for t, sp in zip(texts, spans, strict=True):
+            writer.writerow([t, json.dumps(sp, ensure_ascii=False)])
+    tasks = [
+        {
+            "id": i,
+            "data": {"text": t},
+            "annotations": [
+                {
+                    "result": [
+                        {
+                            "from_name": "label",
+                            "to_name": "text",
+                            "type": "labels",
+                            "value": {"start": s, "end": e, "text": t[s:e], "labels": [lbl]},
+                        }
+                    ]
+                }
+            ],
+        }
+        for i, (t, s, e, lbl) in enumerate(SCRIPT_SPANS, 1)
+    ]
+    files["labelstudio"].write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    files["prodigy"].write_text(
+        "".join(
+            json.dumps({"text": t, "spans": sp, "answer": "accept"}, ensure_ascii=False) + "\n"
+            for t, sp in zip(texts, spans, strict=True)
+        ),
+        encoding="utf-8",
+    )
+    return files
+
+
+def _exported_spans(server, project: str, fmt: str) -> dict[str, list[tuple[int, int, str]]]:
+    """`fewlabel export` of a project in `fmt`, imported back: each text's (start, end, label).
+    CoNLL's texts are its tokens joined by spaces: those come back keyed by the words."""
+    out = server["tmp"] / f"{project}-out.{'json' if fmt == 'labelstudio' else fmt}"
+    done = subprocess.run(
+        [*_fewlabel(), "export", project, "-o", str(out), "--format", fmt, "--db", server["url"]],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    with session_scope(server["url"]) as s:
+        back = create_project(s, f"{project}-{fmt}", "custom", ["LOC", "ORG"])
+        import_file(s, back, out, fmt=fmt, annotator="back")
+        rows, _ = browse(s, back, annotator="back")
+        return {
+            r.text: sorted((sp["start"], sp["end"], sp["label"]) for sp in r.spans) for r in rows
+        }
+
+
+def test_every_script_and_mid_word_span_is_kept_by_every_format_and_the_browser(server, page):
+    """Issue 23: a span in Chinese, Japanese, Thai or Korean, or one that ends inside a word,
+    is stored as the file gave it, shown on its own words, and every export gives it back; a
+    span marked in the browser on Chinese text is stored exactly too."""
+    from core.text import words_of
+
+    files = _script_files(server["tmp"])
+    expected = {t: [(s, e, lbl)] for t, s, e, lbl in SCRIPT_SPANS}
+    for fmt, path in files.items():
+        with session_scope(server["url"]) as s:
+            project = create_project(s, f"scripts-{fmt}", "custom", ["LOC", "ORG"])
+            report = import_file(s, project, path, fmt=fmt)
+            assert report.annotations == len(SCRIPT_SPANS), report.summary()
+            rows, _ = browse(s, project)
+            stored = {
+                r.text: sorted((sp["start"], sp["end"], sp["label"]) for sp in r.spans)
+                for r in rows
+            }
+        assert stored == expected, fmt
+        for out in ("jsonl", "csv", "labelstudio", "prodigy"):
+            assert _exported_spans(server, f"scripts-{fmt}", out) == expected, (fmt, out)
+    # CoNLL holds words: the span's words come back, tagged B- then I-, nothing more
+    conll = _exported_spans(server, "scripts-jsonl", "conll")
+    want = {}
+    for text, s, e, lbl in SCRIPT_SPANS:
+        words = words_of(text, None, [{"start": s, "end": e, "label": lbl}])
+        joined = " ".join(w.text for w in words)
+        inside = [w.text for w in words if s <= w.start and w.end <= e]
+        offset = len(" ".join(w.text for w in words if w.end <= s))
+        offset += 1 if offset else 0
+        want[joined] = [(offset, offset + len(" ".join(inside)), lbl)]
+    assert conll == want
+
+    # In the browser: each Chinese and Japanese character is a word to select
+    seed_project(
+        server["url"],
+        "scripts-ui",
+        ["我爱北京天安门。", "私は東京に住んでいます。"],
+        task="custom",
+        labels=["LOC", "ORG"],
+    )
+    page.goto(f"{server['base']}/?annotator=scripter&project=scripts-ui")
+    wait_for_text(page, "我爱北京")
+    drag(page, "北", "京")  # each character is a word: the two of 北京
+    page.keyboard.press("1")
+    page.locator(".fl-span[data-label='LOC']").filter(has_text="北京").wait_for()
+    page.keyboard.press("Enter")
+    wait_for_text(page, "東京")
+    drag(page, "東", "京")
+    page.keyboard.press("1")
+    page.locator(".fl-span[data-label='LOC']").filter(has_text="東京").wait_for()
+    page.keyboard.press("Enter")
+    page.get_by_text("The queue is empty").first.wait_for()
+    ui = {"我爱北京天安门。": [(2, 4, "LOC")], "私は東京に住んでいます。": [(2, 4, "LOC")]}
+    with session_scope(server["url"]) as s:
+        rows, _ = browse(s, get_project(s, "scripts-ui"), annotator="scripter")
+        assert {
+            r.text: sorted((sp["start"], sp["end"], sp["label"]) for sp in r.spans) for r in rows
+        } == ui
+    for out in ("jsonl", "csv", "labelstudio", "prodigy"):
+        assert _exported_spans(server, "scripts-ui", out) == ui, out
