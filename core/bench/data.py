@@ -29,9 +29,11 @@ def load_labeled(
     """A labeled file (SciAD JSON, CoNLL, JSONL with spans) with labels mapped to the task's
     (a custom task's `labels`, matched case-insensitively; without them, the file's own).
 
-    Spans are snapped to word boundaries, as `fewlabel import` and `fewlabel weak eval` snap
-    them: a model tags whole words, and raw-text corpora hold spans that cut one ("Finite
-    State Automato" in SDU@AAAI-22), which no tagger could match exactly.
+    Spans are snapped to word boundaries, as `fewlabel weak eval` snaps them: the benchmark
+    scores a tagger of whole words against raw-text corpora whose spans sometimes cut one
+    ("Finite State Automato" in SDU@AAAI-22), which no tagger could match exactly, and every
+    figure in docs/benchmarks.md was measured so. `fewlabel import` instead keeps such a span
+    and splits the word (core.text.words_of): a project's labels are never moved.
     """
     from core.weak.evaluate import map_label
 
