@@ -48,6 +48,7 @@ class AnnotationTask:
     score: float | None = None  # why it was picked (uncertainty), when a model ranked it
     scored_by: int | None = None  # the model version whose suggestions and score these are
     restored: bool = False  # spans are the annotator's undone save, not saved (Document.draft)
+    ranked_by: int | None = None  # the model version whose score put it here; None: not a model
     external_id: str | None = None
     meta: dict = field(default_factory=dict)
 
@@ -89,6 +90,7 @@ def _task(
         spans=list(ann.spans) if ann else [],
         external_id=doc.external_id,
         meta=dict(doc.meta or {}),
+        ranked_by=doc.ranked_by,
     )
     if not unseen and doc.draft is not None and doc.assigned_to == annotator:
         # undo left its spans with the claim: a reload shows the text as undo left it
@@ -331,11 +333,14 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
     return doc.id
 
 
-def set_ranks(session: Session, project: Project, ranks: dict[int, float]) -> None:
-    """Rewrite the queue order (lowest rank first); active learning calls this after scoring."""
+def set_ranks(
+    session: Session, project: Project, ranks: dict[int, float], *, ranked_by: int | None = None
+) -> None:
+    """Rewrite the queue order (lowest rank first); `ranked_by`: the model version whose
+    scores gave these ranks (None: not a model's; core.scoring writes a model's order)."""
     if not ranks:
         return
     session.execute(
         update(Document),
-        [{"id": doc_id, "rank": rank} for doc_id, rank in ranks.items()],
+        [{"id": d, "rank": rank, "ranked_by": ranked_by} for d, rank in ranks.items()],
     )

@@ -169,12 +169,14 @@ def rerank(url: str, project_id: int, *, lease=None, batch: int = 20_000) -> int
             scores.append(score)
         base = lowest_rank(s, project_id)
         order = queue_order(s, ids, scores)
+        version = mv.version
     del ids, scores
     for start in range(0, len(order), batch):
         with session_scope(url) as s:
             if lease is not None:
                 lease.hold(s, message="putting the queue in the current model's order")
-            write_ranks(s, order[start : start + batch], first=base - len(order) + start)
+            first = base - len(order) + start
+            write_ranks(s, order[start : start + batch], first=first, ranked_by=version)
     return len(order)
 
 

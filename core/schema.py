@@ -79,6 +79,9 @@ class Document(Base):
     state: Mapped[str] = mapped_column(String(10), default="open")
     # Queue order, lowest first. Random at import; active learning rewrites it after scoring.
     rank: Mapped[float] = mapped_column(Float, default=0.0)
+    # The model version (its number) whose scores gave the text its rank; None: the import's
+    # random order (or a hand-set one). "Why this text" names it (core.annotations).
+    ranked_by: Mapped[int | None] = mapped_column(Integer)
     assigned_to: Mapped[str | None] = mapped_column(String(100))
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Unsaved spans its holder (assigned_to) left: an undone save's, so a reload shows the

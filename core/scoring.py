@@ -166,12 +166,14 @@ def score_pool(
             )
             s.execute(delete(Prediction).where(Prediction.model_version_id.in_(old)))
             if chosen.needs_model and all_ids:
-                write_ranks(s, queue_order(s, all_ids, all_scores), first=0.0)
+                order = queue_order(s, all_ids, all_scores)
+                write_ranks(s, order, first=0.0, ranked_by=mv.version)
         else:
             replace_older(s, all_ids, version_id)
             if chosen.needs_model and all_ids:
                 first = lowest_rank(s, project_id) - len(all_ids)
-                write_ranks(s, queue_order(s, all_ids, all_scores), first=first)
+                order = queue_order(s, all_ids, all_scores)
+                write_ranks(s, order, first=first, ranked_by=mv.version)
     if superseded is not None:
         raise ScoringSuperseded(
             f"version {superseded} is no longer current; its scores were not applied"
@@ -224,12 +226,15 @@ def queue_order(session, ids: Sequence[int], scores: Sequence[float]) -> np.ndar
     return np.concatenate([first, ids_arr[top[4 * DIVERSE_HEAD :]]])
 
 
-def write_ranks(session, order: Iterable[int], *, first: float, batch: int = 20_000) -> int:
-    """Give the texts of `order` the ranks first, first + 1, ...; written `batch` rows a
-    statement, so no list of the whole pool is built. Returns how many."""
+def write_ranks(
+    session, order: Iterable[int], *, first: float, ranked_by: int, batch: int = 20_000
+) -> int:
+    """Give the texts of `order` the ranks first, first + 1, ..., from the scores of model
+    version `ranked_by` (its number, kept with each text for "why this text"); written
+    `batch` rows a statement, so no list of the whole pool is built. Returns how many."""
     n, rows = 0, []
     for doc_id in order:
-        rows.append({"id": int(doc_id), "rank": first + n})
+        rows.append({"id": int(doc_id), "rank": first + n, "ranked_by": ranked_by})
         n += 1
         if len(rows) == batch:
             session.execute(update(Document), rows)

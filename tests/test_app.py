@@ -30,7 +30,7 @@ from core.errors import PermissionDeniedError
 from core.overlap import set_overlap
 from core.progress import browse, progress
 from core.projects import get_project, list_projects
-from core.schema import Document, User
+from core.schema import Document, ModelVersion, Prediction, User
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 TEXTS = [
@@ -219,20 +219,64 @@ def test_annotate_shows_a_span_error_and_keeps_the_text(app, make_project):
     assert data["doc"] == ids[0] and data["version"] == version  # the draft is kept
 
 
-def test_annotate_renders_suggestions_and_why_this_text(app, make_project, monkeypatch):
-    make_project("p", TEXTS)
+def _scored(db_url: str, doc: int, version: int, score: float) -> None:
+    """Model version `version` of project p scored text `doc` (its newest prediction)."""
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        mv = s.scalar(
+            select(ModelVersion).where(
+                ModelVersion.project_id == p.id, ModelVersion.version == version
+            )
+        )
+        if mv is None:
+            mv = ModelVersion(project_id=p.id, version=version, path="m", base="b", n_labels=0)
+            s.add(mv)
+            s.flush()
+        spans = [{"start": 0, "end": 15, "label": "LONG", "confidence": 0.8}]
+        s.add(Prediction(document_id=doc, model_version_id=mv.id, spans=spans, score=score))
 
-    def provider(session, docs):
-        return {
-            d.id: ([{"start": 0, "end": 15, "label": "LONG", "confidence": 0.8}], 0.42, 3)
-            for d in docs
-        }
 
-    monkeypatch.setattr(annotations, "stored_predictions", provider)
+def _why(at: AppTest) -> str:
+    (caption,) = [c.value for c in at.caption if c.value.startswith("Text #")]
+    return caption
+
+
+def test_annotate_renders_suggestions_and_why_this_text(app, make_project, db_url):
+    """Why this text: the model version whose score ranked it, with that score."""
+    ids = make_project("p", TEXTS)
+    _scored(db_url, ids[0], 3, 0.42)
+    with session_scope(db_url) as s:  # version 3's scores put it first in the queue
+        set_ranks(s, get_project(s, "p"), {ids[0]: -1.0}, ranked_by=3)
     at = app()
     assert component(at)["suggestions"][0]["label"] == "LONG"
-    assert any("uncertain" in c.value and "0.42" in c.value for c in at.caption)
-    assert any("by model version 3" in c.value for c in at.caption)
+    why = _why(at)
+    assert "why this text: model version 3 is uncertain about it (score 0.42)" in why
+    assert "suggestions by model version 3" in why
+
+
+def test_why_this_text_never_credits_a_model_that_did_not_choose_it(app, make_project, db_url):
+    """A text version 1 ranked but version 2 scored since says so, and one in the import's
+    order says no model ranked it: the score shown is never passed off as the reason."""
+    ids = make_project("p", TEXTS)
+    _scored(db_url, ids[0], 1, 0.9)
+    _scored(db_url, ids[1], 2, 0.42)  # a newer version scored the second text since
+    with session_scope(db_url) as s:  # but version 1 ordered the queue
+        set_ranks(s, get_project(s, "p"), {ids[0]: -2.0, ids[1]: -1.0}, ranked_by=1)
+    at = app()
+    assert component(at)["doc"] == ids[0] and "version 1 is uncertain" in _why(at)
+    send_event(at, "skip", ids[0])
+    why = _why(at)
+    assert component(at)["doc"] == ids[1]
+    assert "why this text: model version 1 put it here" in why
+    assert "version 2 has scored it since (score 0.42)" in why
+    assert "uncertain" not in why
+    send_event(at, "skip", ids[1])
+    _scored(db_url, ids[2], 2, 0.42)  # scored, but its place is the import's random order
+    at.run()
+    why = _why(at)
+    assert component(at)["doc"] == ids[2] and "uncertain" not in why
+    assert "its place in the queue is not a model's ranking" in why
+    assert "model version 2 scores it 0.42" in why
 
 
 def test_annotate_says_when_the_queue_is_empty(app, make_project, db_url):

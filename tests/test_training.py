@@ -17,7 +17,7 @@ from core.db import session_scope
 from core.errors import ConflictError
 from core.jobs import enqueue, get_job, reap, request_cancel
 from core.projects import get_project
-from core.schema import Annotation, Job, Prediction
+from core.schema import Annotation, Document, Job, Prediction
 from core.versions import current_version, list_versions, queue_preview
 from core.workers import run_job
 
@@ -93,7 +93,6 @@ def test_a_retrain_scores_its_candidates_first_and_texts_keep_their_newest_sugge
     suggestions (and say so) until the background job reaches them."""
     import core.training
     from core.annotations import stored_predictions
-    from core.schema import Document
 
     _retrain_with_candidates(db_url, tiny, 3000)  # v1 scores the whole (small) pool
     with session_scope(db_url) as s:
@@ -113,6 +112,10 @@ def test_a_retrain_scores_its_candidates_first_and_texts_keep_their_newest_sugge
         assert queue[:6] == candidates  # and they open the queue
         assert {by[d] for d in queue[6:]} == {1}  # the others keep v1's suggestions
         assert s.scalar(select(func.count(Prediction.id))) == len(POOL)  # one per text
+        # and each text knows whose scores put it where it is ("why this text")
+        ranked = {d.id: d.ranked_by for d in docs}
+        assert {ranked[d] for d in candidates} == {2} and {ranked[d] for d in queue[6:]} == {1}
+        assert svc.next_document(s, p, "ann").ranked_by == 2
 
 
 @pytest.mark.both_backends
@@ -137,6 +140,9 @@ def test_the_rest_of_the_pool_is_scored_by_a_background_worker(db_url, tiny, pro
         assert s.scalar(select(func.count(Prediction.id))) == len(POOL)
         scores = [r["score"] for r in rows]
         assert None not in scores and scores[0] == max(scores)  # reranked by the current model
+        is_open = Document.state == "open"
+        current = current_version(s, p).version
+        assert set(s.scalars(select(Document.ranked_by).where(is_open))) == {current}
 
 
 @pytest.mark.both_backends
@@ -375,7 +381,6 @@ def test_the_queue_order_reads_only_the_head_texts_and_matches_the_whole_pool_or
 
     from helpers import seed_project
 
-    from core.schema import Document
     from core.scoring import DIVERSE_HEAD, queue_order, queue_ranks, write_ranks
 
     rng = random.Random(0)
@@ -389,7 +394,8 @@ def test_the_queue_order_reads_only_the_head_texts_and_matches_the_whole_pool_or
         order = queue_order(s, ids, scores)
         whole = [doc_id for doc_id, _ in queue_ranks(ids, scores, texts)]
         assert order.tolist() == whole and len(set(whole)) == len(ids)
-        assert write_ranks(s, order, first=-10.0, batch=333) == len(ids)
+        assert write_ranks(s, order, first=-10.0, ranked_by=2, batch=333) == len(ids)
     with session_scope(db_url) as s:
         ranks = dict(s.execute(select(Document.id, Document.rank)).all())
+        assert set(s.scalars(select(Document.ranked_by))) == {2}  # for "why this text"
     assert sorted(ids, key=ranks.get) == whole and ranks[whole[0]] == -10.0

@@ -90,11 +90,25 @@ if task.external_id:
     about.append(f"id {md_escape(task.external_id)}")
 if task.meta.get("title"):
     about.append(md_escape(task.meta["title"]))
-if task.score is not None:
-    about.append(f"why this text: the model is uncertain about it (score {task.score:.2f})")
+if task.ranked_by is not None and task.ranked_by == task.scored_by:
+    # the version whose score is shown is the one whose scores put the text here
+    about.append(
+        f"why this text: model version {task.ranked_by} is uncertain about it "
+        f"(score {task.score:.2f})"
+    )
+elif task.ranked_by is not None:
+    # after a Retrain the rest of the pool is rescored before the queue is reordered
+    why = f"why this text: model version {task.ranked_by} put it here"
+    if task.score is not None:
+        why += f"; version {task.scored_by} has scored it since (score {task.score:.2f})"
+    about.append(why)
+elif task.score is not None:
+    about.append(
+        "why this text: its place in the queue is not a model's ranking "
+        f"(model version {task.scored_by} scores it {task.score:.2f})"
+    )
 if task.scored_by is not None:
-    # after a Retrain the pool is scored in the background: say whose suggestions these are
-    about.append(f"suggestions and score by model version {task.scored_by}")
+    about.append(f"suggestions by model version {task.scored_by}")
 st.caption(" · ".join(about))
 
 error = state.pop_editor_error(EDITOR)
