@@ -25,6 +25,7 @@ import pytest
 from helpers import seed_project
 
 from core.annotations import save, set_ranks
+from core.claims import release
 from core.config import SAMPLE_DATA
 from core.db import session_scope, upgrade
 from core.imports import import_file
@@ -216,6 +217,15 @@ def test_label_save_skip_undo_and_no_script_runs(server, page):
         rows, _ = browse(s, get_project(s, "e2e"), annotator="tester")
     assert rows == []  # both the save and the skip were undone
     assert page.evaluate("typeof window.__xss") == "undefined"
+
+    # A reload shows the text as undo left it: its spans, still unsaved.
+    page.reload()
+    wait_for_text(page, "Body mass index")
+    page.locator(".fl-span").nth(1).wait_for()
+    assert page.locator(".fl-span").count() == 2
+    assert "unsaved changes" in page.locator(".fl-status").text_content()
+    with session_scope(server["url"]) as s:  # the next tests start from the text untouched
+        release(s, get_project(s, "e2e"), "tester")
 
 
 def test_clicking_a_span_removes_it_and_keys_leave_text_inputs_alone(server, page):
