@@ -56,7 +56,13 @@ def render() -> None:
         names = [p.name for p in available]
         if st.session_state.get(state.PROJECT_KEY) not in names:
             st.session_state[state.PROJECT_KEY] = names[0]
-        name = st.selectbox("Project", names, key=state.PROJECT_KEY, bind="query-params")
+        name = st.selectbox(
+            "Project",
+            names,
+            key=state.PROJECT_KEY,
+            bind="query-params",
+            on_change=state.project_changed,  # the annotator takes the keys' focus
+        )
         current = next(p for p in available if p.name == name)
         st.caption(
             f"{md_escape(current.task)} · {current.done} of {current.total} labeled · "

@@ -24,6 +24,8 @@ _ANNOTATOR_WAS = "_fl_annotator_was"
 _ANNOTATOR_CONFIRMED = "_fl_annotator_confirmed"
 
 _PENDING_PROJECT = "_fl_pending_project"
+_FOCUS_COUNT = "_fl_focus_count"
+_FOCUS_PENDING = "_fl_focus_pending"
 _FLASHES = "_fl_flashes"
 _EDITOR_VERSION = "_fl_editor_version"
 _EDITOR_SEQ = "_fl_editor_seq"
@@ -93,6 +95,21 @@ def project_name() -> str | None:
 def select_project(name: str) -> None:
     """Make `name` the sidebar's project on the next run (a widget can't change mid-run)."""
     st.session_state[_PENDING_PROJECT] = name
+
+
+def project_changed() -> None:
+    """Callback of the sidebar's project select: the annotator takes the keyboard's focus
+    when it next draws, so its shortcuts work without a click (the select box keeps it)."""
+    st.session_state[_FOCUS_COUNT] = int(st.session_state.get(_FOCUS_COUNT, 0)) + 1
+    st.session_state[_FOCUS_PENDING] = True
+
+
+def editor_focus() -> str:
+    """Once after a project change, a token new to the annotator ("" otherwise): on a new
+    token it takes the focus even from the select box that still holds it."""
+    if st.session_state.pop(_FOCUS_PENDING, False):
+        return str(st.session_state.get(_FOCUS_COUNT, 0))
+    return ""
 
 
 def apply_pending_project() -> None:

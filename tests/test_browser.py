@@ -1005,3 +1005,21 @@ def test_every_script_and_mid_word_span_is_kept_by_every_format_and_the_browser(
         } == ui
     for out in ("jsonl", "csv", "labelstudio", "prodigy"):
         assert _exported_spans(server, "scripts-ui", out) == ui, out
+
+
+def test_a_shortcut_right_after_switching_project_acts_on_the_annotator(server, page):
+    """Picking a project in the sidebar leaves the keyboard's focus in its select box; the
+    annotator takes it when the new project's text arrives, so S skips that text at once."""
+    seed_project(server["url"], "focus-a", ["Alpha text about the WHO ."])
+    seed_project(server["url"], "focus-b", ["Beta first text .", "Beta second text ."])
+    page.goto(f"{server['base']}/?annotator=focuser&project=focus-a")
+    wait_for_text(page, "Alpha text")
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").click()
+    page.keyboard.type("focus-b")  # the list holds every test's projects: filter it
+    page.get_by_role("option", name="focus-b", exact=True).click()
+    wait_for_text(page, "Beta first text")
+    page.keyboard.press("s")  # no click on the text first
+    wait_for_text(page, "Beta second text")
+    with session_scope(server["url"]) as s:
+        rows, _ = browse(s, get_project(s, "focus-b"), state="skipped")
+    assert [r.text for r in rows] == ["Beta first text ."]

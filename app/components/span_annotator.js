@@ -1,7 +1,7 @@
 // fewlabel span annotator: a Streamlit Components v2 module (no build step).
 //
 // Python mounts it with `data` = {doc, text, words, spans, suggestions, labels, actions,
-// version, seq, dirty, help} and listens for one trigger value, "event":
+// version, seq, dirty, focus, help} and listens for one trigger value, "event":
 // {action: "save" | "skip" | "undo", doc, spans, nonce}.
 //
 // Offsets cross the boundary as code points, as Python counts them; JS strings count UTF-16
@@ -106,6 +106,7 @@ class SpanAnnotator {
     this.heldEdits = 0; // held keys applied to the current text, other than actions
     this.drainPending = false;
     this.dirty = false;
+    this.focusToken = ""; // the last `focus` taken: a new one takes the focus from anywhere
     this.send = () => {};
     this.build();
     this.onKeyDown = (e) => this.handleKey(e);
@@ -185,6 +186,10 @@ class SpanAnnotator {
       .map(([s, e]) => [this.unitOf[s], this.unitOf[e]]);
     const newVersion = String(data.version ?? "");
     const reset = newVersion !== this.version || text !== this.text;
+    // After a project change the select box that changed it keeps the keyboard: take it.
+    const focus = String(data.focus ?? "");
+    const grab = focus !== "" && focus !== this.focusToken;
+    if (grab) this.focusToken = focus;
     this.text = text;
     this.words = words;
     this.doc = data.doc;
@@ -196,7 +201,9 @@ class SpanAnnotator {
       this.sel = null;
       this.dirty = Boolean(data.dirty);
       this.heldEdits = 0;
-      this.focusIfIdle();
+      this.focusIfIdle(grab);
+    } else if (grab) {
+      this.focusIfIdle(true);
     }
     this.hint = "";
     this.renderLegend();
@@ -251,11 +258,12 @@ class SpanAnnotator {
     return a < 0 ? null : [a, b];
   }
 
-  focusIfIdle() {
-    // Take the focus from a button or the page, so Enter saves; never from a text field.
+  focusIfIdle(force = false) {
+    // Take the focus from a button or the page, so Enter saves; never from a text field,
+    // unless `force` (the server asked: a project was just picked in the select box).
     const active = document.activeElement;
     const typing = active && (active.closest(TEXT_ENTRY) || active.isContentEditable);
-    if (!typing) this.root.focus({ preventScroll: true });
+    if (force || !typing) this.root.focus({ preventScroll: true });
   }
 
   // ------------------------------------------------------------------ rendering

@@ -140,6 +140,7 @@ def component_data(
     version: str = "",
     seq: int = 0,
     dirty: bool = False,
+    focus: str = "",
 ) -> dict:
     """The JSON the browser side receives: everything it draws, nothing it must trust."""
     return {
@@ -154,6 +155,7 @@ def component_data(
         "version": version,
         "seq": seq,
         "dirty": dirty,
+        "focus": focus,
     }
 
 
@@ -163,7 +165,8 @@ def span_annotator(*, key: str, on_event: Callable[[EditorEvent], None], **data)
     `on_event` runs as a widget callback, before the next script run, so the page that
     follows already shows the result (the next text after a save). A new `version` makes
     the browser drop its unsaved edits and start from `spans`; `seq` only forces a redraw
-    (after an error, keeping the edits).
+    (after an error, keeping the edits); a new non-empty `focus` makes it take the keyboard's
+    focus even from a text field (the project select box, after a project change).
     """
 
     def _dispatch() -> None:

@@ -127,5 +127,6 @@ span_annotator(
     version=f"{project.id}:{task.document_id}:{state.editor_version(EDITOR)}",
     seq=state.editor_seq(EDITOR),
     dirty=task.restored,
+    focus=state.editor_focus(),
     on_event=handle,
 )
