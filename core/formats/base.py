@@ -230,7 +230,7 @@ def span_dicts(row: Row) -> list[dict]:
 
 def words_and_tags(row: Row, spelling: dict[str, str]) -> tuple[list[Word], list[str]]:
     """The row's words and their BIO tags, labels spelled as the user spells them."""
-    words = words_of(row.text, row.tokens)
+    words = words_of(row.text, row.tokens, row.spans)
     tags = []
     for tag in spans_to_bio(words, row.spans):
         if tag != "O":
