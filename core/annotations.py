@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select, union_all, update
 from sqlalchemy.orm import Session
 
 from core import claims
@@ -72,10 +72,19 @@ def stored_predictions(
 
 
 def _task(
-    session: Session, doc: Document, annotator: str, *, unseen: bool = False
+    session: Session,
+    doc: Document,
+    annotator: str,
+    *,
+    unseen: bool = False,
+    every_span: bool = False,
 ) -> AnnotationTask:
     """The document as the page shows it. `unseen`: the annotator has no annotation of it (a
-    text claim_next just claimed), so there is nothing of theirs to read."""
+    text claim_next just claimed), so there is nothing of theirs to read.
+
+    Its words follow the spans it shows (the annotator's or undo's draft, the suggestions),
+    and with `every_span` every span stored for the text, each annotator's and the final
+    version's, for a page that may show any of them (Review)."""
     ann = None
     if not unseen:
         ann = session.scalar(
@@ -98,28 +107,28 @@ def _task(
     suggested = stored_predictions(session, [doc]).get(doc.id)
     if suggested:
         task.suggestions, task.score, task.scored_by = suggested
-    # The words follow every span stored for the text (each annotator's, the final version,
-    # the suggestions), so whichever of them a page shows lies on whole words.
-    stored = [] if unseen else _stored_spans(session, doc.id)
+    stored = _stored_spans(session, doc.id) if every_span else []
     task.words = words_of(doc.text, doc.tokens, [*task.spans, *task.suggestions, *stored])
     return task
 
 
 def _stored_spans(session: Session, document_id: int) -> list[dict]:
     """Every span stored for a document: its annotations' and its final version's."""
-    rows = [
-        *session.scalars(select(Annotation.spans).where(Annotation.document_id == document_id)),
-        *session.scalars(
-            select(FinalAnnotation.spans).where(FinalAnnotation.document_id == document_id)
-        ),
-    ]
+    rows = session.scalars(
+        union_all(
+            select(Annotation.spans).where(Annotation.document_id == document_id),
+            select(FinalAnnotation.spans).where(FinalAnnotation.document_id == document_id),
+        )
+    )
     return [sp for spans in rows for sp in spans or ()]
 
 
 def get_task(
     session: Session, project: Project, document_id: int, annotator: str
 ) -> AnnotationTask:
-    return _task(session, get_document(session, project, document_id), annotator)
+    """A document as `annotator` left it, its words following every span stored for it."""
+    doc = get_document(session, project, document_id)
+    return _task(session, doc, annotator, every_span=True)
 
 
 def get_document(session: Session, project: Project, document_id: int) -> Document:
