@@ -3,7 +3,7 @@
 With no account in the database (one person on their own machine, 127.0.0.1) nobody logs in:
 the typed name labels and every page is open, as before accounts existed. Once an account
 exists every browser logs in, the annotator is the logged-in account, and the pages and
-actions are those its role allows (core.users). Every action checks again against the
+actions are those its role allows (core.labeling.users). Every action checks again against the
 database when it runs, so neither a crafted request nor an account disabled meanwhile gets
 through.
 """
@@ -17,11 +17,11 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from app import presence, services, state
-from core import users
-from core.claims import release
 from core.errors import AccountDisabledError, AuthenticationError, NotFoundError
-from core.projects import get_project, list_projects
-from core.users import Account
+from core.labeling import users
+from core.labeling.claims import release
+from core.labeling.projects import get_project, list_projects
+from core.labeling.users import Account
 
 
 def login_required() -> bool:

@@ -13,7 +13,7 @@ st.set_page_config(page_title="fewlabel", page_icon="🏷️", layout="wide")
 
 services.db_url()  # migrates the database once per process (cache_resource)
 
-# One line per page: the permission it needs (core.users), its script, title and icon.
+# One line per page: the permission it needs (core.labeling.users), its script, title and icon.
 PAGES = [
     ("annotate", "views/annotate.py", "Annotate", ":material/edit_note:"),
     ("review", "views/review.py", "Review", ":material/fact_check:"),

@@ -1,4 +1,5 @@
-"""The Train page's pre-fill setting and the model's influence on saved spans (core.prefill)."""
+"""The Train page's pre-fill setting and the model's influence on saved spans
+(core.labeling.prefill)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import streamlit as st
 from app import services
 from app.ui import md_escape
 from core.errors import FewlabelError
-from core.prefill import (
+from core.labeling.prefill import (
     PREFILL_THRESHOLD,
     model_influence,
     prefill_threshold,
     set_prefill_threshold,
 )
-from core.projects import get_project
+from core.labeling.projects import get_project
 
 KEY = "train_prefill"
 

@@ -12,7 +12,7 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from core.db import ensure_schema, session_scope
+from core.store.db import ensure_schema, session_scope
 
 
 @st.cache_resource(show_spinner="Preparing the database…")

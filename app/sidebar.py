@@ -6,8 +6,8 @@ import streamlit as st
 
 from app import auth, presence, services, state
 from app.ui import md_escape, projects
-from core.claims import release
-from core.projects import get_project
+from core.labeling.claims import release
+from core.labeling.projects import get_project
 
 
 def renamed() -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 import streamlit as st
 
 from app import auth, presence, services, state
-from core.projects import ProjectSummary, list_projects
+from core.labeling.projects import ProjectSummary, list_projects
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
 

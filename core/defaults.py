@@ -32,14 +32,14 @@ def schedule(evidence: str | None) -> dict:
 PRETRAIN_MINUTES = 15.0
 # BALD: forward passes with dropout on per document when scoring the pool.
 BALD_SAMPLES = 8
-# The queue's order when a project has not picked one (a name in core.active's registry).
+# The queue's order when a project has not picked one (a name in core.active.strategies's registry).
 STRATEGY = "least_confidence"
 # Import: the longest text accepted, in characters (`fewlabel import --max-chars`). A longer
 # one is refused with its line: the annotator draws a text whole, and a 50 MB text makes a
 # page payload past Streamlit's 200 MB message limit.
 MAX_TEXT_CHARS = 100_000
 # Import: documents written per transaction. Between two, SQLite's write lock is free, so
-# annotators keep saving during a long import (core.staging holds the rows back until the end).
+# annotators keep saving during a long import (core.io.staging holds the rows back until the end).
 IMPORT_BATCH = 2_000
 # Bulk work (`fewlabel import`, job workers) runs at this CPU niceness, so on a busy machine
 # the annotators' saves get a core first (core.config.background_priority). Measured with 8
@@ -47,7 +47,7 @@ IMPORT_BATCH = 2_000
 # 119-120 ms at the same priority, the import 62-65 s against 50 s (docs/operations.md).
 BACKGROUND_NICE = 10
 
-# Texts a new version scores before it orders the queue (core.candidates.candidate_ids): half
+# Texts a new version scores before it orders the queue (core.active.candidates.candidate_ids): half
 # the old queue's head, half a fresh random sample; the rest is scored in the background.
 # About 10 s of scoring on a 2-core CPU (300 texts/s), whatever the size of the pool.
 CANDIDATES = 3000

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from core.config import SAMPLE_DATA
-from core.db import ensure_schema, session_scope
-from core.imports import import_file
-from core.projects import create_project
-from core.schema import Project
+from core.io.imports import import_file
+from core.labeling.projects import create_project
+from core.store.db import ensure_schema, session_scope
+from core.store.schema import Project
 
 DEMO_NAME = "demo"
 DEMO_FILE = SAMPLE_DATA / "wiki_sentences.jsonl"

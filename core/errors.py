@@ -36,7 +36,7 @@ class EmptyPoolError(FewlabelError):
 
 
 class UnknownStrategyError(FewlabelError):
-    """A query strategy that is not in core.active's registry was asked for."""
+    """A query strategy that is not in core.active.strategies's registry was asked for."""
 
 
 class Cancelled(FewlabelError):
@@ -53,9 +53,9 @@ class AccountDisabledError(AuthenticationError):
 
 
 class PermissionDeniedError(FewlabelError):
-    """The account's role does not allow the action (core.users.ROLES)."""
+    """The account's role does not allow the action (core.labeling.users.ROLES)."""
 
 
 class JobLost(FewlabelError):
     """A worker's job is no longer its own (reaped after a stall past its heartbeat): it
-    stops and writes nothing more (core.workers.Lease)."""
+    stops and writes nothing more (core.jobs.worker.Lease)."""

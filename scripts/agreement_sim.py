@@ -2,11 +2,11 @@
 
 Two simulated annotators label held-out-style data (SciAD dev by default: gold acronym spans)
 through the product itself: a real SQLite file, a project with overlap 2 on every text, each
-annotator asking the queue for the next text (core.annotations.next_document) and saving
-(core.annotations.save), interleaved as two browsers would. Each annotator corrupts the gold
-spans at known rates, independently per span: drop it, shift it by one word (extend or shrink
-at either end, never into or next to another gold span, so no two spans ever collide), or
-swap its label (SHORT <-> LONG). Then `fewlabel agreement`'s figure (core.agreement on the
+annotator asking the queue for the next text (core.labeling.annotations.next_document) and saving
+(core.labeling.annotations.save), interleaved as two browsers would. Each annotator corrupts
+the gold spans at known rates, independently per span: drop it, shift it by one word (extend or
+shrink at either end, never into or next to another gold span, so no two spans ever collide), or
+swap its label (SHORT <-> LONG). Then `fewlabel agreement`'s figure (core.labeling.agreement on the
 stored annotations) is compared with two truths computed here without the product:
 
 - independent: span F1 between the two corrupted span sets as the script made them;
@@ -33,13 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.agreement import project_agreement  # noqa: E402
-from core.annotations import next_document, save  # noqa: E402
-from core.corpus import read_texts  # noqa: E402
-from core.db import session_scope, upgrade  # noqa: E402
-from core.imports import import_bytes  # noqa: E402
-from core.overlap import set_overlap  # noqa: E402
-from core.projects import create_project, get_project  # noqa: E402
+from core.io.corpus import read_texts  # noqa: E402
+from core.io.imports import import_bytes  # noqa: E402
+from core.labeling.agreement import project_agreement  # noqa: E402
+from core.labeling.annotations import next_document, save  # noqa: E402
+from core.labeling.overlap import set_overlap  # noqa: E402
+from core.labeling.projects import create_project, get_project  # noqa: E402
+from core.store.db import session_scope, upgrade  # noqa: E402
 from core.text import words_of  # noqa: E402
 
 SWAP = {"SHORT": "LONG", "LONG": "SHORT"}
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(records)} texts ({n_docs} distinct), {n_gold} gold spans; served {served}; "
         f"{report.agreement.texts} texts compared; {seconds:.1f} s through queue and save"
     )
-    print(f"computed by fewlabel (core.agreement): span F1 {100 * computed:.2f}")
+    print(f"computed by fewlabel (core.labeling.agreement): span F1 {100 * computed:.2f}")
     print(f"independent (the two corrupted sets):  span F1 {100 * independent:.2f}")
     print(f"expected from the corruption rates:    span F1 {100 * expected:.2f}")
     labels = ", ".join(f"{k} {100 * v:.2f}" for k, v in report.agreement.labels.items() if v)

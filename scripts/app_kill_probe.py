@@ -175,8 +175,8 @@ class Annotator:
 def _db_value(url: str, annotator: str, number: int) -> tuple | None:
     from sqlalchemy import select
 
-    from core.db import session_scope
-    from core.schema import Annotation, Document
+    from core.store.db import session_scope
+    from core.store.schema import Annotation, Document
 
     with session_scope(url) as s:
         row = s.execute(
@@ -194,10 +194,10 @@ def half_written(url: str) -> list[str]:
     """Rows that disagree with each other, and SQLite's own checks."""
     from sqlalchemy import select, text
 
-    from core.db import session_scope
-    from core.overlap import document_state, overlap_of
-    from core.projects import get_project
-    from core.schema import Annotation, Document, FinalAnnotation
+    from core.labeling.overlap import document_state, overlap_of
+    from core.labeling.projects import get_project
+    from core.store.db import session_scope
+    from core.store.schema import Annotation, Document, FinalAnnotation
 
     found = []
     with session_scope(url) as s:
@@ -273,9 +273,9 @@ def check_saves(url: str, ann: Annotator) -> tuple[list[str], str | None]:
 
 
 def held_by(url: str, name: str) -> int | None:
-    from core.claims import held
-    from core.db import session_scope
-    from core.projects import get_project
+    from core.labeling.claims import held
+    from core.labeling.projects import get_project
+    from core.store.db import session_scope
 
     with session_scope(url) as s:
         doc = held(s, get_project(s, "p"), name)
@@ -377,11 +377,11 @@ def setup(work: Path, texts: int) -> str:
     os.environ["FEWLABEL_HOME"] = str(work / "home")
     from helpers import seed_labeled_project
 
-    from core.annotations import set_ranks
-    from core.db import session_scope, upgrade
-    from core.imports import import_bytes
-    from core.progress import browse
-    from core.projects import get_project
+    from core.io.imports import import_bytes
+    from core.labeling.annotations import set_ranks
+    from core.labeling.progress import browse
+    from core.labeling.projects import get_project
+    from core.store.db import session_scope, upgrade
 
     url = f"sqlite:///{work / 'probe.db'}"
     upgrade(url)
@@ -401,9 +401,9 @@ def tiny_base(url: str, work: Path) -> str:
     from helpers import tiny_backbone
     from sqlalchemy import select
 
-    from core.db import session_scope
-    from core.projects import get_project
-    from core.schema import Document
+    from core.labeling.projects import get_project
+    from core.store.db import session_scope
+    from core.store.schema import Document
 
     with session_scope(url) as s:
         p = get_project(s, "p")
@@ -419,9 +419,9 @@ def retrain_phase(server: Server, browser, url: str, kills: int, rng, work: Path
     from fault_probe import Probe
     from sqlalchemy import select
 
-    from core.db import session_scope
-    from core.jobs import ACTIVE, request_cancel
-    from core.schema import Job
+    from core.jobs.queue import ACTIVE, request_cancel
+    from core.store.db import session_scope
+    from core.store.schema import Job
 
     class Checks(Probe):  # fault_probe's checks of versions against rows, on this database
         def __init__(self):

@@ -1,7 +1,7 @@
 """Kill -9 job workers at random moments and check what is left (issue 12's fault targets).
 
 For each job kind (train, score, pretrain) this starts real worker processes
-(core.jobs.spawn_worker) on a tiny randomly initialised BERT, kills each with SIGKILL at a
+(core.jobs.queue.spawn_worker) on a tiny randomly initialised BERT, kills each with SIGKILL at a
 random moment of its run, then checks:
 
 - every registered model version's folder holds the model its row describes (tagger.json's
@@ -54,9 +54,9 @@ class Probe:
         os.environ["FEWLABEL_HOME"] = str(work / "home")
         from helpers import ACRONYM_SENTENCES, POOL_SENTENCES, seed_labeled_project, tiny_backbone
 
-        from core.db import session_scope, upgrade
-        from core.imports import import_bytes
-        from core.projects import get_project
+        from core.io.imports import import_bytes
+        from core.labeling.projects import get_project
+        from core.store.db import session_scope, upgrade
 
         self.url = f"sqlite:///{work / 'probe.db'}"
         upgrade(self.url)
@@ -80,17 +80,17 @@ class Probe:
 
     def start(self, kind: str):
         """Enqueue (which reaps a dead job first) and spawn a worker: (job id, process)."""
-        from core.db import session_scope
-        from core.jobs import enqueue, spawn_worker
-        from core.projects import get_project
+        from core.jobs.queue import enqueue, spawn_worker
+        from core.labeling.projects import get_project
+        from core.store.db import session_scope
 
         with session_scope(self.url) as s:
             job_id = enqueue(s, kind, get_project(s, "p"), self.params(kind)).id
         return job_id, spawn_worker(self.url, job_id, log_dir=self.log_dir)
 
     def job(self, job_id: int):
-        from core.db import session_scope
-        from core.jobs import get_job
+        from core.jobs.queue import get_job
+        from core.store.db import session_scope
 
         with session_scope(self.url) as s:
             return get_job(s, job_id)
@@ -116,11 +116,11 @@ class Probe:
         project's base."""
         from sqlalchemy import func, select
 
-        from core.db import session_scope
+        from core.jobs.versions import current_version, list_versions
+        from core.labeling.projects import get_project
         from core.model.backbone import is_tagger_checkpoint
-        from core.projects import get_project
-        from core.schema import Document, Prediction
-        from core.versions import current_version, list_versions
+        from core.store.db import session_scope
+        from core.store.schema import Document, Prediction
 
         found = []
         with session_scope(self.url) as s:
@@ -157,10 +157,10 @@ class Probe:
 
     def leftovers(self) -> list[str]:
         """Folders under the project's model folder that no registered version or base owns."""
-        from core.db import session_scope
-        from core.projects import get_project
-        from core.training import project_models_dir
-        from core.versions import list_versions
+        from core.jobs.training import project_models_dir
+        from core.jobs.versions import list_versions
+        from core.labeling.projects import get_project
+        from core.store.db import session_scope
 
         with session_scope(self.url) as s:
             p = get_project(s, "p")
@@ -178,8 +178,8 @@ class Probe:
     def done_jobs(self) -> set[int]:
         from sqlalchemy import select
 
-        from core.db import session_scope
-        from core.schema import Job
+        from core.store.db import session_scope
+        from core.store.schema import Job
 
         with session_scope(self.url) as s:
             return set(s.scalars(select(Job.id).where(Job.status == "done")))
@@ -262,10 +262,10 @@ def main(argv=None) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="fewlabel-faults-"))
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
-    # a killed job fails at once here instead of being queued again (core.jobs.MAX_ATTEMPTS,
+    # a killed job fails at once here instead of being queued again (core.jobs.queue.MAX_ATTEMPTS,
     # tests/test_workers.py): each kill is then followed by a new job of the kind, whose
     # start time and the files it finds are what this probe measures
-    from core import jobs
+    from core.jobs import queue as jobs
 
     jobs.MAX_ATTEMPTS = 1
     probe = Probe(work, args.pool)

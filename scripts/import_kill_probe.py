@@ -35,9 +35,9 @@ def _counts(url: str) -> tuple[int, int, int]:
     """(visible documents, staged documents, annotations by 'seed')."""
     from sqlalchemy import func, select
 
-    from core.db import session_scope
-    from core.schema import Annotation, Document
-    from core.staging import STAGED
+    from core.io.staging import STAGED
+    from core.store.db import session_scope
+    from core.store.schema import Annotation, Document
 
     with session_scope(url) as s:
         visible = s.scalar(select(func.count()).where(Document.state != STAGED))
@@ -127,9 +127,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json")
     args = parser.parse_args(argv)
 
-    from core.annotations import next_document, save
-    from core.db import ensure_schema, session_scope
-    from core.projects import create_project, get_project
+    from core.labeling.annotations import next_document, save
+    from core.labeling.projects import create_project, get_project
+    from core.store.db import ensure_schema, session_scope
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="fewlabel-kills-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     ensure_schema(url)
     with session_scope(url) as s:
         create_project(s, "p", "acronym")
-    from core.imports import import_bytes
+    from core.io.imports import import_bytes
 
     with session_scope(url) as s:
         p = get_project(s, "p")

@@ -6,7 +6,7 @@ claim query's plan, with or without planner statistics.
 Starts a cluster from the tests' PostgresCluster (Debian's postgresql, loopback only),
 imports `--texts` one-line texts into a fresh acronym project, runs the loop and prints
 milliseconds per statement kind and `EXPLAIN ANALYZE` of the claim. `--no-analyze` throws
-away the statistics the import gathered (core.db.refresh_statistics), as it was before
+away the statistics the import gathered (core.store.db.refresh_statistics), as it was before
 f188731: the loop took 217 ms a text then, 9 ms with statistics.
 """
 
@@ -40,11 +40,11 @@ def main() -> None:
     from conftest import PostgresCluster
     from sqlalchemy import event, text
 
-    from core.annotations import next_document, save
-    from core.db import ensure_schema, get_engine, session_scope
-    from core.imports import import_bytes
-    from core.projects import create_project
-    from core.schema import Project
+    from core.io.imports import import_bytes
+    from core.labeling.annotations import next_document, save
+    from core.labeling.projects import create_project
+    from core.store.db import ensure_schema, get_engine, session_scope
+    from core.store.schema import Project
 
     cluster = PostgresCluster()
     cluster.start()

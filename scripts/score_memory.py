@@ -4,8 +4,8 @@ For each --docs N this builds, in a temporary folder, a SQLite project holding t
 labeled acronym sentences and N unlabeled texts (lines of sciad/unlabeled_train.txt, cycled
 and numbered so every text is distinct), trains version 1 on a tiny random BERT (the worker's
 own train job, run in this process), then in a fresh process loads that version and scores
-every open text as the Rescore job does (core.scoring.score_pool, which writes predictions
-and the queue order) and puts the queue in order once more (core.candidates.rerank). That
+every open text as the Rescore job does (core.active.scoring.score_pool, which writes predictions
+and the queue order) and puts the queue in order once more (core.active.candidates.rerank). That
 process reports its resident memory after loading the model and its peak resident size
 (VmHWM, reset after loading, and again between scoring and reranking); the difference is
 what scoring N texts costs on top of the model.
@@ -37,15 +37,15 @@ SCIAD = ROOT.parent / "shared" / "benchmarks" / "sciad" / "unlabeled_train.txt"
 
 CHILD = """
 import json, sys, time
-from core.db import session_scope
+from core.store.db import session_scope
 from core.model.predict import load_tagger
-from core.schema import ModelVersion
+from core.store.schema import ModelVersion
 url, project_id, version_id = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with session_scope(url) as s:
     path = s.get(ModelVersion, version_id).path
 model = load_tagger(path)
-from core.candidates import rerank
-from core.scoring import score_pool
+from core.active.candidates import rerank
+from core.active.scoring import score_pool
 def status_mb(key):  # VmRSS now, or VmHWM: this process image's peak since the last reset
     for line in open("/proc/self/status"):
         if line.startswith(key + ":"):
@@ -78,12 +78,12 @@ def pool_texts(n: int) -> bytes:
 def measure(n: int, work: Path, tiny: str) -> dict:
     from helpers import ACRONYM_SENTENCES
 
-    from core.db import ensure_schema, session_scope
-    from core.imports import import_bytes
-    from core.jobs import enqueue
-    from core.projects import create_project
-    from core.schema import ModelVersion
-    from core.workers import run_job
+    from core.io.imports import import_bytes
+    from core.jobs.queue import enqueue
+    from core.jobs.worker import run_job
+    from core.labeling.projects import create_project
+    from core.store.db import ensure_schema, session_scope
+    from core.store.schema import ModelVersion
 
     url = f"sqlite:///{work / f'pool-{n}.db'}"
     ensure_schema(url)

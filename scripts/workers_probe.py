@@ -6,8 +6,9 @@ cluster on loopback (tests/conftest.py's PostgresCluster; or takes --db), a few 
 labeled for a tiny random BERT (tests/helpers.py), a shared model store (FEWLABEL_MODELS),
 and two `fewlabel worker` processes as users run them (the console script, FEWLABEL_DB in
 the environment). The probe is the app (FEWLABEL_LOCAL_WORKER=0): it queues the jobs as the
-Train page's Retrain and Rescore buttons do (core.jobs.enqueue, then core.jobs.start, which
-starts nothing here), one project's jobs one after another, the projects side by side. While
+Train page's Retrain and Rescore buttons do (core.jobs.queue.enqueue, then
+core.jobs.queue.start, which starts nothing here), one project's jobs one after another, the
+projects side by side. While
 they run it SIGKILLs the worker of a running job --kills times, spread over the run, and
 starts a replacement at once. Then it checks:
 
@@ -27,7 +28,7 @@ runs under a hostname of its own, as on separate machines: a killed worker's job
 found only by its lease running out (FEWLABEL_LEASE_SECONDS, --lease, default 40 s). With
 --hosts same the other worker sees at once that the pid on its host is gone. A worker busy
 without reporting beats its lease every 30 s or a quarter of the lease, whichever is shorter
-(core.workers.heartbeat_interval), so a short lease costs a live worker nothing.
+(core.jobs.worker.heartbeat_interval), so a short lease costs a live worker nothing.
 
     .venv/bin/python scripts/workers_probe.py [--jobs 20] [--kills 3] [--json out.json]
 
@@ -143,9 +144,9 @@ class Probe:
     def seed(self) -> None:
         from helpers import ACRONYM_SENTENCES, POOL_SENTENCES, seed_labeled_project, tiny_backbone
 
-        from core.db import session_scope
-        from core.imports import import_bytes
-        from core.projects import get_project
+        from core.io.imports import import_bytes
+        from core.labeling.projects import get_project
+        from core.store.db import session_scope
 
         words = " ".join(ACRONYM_SENTENCES + POOL_SENTENCES).split()
         self.tiny = self.args.base or tiny_backbone(self.work / "tiny", words)
@@ -194,9 +195,9 @@ class Probe:
     # ---- the app side -----------------------------------------------------------------
     def enqueue(self, job: Planned) -> None:
         """What the Train page's buttons do (app/views/train.py _start)."""
-        from core.db import session_scope
-        from core.jobs import enqueue, start
-        from core.projects import get_project
+        from core.jobs.queue import enqueue, start
+        from core.labeling.projects import get_project
+        from core.store.db import session_scope
 
         params = (
             {
@@ -218,8 +219,8 @@ class Probe:
     def rows(self) -> dict:
         from sqlalchemy import select
 
-        from core.db import session_scope
-        from core.schema import Job
+        from core.store.db import session_scope
+        from core.store.schema import Job
 
         with session_scope(self.url) as s:
             jobs = s.scalars(select(Job).where(Job.project_id.in_(self.project_ids)))
@@ -324,7 +325,7 @@ class Probe:
 
     def run(self) -> float:
         """Queue the plan, kill workers on the way, wait for the end; seconds it took."""
-        from core.jobs import ACTIVE
+        from core.jobs.queue import ACTIVE
 
         per_project = defaultdict(list)
         for job in self.plan:
@@ -394,10 +395,10 @@ class Probe:
     def check(self) -> tuple[list[str], dict]:
         from sqlalchemy import func, select
 
-        from core.db import session_scope
-        from core.schema import Document, Job, ModelVersion, Prediction, Project
-        from core.training import project_models_dir
-        from core.versions import RESERVED
+        from core.jobs.training import project_models_dir
+        from core.jobs.versions import RESERVED
+        from core.store.db import session_scope
+        from core.store.schema import Document, Job, ModelVersion, Prediction, Project
 
         bad: list[str] = []
         killed = {k["job"]: k for k in self.kills}
@@ -592,7 +593,7 @@ def main(argv=None) -> int:
         return 2
     work = Path(args.work or tempfile.mkdtemp(prefix="fewlabel-workers-"))
     work.mkdir(parents=True, exist_ok=True)
-    # the app's settings, which the workers inherit; set before core.jobs is imported
+    # the app's settings, which the workers inherit; set before core.jobs.queue is imported
     os.environ.update(
         FEWLABEL_HOME=str(work / "home"),
         FEWLABEL_MODELS=str(work / "store"),
@@ -601,8 +602,8 @@ def main(argv=None) -> int:
     )
     from datetime import timedelta
 
-    from core import jobs
-    from core.db import display_url, get_engine, upgrade
+    from core.jobs import queue as jobs
+    from core.store.db import display_url, get_engine, upgrade
 
     jobs.HEARTBEAT_TIMEOUT = timedelta(seconds=args.lease)
     cluster = None

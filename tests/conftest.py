@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from helpers import ACRONYM_SENTENCES, POOL_SENTENCES, seed_project, tiny_backbone
 
-from core.db import get_engine, session_scope, upgrade
+from core.store.db import get_engine, session_scope, upgrade
 
 BACKENDS = ("sqlite", "postgres")
 REQUIRE_POSTGRES = os.environ.get("FEWLABEL_REQUIRE_POSTGRES") == "1"

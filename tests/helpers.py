@@ -12,11 +12,11 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.annotations import set_ranks
-from core.db import session_scope
-from core.imports import import_bytes
-from core.progress import browse
-from core.projects import create_project
+from core.io.imports import import_bytes
+from core.labeling.annotations import set_ranks
+from core.labeling.progress import browse
+from core.labeling.projects import create_project
+from core.store.db import session_scope
 
 ACRONYM_SENTENCES = [
     "The WHO and NASA agreed .",

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core import active
-from core.active import (
+from core.active import strategies as active
+from core.active.strategies import (
     DEFAULT_STRATEGY,
     STRATEGIES,
     bald,

@@ -16,16 +16,16 @@ import pytest
 from sqlalchemy import select
 from test_app import app, component, select_table_row  # noqa: F401 (fixture)
 
-from core.agreement import Counts, agreement, over_time, pair_agreement, project_agreement
-from core.annotations import next_document, save, set_ranks, skip, undo
 from core.cli import main
-from core.corpus import export_bytes
-from core.db import session_scope
 from core.errors import ValidationError
-from core.overlap import Overlap, document_state, overlap_of, set_overlap, shared_texts
-from core.projects import get_project
-from core.review import disagreements, finalize
-from core.schema import Document
+from core.io.corpus import export_bytes
+from core.labeling.agreement import Counts, agreement, over_time, pair_agreement, project_agreement
+from core.labeling.annotations import next_document, save, set_ranks, skip, undo
+from core.labeling.overlap import Overlap, document_state, overlap_of, set_overlap, shared_texts
+from core.labeling.projects import get_project
+from core.labeling.review import disagreements, finalize
+from core.store.db import session_scope
+from core.store.schema import Document
 
 TEXTS = [f"Text number {i} mentions NASA and the WHO ." for i in range(6)]
 NASA = {"start": 23, "end": 27, "label": "SHORT"}
@@ -389,7 +389,7 @@ def test_projects_page_sets_the_overlap(app, db_url, ids):  # noqa: F811
 def test_training_waits_for_a_reviewer_where_overlap_annotators_disagree(db_url, ids):
     """Texts both annotators saved alike train; a text they disagree on is left out until a
     reviewer's final version settles it (one of the two is wrong)."""
-    from core.training import labeled_texts
+    from core.jobs.training import labeled_texts
 
     with session_scope(db_url) as s:
         p = get_project(s, "p")

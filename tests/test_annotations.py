@@ -9,14 +9,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from core import annotations as svc
-from core import claims
-from core import progress as listing
-from core.db import session_scope
 from core.errors import ConflictError, SpanError, ValidationError
-from core.imports import import_bytes
-from core.projects import create_project, get_project
-from core.schema import Document, utcnow
+from core.io.imports import import_bytes
+from core.labeling import annotations as svc
+from core.labeling import claims
+from core.labeling import progress as listing
+from core.labeling.projects import create_project, get_project
+from core.store.db import session_scope
+from core.store.schema import Document, utcnow
 
 TEXTS = [f"Text {i} about the WHO and NASA." for i in range(30)]
 
@@ -342,9 +342,9 @@ def test_set_ranks_reorders_the_queue(db_url, project):
 
 # ---------------------------------------------------------------- pre-filled spans (issue 11.4)
 
-from core import prefill  # noqa: E402
-from core.corpus import export_bytes  # noqa: E402
-from core.schema import ModelVersion, Prediction  # noqa: E402
+from core.io.corpus import export_bytes  # noqa: E402
+from core.labeling import prefill  # noqa: E402
+from core.store.schema import ModelVersion, Prediction  # noqa: E402
 
 PRE_TEXT = "The World Health Organization (WHO) and NASA met ."
 WHO_LONG = {"start": 4, "end": 29, "label": "LONG"}  # "World Health Organization"

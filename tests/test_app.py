@@ -21,16 +21,17 @@ from streamlit.testing.v1 import AppTest
 
 from app.components.span_annotator import label_palette, parse_event
 from app.ui import md_escape
-from core import annotations, corpus, users
-from core.annotations import next_document, save, set_ranks
-from core.claims import release
-from core.corpus import export_bytes
-from core.db import session_scope
 from core.errors import PermissionDeniedError
-from core.overlap import set_overlap
-from core.progress import browse, progress
-from core.projects import get_project, list_projects
-from core.schema import Document, ModelVersion, Prediction, User
+from core.io import corpus
+from core.io.corpus import export_bytes
+from core.labeling import annotations, users
+from core.labeling.annotations import next_document, save, set_ranks
+from core.labeling.claims import release
+from core.labeling.overlap import set_overlap
+from core.labeling.progress import browse, progress
+from core.labeling.projects import get_project, list_projects
+from core.store.db import session_scope
+from core.store.schema import Document, ModelVersion, Prediction, User
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 TEXTS = [
@@ -432,7 +433,7 @@ def test_review_pages_through_many_rows(app, make_project):
 
 def test_review_opens_a_row_and_saves_it_as_the_final_version(app, make_project, db_url):
     """More of the review flow (disagreements, final versions) is in test_review.py."""
-    from core.review import final_of
+    from core.labeling.review import final_of
 
     ids = _labeled(make_project, db_url)
     at = app("views/review.py")
@@ -509,7 +510,7 @@ def test_export_download_holds_the_core_export(
 def test_train_page_sets_the_prefill_threshold_and_shows_the_models_influence(
     app, make_project, db_url
 ):
-    from core.prefill import PREFILL_THRESHOLD, prefill_threshold
+    from core.labeling.prefill import PREFILL_THRESHOLD, prefill_threshold
 
     make_project("p", TEXTS)
     at = app("views/train.py")
@@ -626,7 +627,7 @@ def test_review_deletes_the_open_text_after_confirmation(app, make_project, db_u
 
 def test_label_palette_uses_chosen_colours_and_the_default_order_elsewhere():
     from app.components.span_annotator import LABEL_COLOR_NAMES, LABEL_COLORS
-    from core.projects import LABEL_COLOR_COUNT
+    from core.labeling.projects import LABEL_COLOR_COUNT
 
     assert len(LABEL_COLORS) == len(LABEL_COLOR_NAMES) == LABEL_COLOR_COUNT
     palette = label_palette(["A", "B", "C"], {"B": 0, "C": 42})
@@ -637,7 +638,7 @@ def test_label_palette_uses_chosen_colours_and_the_default_order_elsewhere():
 
 def test_projects_page_changes_a_label_colour_and_the_annotator_draws_it(app, make_project, db_url):
     from app.components.span_annotator import LABEL_COLORS
-    from core.projects import label_colors
+    from core.labeling.projects import label_colors
 
     make_project("p", TEXTS)  # acronym: fixed labels SHORT, LONG, colours still editable
     at = app("views/projects.py")

@@ -10,13 +10,13 @@ from helpers import seed_labeled_project
 from streamlit.testing.v1 import AppTest
 
 from core import defaults
-from core.active import STRATEGIES
-from core.db import session_scope
-from core.jobs import recent_jobs
+from core.active.strategies import STRATEGIES
+from core.jobs.queue import recent_jobs
+from core.jobs.versions import list_versions
+from core.labeling.projects import get_project
 from core.model.backbone import Tagger
-from core.projects import get_project
+from core.store.db import session_scope
 from core.text import Span
-from core.versions import list_versions
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 pytestmark = pytest.mark.slow
@@ -121,7 +121,7 @@ def get_base(db_url: str) -> str:
 
 
 def test_a_queued_job_shows_progress_and_cancel_then_a_static_status(db_url, train_page):
-    from core.jobs import enqueue
+    from core.jobs.queue import enqueue
 
     with session_scope(db_url) as s:
         p = get_project(s, "p")
@@ -211,9 +211,9 @@ def test_a_custom_project_builds_an_aligned_base(
 ):
     """The button enqueues the project's pretrain job; its worker runs inline here, with a
     2-step budget instead of the page's minutes, so the test takes seconds."""
-    import core.jobs
-    from core.jobs import get_job
-    from core.workers import run_job
+    import core.jobs.queue
+    from core.jobs.queue import get_job
+    from core.jobs.worker import run_job
 
     started = []
 
@@ -224,7 +224,7 @@ def test_a_custom_project_builds_an_aligned_base(
             job.params = {**job.params, "steps": 2}
         run_job(url, job_id)
 
-    monkeypatch.setattr(core.jobs, "spawn_worker", run_inline)
+    monkeypatch.setattr(core.jobs.queue, "spawn_worker", run_inline)
     at = custom_train_page
     assert any("rebuild as they grow" in c.value for c in at.caption)
     at.number_input(key="pretrain_minutes").set_value(2.0)
@@ -243,8 +243,8 @@ def test_a_custom_project_builds_an_aligned_base(
 
 
 def _add_version(db_url: str, number: int, n_labels: int, metrics: dict, **kwargs) -> None:
-    from core.schema import ModelVersion
-    from core.versions import set_current
+    from core.jobs.versions import set_current
+    from core.store.schema import ModelVersion
 
     with session_scope(db_url) as s:
         p = get_project(s, "p")
@@ -324,11 +324,11 @@ def test_a_retrain_whose_app_died_before_its_worker_started_is_failed_not_left_q
 
     from sqlalchemy import select
 
-    import core.jobs
-    from core.jobs import START_TIMEOUT, reap
-    from core.schema import Job
+    import core.jobs.queue
+    from core.jobs.queue import START_TIMEOUT, reap
+    from core.store.schema import Job
 
-    monkeypatch.setattr(core.jobs, "start", lambda url, job_id: None)  # died right here
+    monkeypatch.setattr(core.jobs.queue, "start", lambda url, job_id: None)  # died right here
     at = train_page()
     at.button(key="FormSubmitter:retrain-Retrain").click().run()
     assert not at.exception, at.exception

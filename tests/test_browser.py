@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 from helpers import seed_project
 
-from core.annotations import save, set_ranks
-from core.claims import release
 from core.config import SAMPLE_DATA
-from core.db import session_scope, upgrade
-from core.imports import import_file
-from core.progress import browse
-from core.projects import create_project, get_project
+from core.io.imports import import_file
+from core.labeling.annotations import save, set_ranks
+from core.labeling.claims import release
+from core.labeling.progress import browse
+from core.labeling.projects import create_project, get_project
+from core.store.db import session_scope, upgrade
 
 pytestmark = pytest.mark.browser
 
@@ -251,7 +251,7 @@ def test_clicking_a_span_removes_it_and_keys_leave_text_inputs_alone(server, pag
 def test_model_suggestions_are_shown_and_accepted_with_a(server, page):
     """The pre-annotation path: the current model's stored spans appear as suggestions;
     A accepts them, Enter saves, and the export holds them."""
-    from core.schema import ModelVersion, Prediction
+    from core.store.schema import ModelVersion, Prediction
 
     text = "Support vector machines (SVM) separate classes."
     (doc_id,) = seed_project(server["url"], "sugg", [text])
@@ -695,8 +695,8 @@ def _suggested(text: str, words: str, label: str, confidence: float) -> dict:
 def test_confident_suggestions_open_as_spans_and_save_with_their_origin(server, page):
     """A confident suggestion opens as a span and Enter saves it as the model's; an unsure one
     stays a dashed suggestion; a changed one is saved as edited, a new one as the annotator's."""
-    from core.prefill import model_influence
-    from core.schema import ModelVersion, Prediction
+    from core.labeling.prefill import model_influence
+    from core.store.schema import ModelVersion, Prediction
 
     ids = seed_project(server["url"], "prefill", [PREFILL_FIRST, PREFILL_SECOND])
     suggestions = {
@@ -818,7 +818,7 @@ def test_two_annotators_in_two_browsers_get_their_own_texts_and_keep_every_save(
 @pytest.fixture(scope="module")
 def team_server(tmp_path_factory):
     """A served database with accounts: an admin and the annotator `ann`, project `team`."""
-    from core.users import add_user
+    from core.labeling.users import add_user
 
     require_chromium()
     tmp = tmp_path_factory.mktemp("team")

@@ -86,11 +86,11 @@ def test_db_goes_before_or_after_the_command_and_tables_keep_their_columns(db, t
 
 
 def test_queue_strategies_come_from_the_registry(db, capsys):
-    from core.active import STRATEGIES
+    from core.active.strategies import STRATEGIES
     from core.cli import build_parser
     from core.config import get_settings
-    from core.db import session_scope
-    from core.projects import get_project
+    from core.labeling.projects import get_project
+    from core.store.db import session_scope
 
     main(["--db", db, "project", "create", "p", "--task", "acronym"])
     capsys.readouterr()
@@ -113,7 +113,7 @@ def test_read_only_commands_never_write_and_say_when_the_schema_is_behind(db, tm
     line naming `fewlabel init`, the file untouched; init upgrades, after a snapshot."""
     import sqlite3
 
-    from core.db import upgrade
+    from core.store.db import upgrade
 
     def content() -> list[str]:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -166,10 +166,10 @@ def test_init_and_serve_mask_the_password_and_serve_hides_error_details(monkeypa
     """The URL printed by init and serve hides its password; annotators get Streamlit's
     generic error (client.showErrorDetails none), the traceback stays in the server log."""
     import core.cli.child as child
-    import core.db
+    import core.store.db
 
     url = "postgresql://ann:s3cret@db.local/fl"
-    monkeypatch.setattr(core.db, "upgrade", lambda u, revision="head": None)
+    monkeypatch.setattr(core.store.db, "upgrade", lambda u, revision="head": None)
     assert main(["--db", url, "init"]) == 0
     out = capsys.readouterr().out
     assert "s3cret" not in out and "ann:***@db.local" in out

@@ -115,7 +115,7 @@ def test_a_full_disk_is_named(tmp_path):
     """SQLite's own "database or disk is full" (a page limit reached, as a full disk reads)."""
     from sqlalchemy import create_engine, text
 
-    from core.db import describe_error
+    from core.store.db import describe_error
 
     url = f"sqlite:///{tmp_path / 'full.db'}"
     engine = create_engine(url)
@@ -138,9 +138,9 @@ def _states(url: str, project: str = "p") -> dict[str, int]:
     """The project's documents by state, and its annotations, read from the database."""
     from sqlalchemy import func, select
 
-    from core.db import session_scope
-    from core.projects import get_project
-    from core.schema import Annotation, Document
+    from core.labeling.projects import get_project
+    from core.store.db import session_scope
+    from core.store.schema import Annotation, Document
 
     with session_scope(url) as s:
         pid = get_project(s, project).id
@@ -171,9 +171,9 @@ def test_no_labels_imports_a_labeled_files_texts_open(db, tmp_path, capsys):
     assert main(["--db", db, "queue", "p"]) == 0  # in the queue, tokens kept
     assert "The WHO met" in capsys.readouterr().out
     # the keyword of import_stream: the same file with its labels, into another project
-    from core.db import session_scope
-    from core.imports import import_file
-    from core.projects import create_project
+    from core.io.imports import import_file
+    from core.labeling.projects import create_project
+    from core.store.db import session_scope
 
     src.write_text(CONLL)
     with session_scope(url) as s:
@@ -188,8 +188,8 @@ def test_projects_page_imports_a_labeled_files_texts_only(db_url, monkeypatch):
     """The upload's "Texts only" box: import_bytes(labels=False), the texts open."""
     from streamlit.testing.v1 import AppTest
 
-    from core.db import session_scope
-    from core.projects import create_project
+    from core.labeling.projects import create_project
+    from core.store.db import session_scope
 
     with session_scope(db_url) as s:
         create_project(s, "p", "acronym")
@@ -209,12 +209,12 @@ def test_projects_page_imports_a_labeled_files_texts_only(db_url, monkeypatch):
 
 def _blocked_on_its_insert(url: str, proc: subprocess.Popen) -> None:
     """Wait until the import in `proc` waits to insert its documents: on SQLite it holds the
-    write gate (core.writegate: taken before its first write); on PostgreSQL its INSERT waits
+    write gate (core.store.writegate: taken before its first write); on PostgreSQL its INSERT waits
     on a lock (the unique text hashes of an uncommitted transaction)."""
     import fcntl
     import time
 
-    from core.db import sqlite_path
+    from core.store.db import sqlite_path
 
     path = sqlite_path(url)
     deadline = time.monotonic() + 60
@@ -232,7 +232,7 @@ def _blocked_on_its_insert(url: str, proc: subprocess.Popen) -> None:
         else:
             import psycopg
 
-            from core.db import get_engine
+            from core.store.db import get_engine
 
             params = get_engine(url).url
             with psycopg.connect(
@@ -257,9 +257,9 @@ def test_two_imports_of_one_file_at_once_the_loser_says_so_in_one_line(db_url, t
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from core.db import session_scope
-    from core.imports import import_file
-    from core.projects import create_project, get_project
+    from core.io.imports import import_file
+    from core.labeling.projects import create_project, get_project
+    from core.store.db import session_scope
 
     with session_scope(db_url) as s:
         create_project(s, "p", "acronym")
@@ -297,10 +297,10 @@ def test_a_staged_import_that_loses_keeps_nothing_and_says_so(db_url, tmp_path):
     rest of the file first: it stops with the one line, and its staged rows are gone."""
     import io
 
-    from core.db import session_scope
     from core.errors import ConflictError
-    from core.imports import import_stream
-    from core.projects import create_project
+    from core.io.imports import import_stream
+    from core.labeling.projects import create_project
+    from core.store.db import session_scope
 
     texts = [f"Line {i} of a file imported twice at once." for i in range(10)]
     src = tmp_path / "texts.txt"
@@ -438,7 +438,7 @@ def test_weak_list_refuses_an_old_database_like_every_listing(db, capsys):
     line and leaves the file as it was (it used to migrate it)."""
     import sqlite3
 
-    from core.db import upgrade
+    from core.store.db import upgrade
 
     def content() -> list[str]:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)

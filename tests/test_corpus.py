@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.corpus import detect_format, export, export_bytes
-from core.db import session_scope
 from core.errors import ImportFormatError
-from core.imports import import_bytes, import_file, import_stream
-from core.projects import create_project, get_project
-from core.schema import Annotation, Document
+from core.io.corpus import detect_format, export, export_bytes
+from core.io.imports import import_bytes, import_file, import_stream
+from core.labeling.projects import create_project, get_project
+from core.store.db import session_scope
+from core.store.schema import Annotation, Document
 
 SCIAD = [
     {
@@ -277,7 +277,7 @@ def test_a_foreign_csv_is_read_exactly_quotes_included(db_url, project):
 def test_csv_export_names_each_rows_source_and_a_csv_without_it_still_imports(db_url, project):
     """Issue 11, item 5: `source` says which annotation a row comes from; it is derived, so an
     import drops it, and our exports from before it existed read as they always did."""
-    from core.review import finalize
+    from core.labeling.review import finalize
 
     data = '{"text": "The NASA team", "spans": [[4, 8, "SHORT"]]}\n{"text": "The ESA team"}\n'
     _import(db_url, "a.jsonl", data, annotator="gold")
@@ -476,7 +476,7 @@ def _lines(n: int) -> list[str]:
 
 
 def _staged_rows(url) -> int:
-    from core.staging import STAGED
+    from core.io.staging import STAGED
 
     with session_scope(url) as s:
         return s.scalar(select(func.count(Document.id)).where(Document.state == STAGED))
@@ -499,7 +499,7 @@ def test_a_long_import_failing_late_leaves_the_project_as_it_was(db_url, project
     assert (report.imported, report.annotations) == (len(data) - 1, 1)
     assert _counts(db_url) == (before[0] + len(data) - 1, before[1] + 1)
     with session_scope(db_url) as s:
-        from core.projects import list_projects
+        from core.labeling.projects import list_projects
 
         (summary,) = list_projects(s)
         assert (summary.total, summary.done, summary.open) == (len(data), 2, len(data) - 2)
@@ -566,9 +566,9 @@ def test_annotators_save_while_a_long_import_runs(db_url, project):
 
 _KILLED_IMPORT = """
 import os, signal, sys
-from core import imports, staging
-from core.db import session_scope
-from core.projects import get_project
+from core.io import imports, staging
+from core.store.db import session_scope
+from core.labeling.projects import get_project
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -608,7 +608,7 @@ def test_an_import_killed_midway_is_invisible_and_settled_by_the_next(
     import sys
 
     from core.defaults import IMPORT_BATCH
-    from core.projects import list_projects
+    from core.labeling.projects import list_projects
 
     _import(db_url, "kept.txt", "kept\n")
     path = tmp_path / "big.jsonl"
@@ -696,7 +696,7 @@ def test_a_batch_is_one_insert_statement(db_url, project):
     INSERT ... RETURNING in order had run one statement per row)."""
     from sqlalchemy import event
 
-    from core.db import get_engine
+    from core.store.db import get_engine
 
     inserts = []
 

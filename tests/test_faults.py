@@ -12,21 +12,22 @@ import pytest
 from helpers import POOL_SENTENCES, seed_labeled_project
 from sqlalchemy import func, select, update
 
-from core import jobs, workers
-from core.db import session_scope
 from core.errors import ConflictError, JobLost
-from core.jobs import enqueue, get_job, spawn_worker
-from core.projects import get_project
-from core.schema import Document, Job, ModelVersion, Prediction, utcnow
-from core.training import project_models_dir
-from core.versions import (
+from core.jobs import queue as jobs
+from core.jobs import worker as workers
+from core.jobs.queue import enqueue, get_job, spawn_worker
+from core.jobs.training import project_models_dir
+from core.jobs.versions import (
     current_version,
     list_versions,
     register_version,
     reserve_version,
     sweep_model_files,
 )
-from core.workers import Lease, run_job
+from core.jobs.worker import Lease, run_job
+from core.labeling.projects import get_project
+from core.store.db import session_scope
+from core.store.schema import Document, Job, ModelVersion, Prediction, utcnow
 
 pytestmark = pytest.mark.slow
 
@@ -201,7 +202,7 @@ def test_scoring_cut_short_keeps_the_old_version_current_with_its_scores(
 ):
     """A retrain whose pool scoring dies half-way: the new version is registered but not
     current; the old one stays current with every prediction and the queue order it had."""
-    import core.scoring
+    import core.active.scoring
 
     assert run_job(db_url, _enqueue_train(db_url, tiny_model_dir)).status == "done"
 
@@ -210,7 +211,7 @@ def test_scoring_cut_short_keeps_the_old_version_current_with_its_scores(
             return dict(s.execute(select(Document.id, Document.rank)).all())
 
     before = ranks()
-    real = core.scoring.predict_and_score
+    real = core.active.scoring.predict_and_score
     calls = []
 
     def dies_on_the_second_chunk(*args, **kwargs):
@@ -219,8 +220,8 @@ def test_scoring_cut_short_keeps_the_old_version_current_with_its_scores(
             raise MemoryError("killed half-way through scoring")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core.scoring, "SCORE_CHUNK", 10)
-    monkeypatch.setattr(core.scoring, "predict_and_score", dies_on_the_second_chunk)
+    monkeypatch.setattr(core.active.scoring, "SCORE_CHUNK", 10)
+    monkeypatch.setattr(core.active.scoring, "predict_and_score", dies_on_the_second_chunk)
     job = run_job(db_url, _enqueue_train(db_url, tiny_model_dir))
     assert job.status == "failed" and "killed half-way" in job.error
     with session_scope(db_url) as s:

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from core import formats
-from core.corpus import export, export_bytes
-from core.db import session_scope
 from core.errors import FewlabelError, ImportFormatError
-from core.formats import ReadOptions, Row, WriteOptions
-from core.formats.labelstudio import utf16_to_code_points
-from core.imports import import_bytes, import_file
-from core.projects import create_project, get_project
+from core.io import formats
+from core.io.corpus import export, export_bytes
+from core.io.formats import ReadOptions, Row, WriteOptions
+from core.io.formats.labelstudio import utf16_to_code_points
+from core.io.imports import import_bytes, import_file
+from core.labeling.projects import create_project, get_project
+from core.store.db import session_scope
 
 EMOJI_TEXT = "Great talk 🎉 on natural language processing (NLP) today."
 SVM_TEXT = "Support vector machines (SVM) work."

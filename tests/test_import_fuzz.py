@@ -20,10 +20,10 @@ import sqlite3
 import pytest
 
 from core.cli import main
-from core.db import session_scope
 from core.errors import FewlabelError
-from core.imports import import_bytes
-from core.projects import create_project, get_project
+from core.io.imports import import_bytes
+from core.labeling.projects import create_project, get_project
+from core.store.db import session_scope
 from core.text import unstorable
 
 SEED = 20261204
@@ -253,7 +253,7 @@ def test_every_malformed_file_imports_or_fails_with_one_line(tmp_path):
 @pytest.mark.parametrize("fmt", ["csv", "txt", "jsonl", "conll", "sciad"])
 def test_the_valid_files_import_with_their_labels(tmp_path, fmt):
     url = f"sqlite:///{tmp_path / 'valid.db'}"
-    from core.db import upgrade
+    from core.store.db import upgrade
 
     upgrade(url)
     with session_scope(url) as s:

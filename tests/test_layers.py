@@ -12,16 +12,16 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "transformers")
 # Core services the pages call, beside whatever app/ imports at module level.
 UI_SERVICES = (
-    "core.annotations",
-    "core.progress",
-    "core.projects",
-    "core.versions",
-    "core.jobs",
-    "core.corpus",
-    "core.imports",
-    "core.active",
-    "core.db",
-    "core.formats",
+    "core.labeling.annotations",
+    "core.labeling.progress",
+    "core.labeling.projects",
+    "core.jobs.versions",
+    "core.jobs.queue",
+    "core.io.corpus",
+    "core.io.imports",
+    "core.active.strategies",
+    "core.store.db",
+    "core.io.formats",
     "core.weak.project",
 )
 # Scripts Streamlit runs, not modules to import: their module-level imports are checked.
@@ -76,7 +76,7 @@ def test_the_ui_and_its_services_load_no_torch_or_transformers():
             wanted.add(name)
         wanted |= {m for m in _imports(path, top_level_only=True) if m.startswith("core.")}
     wanted = {m for m in wanted if _is_module(m)}
-    assert "core.annotations" in wanted and "app.ui" in wanted
+    assert "core.labeling.annotations" in wanted and "app.ui" in wanted
     assert _loaded_after_importing(sorted(wanted)) == []
 
 

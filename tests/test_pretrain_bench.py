@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from core.bench import active_table, labels_to_reach, mean_curves
 from core.cli import main
-from core.db import session_scope
 from core.model.backbone import Tagger
 from core.model.finetune import TrainArgs, finetune
 from core.model.pretrain import STATE_FILE, PretrainArgs, pretrain
-from core.schema import ModelVersion
+from core.store.db import session_scope
+from core.store.schema import ModelVersion
 from core.text import tokenize
 
 pytestmark = pytest.mark.slow

@@ -7,11 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core.annotations import next_document, save
-from core.claims import CLAIM_LEASE
-from core.db import session_scope
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.projects import (
+from core.labeling.annotations import next_document, save
+from core.labeling.claims import CLAIM_LEASE
+from core.labeling.projects import (
     create_project,
     delete_document,
     delete_project,
@@ -19,8 +18,9 @@ from core.projects import (
     rename_label,
     rename_project,
 )
-from core.review import finalize
-from core.schema import (
+from core.labeling.review import finalize
+from core.store.db import session_scope
+from core.store.schema import (
     Annotation,
     Document,
     FinalAnnotation,
@@ -178,7 +178,7 @@ def test_create_refuses_an_overlong_name(db_url):
 
 
 def test_label_colors_are_set_read_validated_and_follow_a_rename(make_project, db_url):
-    from core.projects import LABEL_COLOR_COUNT, label_colors, set_label_color
+    from core.labeling.projects import LABEL_COLOR_COUNT, label_colors, set_label_color
 
     make_project("p", TEXTS, task="custom", labels=["PER", "LOC"])
     with session_scope(db_url) as s:

@@ -15,15 +15,15 @@ import pytest
 from sqlalchemy import func, select
 from test_app import app, component, select_table_row, send_event  # noqa: F401 (fixture)
 
-from core.annotations import next_document, save, skip, undo
-from core.corpus import export_bytes
-from core.db import downgrade, session_scope, upgrade
 from core.errors import ConflictError, SpanError
-from core.imports import import_bytes
-from core.projects import create_project, get_project
-from core.review import disagreements, final_of, finalize, versions
-from core.schema import Annotation, Document, FinalAnnotation
-from core.training import labeled_texts
+from core.io.corpus import export_bytes
+from core.io.imports import import_bytes
+from core.jobs.training import labeled_texts
+from core.labeling.annotations import next_document, save, skip, undo
+from core.labeling.projects import create_project, get_project
+from core.labeling.review import disagreements, final_of, finalize, versions
+from core.store.db import downgrade, session_scope, upgrade
+from core.store.schema import Annotation, Document, FinalAnnotation
 
 TEXTS = [
     "Body mass index (BMI) is a value derived from mass and height.",

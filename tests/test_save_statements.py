@@ -12,11 +12,11 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, select
 
-from core import annotations as svc
-from core import progress as listing
-from core.db import get_engine, session_scope
-from core.projects import get_project
-from core.schema import Annotation
+from core.labeling import annotations as svc
+from core.labeling import progress as listing
+from core.labeling.projects import get_project
+from core.store.db import get_engine, session_scope
+from core.store.schema import Annotation
 
 TEXTS = [f"Text {i} about the WHO and NASA." for i in range(6)]
 SPAN = {"start": 17, "end": 20, "label": "SHORT"}  # WHO

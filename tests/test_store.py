@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import text
 
-from core.db import downgrade, get_engine, is_current, table_names, upgrade
+from core.store.db import downgrade, get_engine, is_current, table_names, upgrade
 
 
 @pytest.mark.both_backends
@@ -31,7 +31,7 @@ def test_migrations_match_the_orm_models(db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from core.schema import Base
+    from core.store.schema import Base
 
     with get_engine(db_url).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -49,7 +49,7 @@ def _rows(path, sql):
 
 
 def test_display_url_masks_the_password():
-    from core.db import display_url
+    from core.store.db import display_url
 
     assert display_url("postgresql+psycopg://ann:s3cret@db.local:5432/fl") == (
         "postgresql+psycopg://ann:***@db.local:5432/fl"
@@ -82,7 +82,7 @@ def test_backup_while_another_connection_writes_holds_every_committed_row(tmp_pa
     import sqlite3
     import threading
 
-    from core.db import backup_sqlite
+    from core.store.db import backup_sqlite
 
     db = tmp_path / "live.db"
     url = f"sqlite:///{db}"

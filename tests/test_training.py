@@ -12,14 +12,14 @@ import pytest
 from helpers import POOL_SENTENCES, seed_labeled_project
 from sqlalchemy import func, select
 
-from core import annotations as svc
-from core.db import session_scope
 from core.errors import ConflictError
-from core.jobs import enqueue, get_job, reap, request_cancel
-from core.projects import get_project
-from core.schema import Annotation, Document, Job, Prediction
-from core.versions import current_version, list_versions, queue_preview
-from core.workers import run_job
+from core.jobs.queue import enqueue, get_job, reap, request_cancel
+from core.jobs.versions import current_version, list_versions, queue_preview
+from core.jobs.worker import run_job
+from core.labeling import annotations as svc
+from core.labeling.projects import get_project
+from core.store.db import session_scope
+from core.store.schema import Annotation, Document, Job, Prediction
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_a_worker_process_trains_registers_and_reorders_the_queue(db_url, tiny, 
     job_id = _train(db_url, tiny)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     res = subprocess.run(
-        [sys.executable, "-m", "core.workers", "--db", db_url, str(job_id)],
+        [sys.executable, "-m", "core.jobs.worker", "--db", db_url, str(job_id)],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert res.returncode == 0, res.stdout + res.stderr
@@ -91,14 +91,14 @@ def test_a_retrain_scores_its_candidates_first_and_texts_keep_their_newest_sugge
     """In a pool larger than the candidate set, a new version scores the old queue's head and
     a random sample, and those open the queue; the other texts keep the older version's
     suggestions (and say so) until the background job reaches them."""
-    import core.training
-    from core.annotations import stored_predictions
+    import core.jobs.training
+    from core.labeling.annotations import stored_predictions
 
     _retrain_with_candidates(db_url, tiny, 3000)  # v1 scores the whole (small) pool
     with session_scope(db_url) as s:
         head = [r["id"] for r in queue_preview(s, get_project(s, "p"), 3)]
     started = []
-    monkeypatch.setattr(core.training, "_score_the_rest", lambda url, pid: started.append(pid))
+    monkeypatch.setattr(core.jobs.training, "_score_the_rest", lambda url, pid: started.append(pid))
     job = _retrain_with_candidates(db_url, tiny, 6)
     assert job.result["scored"] == 6 and started  # the rest is left to a background job
     with session_scope(db_url) as s:
@@ -180,7 +180,7 @@ def test_a_killed_worker_leaves_annotations_intact_and_the_job_queued_again(
     job_id = _train(db_url, tiny, epochs=500)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.workers", "--db", db_url, str(job_id)], env=env,
+        [sys.executable, "-m", "core.jobs.worker", "--db", db_url, str(job_id)], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
@@ -260,11 +260,11 @@ def test_cli_train_gives_acronym_models_evidence_unless_told_not_to(db_url, tiny
 
 
 def test_concept_evidence_learns_from_every_project_text(db_url, tiny, project):
-    from core.imports import import_bytes
+    from core.io.imports import import_bytes
+    from core.jobs.training import project_texts
+    from core.labeling.projects import create_project
     from core.model.backbone import Tagger
     from core.model.rules import fit_evidence
-    from core.projects import create_project
-    from core.training import project_texts
 
     labeled, pool = POOL[:6], POOL[6:]
     conll = "\n\n".join(
@@ -374,14 +374,14 @@ def test_pretraining_resumes_with_weights_only_and_refuses_a_pickled_state(tmp_p
 
 @pytest.mark.both_backends
 def test_the_queue_order_reads_only_the_head_texts_and_matches_the_whole_pool_order(db_url):
-    """core.scoring.queue_order keeps 16 bytes a text (ids, scores) and reads the texts of the
-    4 x DIVERSE_HEAD most uncertain only; the order is the one queue_ranks gives over the
+    """core.active.scoring.queue_order keeps 16 bytes a text (ids, scores) and reads the texts of
+    the 4 x DIVERSE_HEAD most uncertain only; the order is the one queue_ranks gives over the
     whole pool with every text, near-duplicates kept out of the head in both."""
     import random
 
     from helpers import seed_project
 
-    from core.scoring import DIVERSE_HEAD, queue_order, queue_ranks, write_ranks
+    from core.active.scoring import DIVERSE_HEAD, queue_order, queue_ranks, write_ranks
 
     rng = random.Random(0)
     words = [f"w{i}" for i in range(60)]

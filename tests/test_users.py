@@ -7,11 +7,8 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from core import users
-from core.annotations import next_document
 from core.cli import main
 from core.cli.users import is_loopback
-from core.db import session_scope
 from core.errors import (
     AccountDisabledError,
     AuthenticationError,
@@ -20,8 +17,11 @@ from core.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from core.projects import get_project
-from core.schema import Document, User, utcnow
+from core.labeling import users
+from core.labeling.annotations import next_document
+from core.labeling.projects import get_project
+from core.store.db import session_scope
+from core.store.schema import Document, User, utcnow
 
 PASSWORD = "correct horse"
 

@@ -6,10 +6,10 @@ from helpers import CUSTOM_LABELED, CUSTOM_PATTERNS, seed_custom_project
 from sqlalchemy import select
 
 from core.cli import main
-from core.db import session_scope
 from core.errors import ImportFormatError, NotFoundError
-from core.projects import get_project, rename_label
-from core.schema import WeakPatterns
+from core.labeling.projects import get_project, rename_label
+from core.store.db import session_scope
+from core.store.schema import WeakPatterns
 from core.weak.project import (
     add_patterns,
     evaluate_sources,
@@ -215,7 +215,7 @@ def test_pretrain_project_builds_the_aligned_base_of_a_custom_project(
     assert info["corpus"] == ["project bio (10 texts)"]  # no sample corpus for custom labels
     # the next version, finetuned from that base, records what its base was built from
     assert main(["--db", bio, "train", "bio", "--epochs", "1"]) == 0
-    from core.versions import current_version
+    from core.jobs.versions import current_version
 
     with session_scope(bio) as s:
         version = current_version(s, get_project(s, "bio"))

@@ -14,11 +14,11 @@ import pytest
 from helpers import seed_labeled_project
 from sqlalchemy import select
 
-from core.db import session_scope
-from core.jobs import ACTIVE, enqueue, get_job
-from core.projects import get_project
-from core.schema import Job
-from core.versions import list_versions
+from core.jobs.queue import ACTIVE, enqueue, get_job
+from core.jobs.versions import list_versions
+from core.labeling.projects import get_project
+from core.store.db import session_scope
+from core.store.schema import Job
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""core.writegate: SQLite writers queue on a file lock next to the database, let go at commit
+"""core.store.writegate: SQLite writers queue on a file lock next to the database, let go at commit
 or rollback, and fall back to SQLite's own lock when the gate is held too long."""
 
 import fcntl
@@ -8,10 +8,10 @@ import time
 
 from sqlalchemy import func, select
 
-from core import writegate
-from core.db import get_engine, session_scope, sqlite_path
-from core.projects import create_project
-from core.schema import Project
+from core.labeling.projects import create_project
+from core.store import writegate
+from core.store.db import get_engine, session_scope, sqlite_path
+from core.store.schema import Project
 
 
 def _hold_gate(db_url):

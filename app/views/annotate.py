@@ -7,10 +7,10 @@ import streamlit as st
 from app import auth, services, state
 from app.components.span_annotator import EditorEvent, span_annotator
 from app.ui import md_escape, require_annotator, require_project, show_flashes
-from core.annotations import next_document, save, skip, undo
 from core.errors import FewlabelError
-from core.progress import progress
-from core.projects import get_project, label_colors
+from core.labeling.annotations import next_document, save, skip, undo
+from core.labeling.progress import progress
+from core.labeling.projects import get_project, label_colors
 
 EDITOR = "annotate"
 
@@ -40,7 +40,7 @@ def handle(event: EditorEvent) -> None:
                 doc_id = undo(s, p, annotator)
                 if doc_id is None:
                     state.flash("info", "Nothing to undo yet.")
-                else:  # its spans come back with it, unsaved (core.annotations.undo)
+                else:  # its spans come back with it, unsaved (core.labeling.annotations.undo)
                     state.flash("toast", "Undone: the text is back in front of you.")
     except FewlabelError as exc:
         state.editor_done(EDITOR, error=str(exc))

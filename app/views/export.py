@@ -13,10 +13,10 @@ import streamlit as st
 
 from app import auth, services
 from app.ui import require_project
-from core import formats
-from core.corpus import export_bytes
-from core.progress import annotators
-from core.projects import get_project
+from core.io import formats
+from core.io.corpus import export_bytes
+from core.labeling.progress import annotators
+from core.labeling.projects import get_project
 
 EVERYONE = "Everyone"
 PREVIEW_LINES = 12

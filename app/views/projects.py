@@ -11,12 +11,12 @@ import streamlit as st
 from app import auth, services, state
 from app.components.span_annotator import LABEL_COLOR_NAMES, default_color
 from app.ui import current_project, md_escape, projects, show_flashes
-from core import formats
 from core.config import bulk_priority
 from core.errors import FewlabelError
-from core.imports import import_bytes
-from core.overlap import MAX_ANNOTATORS, overlap_of, set_overlap, shared_texts
-from core.projects import (
+from core.io import formats
+from core.io.imports import import_bytes
+from core.labeling.overlap import MAX_ANNOTATORS, overlap_of, set_overlap, shared_texts
+from core.labeling.projects import (
     create_project,
     delete_project,
     get_project,

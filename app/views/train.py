@@ -11,14 +11,14 @@ from app.prefill_view import show_prefill
 from app.ui import md_escape, require_project, show_flashes
 from app.versions_view import show_versions
 from core import defaults
-from core.active import DEFAULT_STRATEGY, STRATEGIES
+from core.active.strategies import DEFAULT_STRATEGY, STRATEGIES
 from core.config import get_settings
 from core.errors import FewlabelError
-from core.jobs import ACTIVE, enqueue, recent_jobs, request_cancel, start
+from core.jobs.queue import ACTIVE, enqueue, recent_jobs, request_cancel, start
+from core.jobs.training import project_records
+from core.jobs.versions import learning_curve, set_strategy, version_table
+from core.labeling.projects import get_project
 from core.model.rules import evidence_choice, evidence_for
-from core.projects import get_project
-from core.training import project_records
-from core.versions import learning_curve, set_strategy, version_table
 from core.weak.project import add_patterns, evaluate_sources, list_patterns, remove_patterns
 
 # The evidence checkbox, per evidence labeler (core.model.rules.evidence_for): label, help.
@@ -53,7 +53,7 @@ def _start(kind: str, params: dict) -> None:
     params = {**params, "project_id": project.id}
     if get_settings().local_worker:
         # said with the job, not after it: an app killed before its worker started leaves a
-        # job that core.jobs.reap fails after START_TIMEOUT, not one queued forever
+        # job that core.jobs.queue.reap fails after START_TIMEOUT, not one queued forever
         # (scripts/app_kill_probe.py)
         params["spawned"] = True
     try:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from core.corpus import read_texts
 from core.errors import FewlabelError
+from core.io.corpus import read_texts
 from core.metrics import span_prf
 from core.text import TASK_LABELS, Span, Word, labels_for, snap_span, words_of
 

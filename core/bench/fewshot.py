@@ -56,8 +56,8 @@ def resolve_bases(
         elif name == "mlm":
             target = work_dir / f"pretrained-{task}-{name}"
             if not (target / "tagger.json").is_file():
+                from core.jobs.training import pretrain_args
                 from core.model.pretrain import pretrain
-                from core.training import pretrain_args
 
                 budget = f"{pretrain_steps} steps" if pretrain_steps else f"{pretrain_minutes} min"
                 progress(f"pretraining {name} on {len(train_texts)} texts ({budget})")
@@ -80,7 +80,7 @@ def resolve_bases(
 def pool_texts(paths: Sequence[str | Path]) -> list[LabeledDoc]:
     """The texts of unlabeled files, read as `fewlabel pretrain --corpus` reads them (any
     format `fewlabel import` reads; link markup stripped), without labels."""
-    from core.corpus import read_texts
+    from core.io.corpus import read_texts
     from core.weak import plain_corpus
 
     missing = [str(p) for p in paths if not Path(p).is_file()]

@@ -71,9 +71,9 @@ def _annotator(url: str, project_id: int, who: str, seconds: float, ready, go, o
         "dry": False,
     }
     try:
-        from core.annotations import next_document, save
-        from core.db import get_engine, session_scope
-        from core.schema import Project
+        from core.labeling.annotations import next_document, save
+        from core.store.db import get_engine, session_scope
+        from core.store.schema import Project
 
         with get_engine(url).connect():  # connect before the clock starts
             pass
@@ -112,9 +112,9 @@ def _importer(url: str, project_id: int, path: str, ready, go, out) -> None:
     record = {"who": "import", "imported": 0, "seconds": 0.0, "errors": [], "span": None}
     try:
         from core.config import background_priority
-        from core.db import get_engine, session_scope
-        from core.imports import import_file
-        from core.schema import Project
+        from core.io.imports import import_file
+        from core.store.db import get_engine, session_scope
+        from core.store.schema import Project
 
         with get_engine(url).connect():
             pass
@@ -143,8 +143,8 @@ def _check(url: str, project_id: int, records: list[dict]) -> dict:
     """Compare the database with what each annotator was told was saved."""
     from sqlalchemy import func, select
 
-    from core.db import session_scope
-    from core.schema import Annotation, Document
+    from core.store.db import session_scope
+    from core.store.schema import Annotation, Document
 
     acked = {(r["who"], doc): (start, end) for r in records for doc, start, end in r["saves"]}
     with session_scope(url) as s:
@@ -177,7 +177,7 @@ def _check(url: str, project_id: int, records: list[dict]) -> dict:
 
 
 def _server_version(url: str) -> str:
-    from core.db import get_engine
+    from core.store.db import get_engine
 
     engine = get_engine(url)
     with engine.connect():
@@ -197,10 +197,10 @@ def load(
 ) -> dict:
     """Run the load on a fresh project (in a fresh SQLite file unless `url` names a database)
     and return one record with KEYS, the invariants' counts and what else was measured."""
-    from core.db import display_url, ensure_schema, session_scope
-    from core.imports import import_file
-    from core.projects import create_project
-    from core.schema import Project
+    from core.io.imports import import_file
+    from core.labeling.projects import create_project
+    from core.store.db import display_url, ensure_schema, session_scope
+    from core.store.schema import Project
 
     if annotators < 1 or seconds <= 0 or import_lines < 0:
         raise FewlabelError("--annotators and --seconds must be positive, --import-lines >= 0")

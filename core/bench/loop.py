@@ -88,8 +88,8 @@ def aligned_base(
 ) -> tuple[str, dict]:
     """Pretrain the aligned base of one (N, seed) and return (its folder, its weak sources).
     Its pool is the training file less the N, plus the `extra` unlabeled texts."""
+    from core.jobs.training import pretrain_args
     from core.model.pretrain import pretrain
-    from core.training import pretrain_args
 
     taken = {id(d) for d in sample}
     pool = [d for d in setup.train if id(d) not in taken] + list(extra)

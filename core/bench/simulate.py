@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.active import Strategy, get_strategy, select
+from core.active.strategies import Strategy, get_strategy, select
 from core.bench.data import Progress, Setup, evaluate
 from core.errors import FewlabelError
 
@@ -68,7 +68,7 @@ def _simulate(
     setup: Setup, strategy: Strategy, seed: int, rounds: _Rounds, *, base: str
 ) -> list[dict]:
     """One simulated annotation run of one strategy from one seed: its records per round."""
-    from core.scoring import predict_and_score
+    from core.active.scoring import predict_and_score
 
     pool = setup.train
     records: list[dict] = []

@@ -66,9 +66,9 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def _next_latency(url: str, project_id: int, samples: int) -> list[float]:
     """Milliseconds per "next text" for `samples` calls by 8 rotating annotators; each text
     is skipped afterwards (untimed) so the next call claims a fresh one."""
-    from core.annotations import next_document, skip
-    from core.db import session_scope
-    from core.schema import Project
+    from core.labeling.annotations import next_document, skip
+    from core.store.db import session_scope
+    from core.store.schema import Project
 
     times = []
     for i in range(samples):
@@ -88,10 +88,10 @@ def _retrain(url: str, project_id: int, params: dict, log_dir: Path, poll: float
     """Start a train job in a worker process, as Retrain does: seconds until a new version
     orders the queue (it becomes current only with the pool scored) and until the job is done
     (cross-validation, when the labels are few, runs after the queue is fresh)."""
-    from core import jobs
-    from core.db import session_scope
-    from core.schema import Project
-    from core.versions import current_version
+    from core.jobs import queue as jobs
+    from core.jobs.versions import current_version
+    from core.store.db import session_scope
+    from core.store.schema import Project
 
     def current() -> int:
         with session_scope(url) as s:
@@ -133,7 +133,7 @@ def _scoring_rate(path: str, texts: Sequence[tuple[str, list]], strategy: str) -
     import torch
 
     from core import defaults
-    from core.active import get_strategy, score_documents
+    from core.active.strategies import get_strategy, score_documents
     from core.model import engines
     from core.model.predict import load_tagger, predict
 
@@ -196,10 +196,10 @@ def speed(
 ) -> dict:
     """Run the measurements on a fresh project (in a fresh SQLite file unless `url` names a
     database) and return one record with KEYS plus what was measured on which machine."""
-    from core.db import ensure_schema, session_scope
-    from core.imports import import_file
-    from core.projects import create_project
-    from core.schema import Document, Project
+    from core.io.imports import import_file
+    from core.labeling.projects import create_project
+    from core.store.db import ensure_schema, session_scope
+    from core.store.schema import Document, Project
     from core.text import words_of
 
     say = progress or (lambda _m: None)
@@ -216,7 +216,7 @@ def speed(
         url = f"sqlite:///{db}"
     # What the Retrain's worker (a child process) inherits: with a throwaway database, its
     # model folder beside it; and no background scoring of the rest of the pool
-    # (core.candidates.score_rest), which would share the CPU with the scoring rates measured
+    # (core.active.candidates.score_rest), which would share the CPU with the scoring rates measured
     # below. Restored when the run ends.
     worker_env = {"FEWLABEL_LOCAL_WORKER": "0"}
     if url is None or url.startswith(f"sqlite:///{work}"):
@@ -240,7 +240,7 @@ def speed(
         import_file(s, s.get(Project, project_id), gold_file, annotator="gold")
 
     say(f"retraining on {n_gold} labeled texts in a worker process")
-    # cross-validated F1 runs after the queue is fresh (core.training) and measures nothing
+    # cross-validated F1 runs after the queue is fresh (core.jobs.training) and measures nothing
     # the loop waits for: left out, so the scoring rate below is timed on an idle machine
     params: dict = {"project_id": project_id, "cv": False}
     if epochs:

@@ -3,7 +3,7 @@
 Each subcommand's parser sits next to its handler (store: the database and files; model:
 training, scoring, pretraining; bench: measuring). Errors a user can cause exit non-zero with
 one line on stderr, never a traceback; a database's errors are put in words by
-core.db.describe_error (never SQLAlchemy's lines with a statement and its parameters).
+core.store.db.describe_error (never SQLAlchemy's lines with a statement and its parameters).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI promises no tracebacks
         if os.environ.get("FEWLABEL_DEBUG"):
             raise
-        from core.db import describe_error
+        from core.store.db import describe_error
 
         # a database's error in words (a refused port, a read-only folder, a full disk), not
         # SQLAlchemy's lines with the statement and its parameters; anything else on one line

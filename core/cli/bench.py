@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from core import defaults
-from core.active import STRATEGIES
+from core.active.strategies import STRATEGIES
 from core.cli.common import EVIDENCE, WEAK_TASKS, ints, names
 from core.errors import FewlabelError
 
@@ -156,9 +156,9 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
 def cmd_weak_add(args, url: str) -> int:
     from collections import Counter
 
-    from core.corpus import existing_file
-    from core.db import ensure_schema, session_scope
-    from core.projects import get_project
+    from core.io.corpus import existing_file
+    from core.labeling.projects import get_project
+    from core.store.db import ensure_schema, session_scope
     from core.weak.patterns import parse_patterns
     from core.weak.project import add_patterns
 
@@ -178,8 +178,8 @@ def cmd_weak_add(args, url: str) -> int:
 
 def cmd_weak_list(args, url: str) -> int:
     from core.cli.common import table
-    from core.db import require_schema, session_scope
-    from core.projects import get_project
+    from core.labeling.projects import get_project
+    from core.store.db import require_schema, session_scope
     from core.weak.project import list_patterns
 
     require_schema(url)  # a listing never writes, not even a schema upgrade
@@ -195,8 +195,8 @@ def cmd_weak_list(args, url: str) -> int:
 
 
 def cmd_weak_remove(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
-    from core.projects import get_project
+    from core.labeling.projects import get_project
+    from core.store.db import ensure_schema, session_scope
     from core.weak.project import remove_patterns
 
     ensure_schema(url)
@@ -216,10 +216,10 @@ def _weak_eval_project(args, url: str) -> int:
     from pathlib import Path
 
     from core.cli.common import table
-    from core.db import ensure_schema, session_scope
     from core.errors import NotFoundError
-    from core.projects import get_project
-    from core.training import project_records
+    from core.jobs.training import project_records
+    from core.labeling.projects import get_project
+    from core.store.db import ensure_schema, session_scope
     from core.weak.project import evaluate_sources
 
     file_options = [f"--{o}" for o in ("labeler", "fit") if getattr(args, o)]
@@ -265,7 +265,7 @@ def _weak_eval_project(args, url: str) -> int:
 def cmd_weak_eval(args, url: str) -> int:
     if args.task is None:
         return _weak_eval_project(args, url)
-    from core.corpus import read_texts
+    from core.io.corpus import read_texts
     from core.weak import LABELERS, weak_labeler
     from core.weak.evaluate import evaluate_labeler, format_report
 

@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable, Sequence
 
-from core import formats
+from core.io import formats
 from core.text import TASK_LABELS
 
-# The formats the CLI reads and writes: the registry's (core.formats), uninstalled ones too,
+# The formats the CLI reads and writes: the registry's (core.io.formats), uninstalled ones too,
 # so that choosing one says what to install.
 READ_FORMATS = ["auto", *formats.readable(installed=False)]
 WRITE_FORMATS = formats.writable(installed=False)

@@ -7,7 +7,7 @@ import os
 import sys
 
 from core import defaults
-from core.active import STRATEGIES, get_strategy
+from core.active.strategies import STRATEGIES, get_strategy
 from core.cli.common import EVIDENCE, READ_FORMATS, WEAK_TASKS, ProgressBar, positive, table
 from core.errors import FewlabelError
 
@@ -136,9 +136,9 @@ def _run_job_here(url: str, job_id: int):
     asks the job to stop, as the Cancel button does, and waits for it to."""
     import threading
 
-    from core.db import session_scope
-    from core.jobs import get_job, request_cancel
-    from core.workers import run_job
+    from core.jobs.queue import get_job, request_cancel
+    from core.jobs.worker import run_job
+    from core.store.db import session_scope
 
     outcome: dict = {}
 
@@ -168,9 +168,9 @@ def _run_job_here(url: str, job_id: int):
 
 
 def cmd_train(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
-    from core.jobs import enqueue, start
-    from core.projects import get_project
+    from core.jobs.queue import enqueue, start
+    from core.labeling.projects import get_project
+    from core.store.db import ensure_schema, session_scope
 
     ensure_schema(url)
     params: dict = {"warm_start": args.warm_start}
@@ -212,7 +212,7 @@ def cmd_train(args, url: str) -> int:
 
 
 def cmd_predict(args, url: str) -> int:
-    from core.predict_io import predict_file
+    from core.io.predict_io import predict_file
 
     n = predict_file(
         args.model, args.input, args.output, fmt=args.format, batch_size=args.batch_size
@@ -222,14 +222,14 @@ def cmd_predict(args, url: str) -> int:
 
 
 def cmd_queue(args, url: str) -> int:
-    from core.db import ensure_schema, require_schema, session_scope
-    from core.projects import get_project
-    from core.versions import current_version, queue_preview
+    from core.jobs.versions import current_version, queue_preview
+    from core.labeling.projects import get_project
+    from core.store.db import ensure_schema, require_schema, session_scope
 
     # showing the queue only reads; rescoring it (--strategy) writes
     ensure_schema(url) if args.strategy else require_schema(url)
     if args.strategy:
-        from core.scoring import score_pool
+        from core.active.scoring import score_pool
 
         strategy = get_strategy(args.strategy)
         with session_scope(url) as session:
@@ -274,9 +274,9 @@ def cmd_pretrain(args, url: str) -> int:
             f"pretrain needs --project NAME, or --task, --corpus and --out (missing "
             f"{', '.join(missing)})"
         )
-    from core.corpus import read_texts
+    from core.io.corpus import read_texts
+    from core.jobs.training import pretrain_args
     from core.model.pretrain import pretrain
-    from core.training import pretrain_args
     from core.weak import plain_corpus
 
     texts, anchors = plain_corpus(
@@ -306,11 +306,11 @@ def cmd_pretrain(args, url: str) -> int:
 
 
 def _pretrain_project(args, url: str) -> int:
-    """`pretrain --project`: the project's pretrain job (core.training.run_pretrain_job), run
+    """`pretrain --project`: the project's pretrain job (core.jobs.training.run_pretrain_job), run
     here as `train` runs its job; the checkpoint becomes the project's base."""
-    from core.db import ensure_schema, session_scope
-    from core.jobs import enqueue
-    from core.projects import get_project
+    from core.jobs.queue import enqueue
+    from core.labeling.projects import get_project
+    from core.store.db import ensure_schema, session_scope
 
     corpus_mode = [f"--{o}" for o in ("task", "corpus", "out") if getattr(args, o)]
     if corpus_mode or args.objective == "mlm":

@@ -31,7 +31,7 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
 
 
 def cmd_backup(args, url: str) -> int:
-    from core.db import backup_sqlite, display_url
+    from core.store.db import backup_sqlite, display_url
 
     out = backup_sqlite(url, args.output)
     print(f"backed up {display_url(url)} to {out}", file=sys.stderr)
@@ -44,9 +44,9 @@ def cmd_worker(args, url: str) -> int:
 
     from core.cli.common import names
     from core.config import background_priority, get_settings
-    from core.db import display_url, ensure_schema
     from core.errors import FewlabelError
-    from core.workers import lost_by_this_process, work
+    from core.jobs.worker import lost_by_this_process, work
+    from core.store.db import display_url, ensure_schema
 
     kinds = tuple(names(args.kinds))
     unknown = set(kinds) - {"train", "score", "pretrain"}

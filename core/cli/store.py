@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from core import formats
 from core.cli.common import READ_FORMATS, WRITE_FORMATS, table
 from core.defaults import MAX_TEXT_CHARS
+from core.io import formats
 from core.text import TASKS
 
 
@@ -121,10 +121,11 @@ def _count(value: str) -> int:
 
 
 def cmd_init(args, url: str) -> int:
-    from core.db import display_url, upgrade
     from core.demo import ensure_demo
+    from core.store.db import display_url, upgrade
 
-    upgrade(url)  # an existing SQLite file is copied first (core.db.snapshot_before_migration)
+    # an existing SQLite file is copied first (core.store.db.snapshot_before_migration)
+    upgrade(url)
     print(f"database ready: {display_url(url)}")
     if args.demo:
         msg = ensure_demo(url)
@@ -134,8 +135,8 @@ def cmd_init(args, url: str) -> int:
 
 
 def cmd_project_create(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
-    from core.projects import create_project
+    from core.labeling.projects import create_project
+    from core.store.db import ensure_schema, session_scope
 
     ensure_schema(url)
     with session_scope(url) as session:
@@ -146,8 +147,8 @@ def cmd_project_create(args, url: str) -> int:
 
 
 def cmd_project_list(args, url: str) -> int:
-    from core.db import require_schema, session_scope
-    from core.projects import list_projects
+    from core.labeling.projects import list_projects
+    from core.store.db import require_schema, session_scope
 
     require_schema(url)  # a listing never writes, not even a schema upgrade
     with session_scope(url) as session:
@@ -173,9 +174,9 @@ def cmd_project_list(args, url: str) -> int:
 
 
 def cmd_project_overlap(args, url: str) -> int:
-    from core.db import ensure_schema, require_schema, session_scope
-    from core.overlap import overlap_of, set_overlap, shared_texts
-    from core.projects import get_project
+    from core.labeling.overlap import overlap_of, set_overlap, shared_texts
+    from core.labeling.projects import get_project
+    from core.store.db import ensure_schema, require_schema, session_scope
 
     changing = args.annotators is not None or args.share is not None
     ensure_schema(url) if changing else require_schema(url)
@@ -201,9 +202,9 @@ def _percent(f1: float | None) -> str:
 def cmd_agreement(args, url: str) -> int:
     import json
 
-    from core.agreement import project_agreement
-    from core.db import require_schema, session_scope
-    from core.projects import get_project
+    from core.labeling.agreement import project_agreement
+    from core.labeling.projects import get_project
+    from core.store.db import require_schema, session_scope
 
     require_schema(url)  # a report never writes
     with session_scope(url) as session:
@@ -254,9 +255,9 @@ def cmd_agreement(args, url: str) -> int:
 
 def cmd_import(args, url: str) -> int:
     from core.config import background_priority
-    from core.db import ensure_schema, session_scope
-    from core.imports import import_file
-    from core.projects import get_project
+    from core.io.imports import import_file
+    from core.labeling.projects import get_project
+    from core.store.db import ensure_schema, session_scope
 
     background_priority()  # the annotators' saves first: an import yields the CPU
     ensure_schema(url)
@@ -281,9 +282,9 @@ def cmd_import(args, url: str) -> int:
 
 
 def cmd_export(args, url: str) -> int:
-    from core.corpus import export
-    from core.db import require_schema, session_scope
-    from core.projects import get_project
+    from core.io.corpus import export
+    from core.labeling.projects import get_project
+    from core.store.db import require_schema, session_scope
 
     require_schema(url)  # an export never writes to the database
     with session_scope(url) as session:
@@ -302,9 +303,9 @@ def cmd_export(args, url: str) -> int:
 
 
 def cmd_jobs(args, url: str) -> int:
-    from core.db import ensure_schema, require_schema, session_scope
-    from core.jobs import recent_jobs, request_cancel
-    from core.projects import get_project
+    from core.jobs.queue import recent_jobs, request_cancel
+    from core.labeling.projects import get_project
+    from core.store.db import ensure_schema, require_schema, session_scope
 
     ensure_schema(url) if args.cancel else require_schema(url)
     with session_scope(url) as session:
@@ -333,8 +334,8 @@ def cmd_serve(args, url: str) -> int:
     from core.cli import child
     from core.cli.users import check_serving
     from core.config import PROJECT_ROOT
-    from core.db import display_url
     from core.demo import ensure_demo
+    from core.store.db import display_url
 
     check_serving(url, args.host, no_auth=args.no_auth)  # accounts before a team network
     msg = ensure_demo(url) if not args.no_demo else None

@@ -15,7 +15,7 @@ import sys
 
 from core.cli.common import table
 from core.errors import FewlabelError, ValidationError
-from core.users import ROLES
+from core.labeling.users import ROLES
 
 
 def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:
@@ -56,8 +56,8 @@ def _password(given: str | None, name: str) -> str:
 
 
 def cmd_user_add(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
-    from core.users import add_user
+    from core.labeling.users import add_user
+    from core.store.db import ensure_schema, session_scope
 
     ensure_schema(url)
     password = _password(args.password, args.name)
@@ -68,8 +68,8 @@ def cmd_user_add(args, url: str) -> int:
 
 
 def cmd_user_list(args, url: str) -> int:
-    from core.db import require_schema, session_scope
-    from core.users import list_users
+    from core.labeling.users import list_users
+    from core.store.db import require_schema, session_scope
 
     require_schema(url)  # a listing never writes, not even a schema upgrade
     with session_scope(url) as session:
@@ -98,8 +98,8 @@ def cmd_user_list(args, url: str) -> int:
 
 
 def cmd_user_passwd(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
-    from core.users import get_account, set_password
+    from core.labeling.users import get_account, set_password
+    from core.store.db import ensure_schema, session_scope
 
     ensure_schema(url)
     with session_scope(url) as session:
@@ -112,8 +112,8 @@ def cmd_user_passwd(args, url: str) -> int:
 
 
 def cmd_user_disable(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
-    from core.users import disable_user
+    from core.labeling.users import disable_user
+    from core.store.db import ensure_schema, session_scope
 
     ensure_schema(url)
     with session_scope(url) as session:
@@ -123,8 +123,8 @@ def cmd_user_disable(args, url: str) -> int:
 
 
 def cmd_user_enable(args, url: str) -> int:
-    from core.db import ensure_schema, session_scope
-    from core.users import enable_user
+    from core.labeling.users import enable_user
+    from core.store.db import ensure_schema, session_scope
 
     ensure_schema(url)
     with session_scope(url) as session:
@@ -151,8 +151,8 @@ def check_serving(url: str, host: str, *, no_auth: bool) -> None:
     (then warn on stderr). Serving a team is an explicit choice."""
     if is_loopback(host):
         return
-    from core.db import ensure_schema, session_scope
-    from core.users import count_admins
+    from core.labeling.users import count_admins
+    from core.store.db import ensure_schema, session_scope
 
     ensure_schema(url)
     with session_scope(url) as session:

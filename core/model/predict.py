@@ -2,7 +2,7 @@
 
 Documents are batched in length order and padded to each batch's longest chunk, under
 `torch.inference_mode`. The word probabilities (first sub-token of each word) feed both the
-decoder and the query strategies in `core.active`; MC-dropout samples feed BALD.
+decoder and the query strategies in `core.active.strategies`; MC-dropout samples feed BALD.
 """
 
 from __future__ import annotations

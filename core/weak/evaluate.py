@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from core.corpus import read_texts
 from core.errors import FewlabelError
+from core.io.corpus import read_texts
 from core.metrics import span_prf
 from core.text import TASK_LABELS, Span, Word, snap_span, words_of
 

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ImportFormatError, NotFoundError
+from core.jobs.training import labeled_texts
+from core.jobs.versions import current_version
 from core.metrics import span_prf
-from core.schema import Annotation, Document, Prediction, Project, WeakPatterns
-from core.training import labeled_texts
-from core.versions import current_version
+from core.store.schema import Annotation, Document, Prediction, Project, WeakPatterns
 from core.weak.patterns import Pattern, parse_patterns
 from core.weak.sources import (
     Dictionary,

@@ -1,0 +1,1 @@
+"""Active learning: query strategies, scoring the pool, the bounded candidate set."""

@@ -1,0 +1,411 @@
+"""Import: records from a file into a project's documents, all of them or none.
+
+A malformed file raises ImportFormatError naming the file and line, and nothing of it is
+kept. Every record passes fewlabel's own rules for what any backend stores (core.text.unstorable:
+no NUL byte, no lone surrogate; ids of at most 200 characters; a maximum text length,
+core.defaults) before it is written, so SQLite and PostgreSQL accept and refuse the same files.
+Duplicate texts (within the file or already in the project) are skipped and counted.
+Pre-tokenized formats keep their tokens, so CoNLL and SciAD files round-trip token for token.
+Files are read by core.io.corpus; an import longer than one batch is staged (core.io.staging).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.defaults import IMPORT_BATCH, MAX_TEXT_CHARS
+from core.errors import ConflictError, ImportFormatError, SpanError
+from core.io import formats, staging
+from core.io.corpus import detect_format, existing_file, open_as, resolve_format
+from core.io.formats import Record
+from core.io.formats.base import is_offset
+from core.store.db import executemany, refresh_statistics
+from core.store.schema import Annotation, Document, Project, utcnow
+from core.text import (
+    ANNOTATOR_MAX,
+    NAME_MAX,
+    clean_name,
+    make_storable,
+    unstorable,
+    validate_spans,
+)
+
+# A record's metadata deeper than this is refused: nobody's metadata is, and a JSON column
+# that deep is past what some drivers and Python's own recursion serialise.
+MAX_JSON_DEPTH = 64
+
+
+@dataclass
+class ImportReport:
+    source: str
+    format: str
+    imported: int = 0
+    duplicates: int = 0
+    empty: int = 0
+    annotations: int = 0
+    trimmed: int = 0  # spans kept with the white space at their ends cut off
+    skipped_invalid: list[str] = field(default_factory=list)  # "line N: reason"
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"imported {self.imported} documents from {self.source} ({self.format})"]
+        if self.annotations:
+            parts.append(f"{self.annotations} with labels")
+        if self.trimmed:
+            parts.append(f"{self.trimmed} spans trimmed of the white space at their ends")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicates skipped")
+        if self.empty:
+            parts.append(f"{self.empty} empty texts skipped")
+        if self.skipped_invalid:
+            parts.append(f"{len(self.skipped_invalid)} invalid records skipped")
+        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------------- records
+
+
+def _label_map(
+    project: Project,
+    rec_spans: Iterable[dict],
+    name: str,
+    line: int,
+    spelling: dict[str, str],
+    span_lines: list[int] | None = None,
+) -> list[dict]:
+    """Map file labels onto project labels case-insensitively; remember the file's spelling.
+    An unknown label's error names its own line where the record has `span_lines` (CoNLL)."""
+    by_lower = {lbl.lower(): lbl for lbl in project.labels}
+    out = []
+    for i, sp in enumerate(rec_spans):
+        label = str(sp["label"])
+        canon = by_lower.get(label.lower())
+        if canon is None:
+            at = span_lines[i] if span_lines and i < len(span_lines) else line
+            raise ImportFormatError(
+                name, at, f"unknown label {label!r}; the project has {', '.join(project.labels)}"
+            )
+        if label != canon:
+            spelling.setdefault(canon, label)
+        out.append({**sp, "label": canon})
+    return out
+
+
+def _check_offsets(spans: Iterable[dict]) -> None:
+    """Offsets exactly as integers: `[34.9, 37.2]`, `[true, 3]` or Infinity are refused (a
+    SpanError, so --skip-invalid skips the record), never rounded into some other span."""
+    for sp in spans:
+        if not (is_offset(sp["start"]) and is_offset(sp["end"])):
+            got = ", ".join(json.dumps(sp[k])[:30] for k in ("start", "end"))
+            raise SpanError(f"span offsets must be whole numbers (integers), not {got}")
+
+
+def _value_problem(value: object) -> str | None:
+    """Why a JSON value (a record's meta) cannot be stored alike on every backend: a string
+    core.text.unstorable refuses, Infinity or NaN, or nesting over MAX_JSON_DEPTH."""
+    if not value and isinstance(value, dict):
+        return None  # most records' meta: nothing to walk
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"is nested over {MAX_JSON_DEPTH} levels deep"
+        if isinstance(item, str):
+            problem = unstorable(item)
+            if problem:
+                return problem
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"holds {item}, which JSON has no number for"
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return None
+
+
+def _record_problem(rec: Record, max_chars: int | None) -> str | None:
+    """Why a record cannot be stored, as fewlabel's own rule for every backend, or None."""
+    problem = unstorable(rec.text)
+    if problem:
+        return f"the text {problem}"
+    if max_chars and len(rec.text) > max_chars:
+        return (
+            f"the text is {len(rec.text):,} characters, over the limit of {max_chars:,} "
+            "(--max-chars)"
+        )
+    if rec.external_id is not None:
+        if len(rec.external_id) > NAME_MAX:
+            return f"the id is {len(rec.external_id):,} characters, over {NAME_MAX}"
+        problem = unstorable(rec.external_id)
+        if problem:
+            return f"the id {problem}"
+    problem = _value_problem(rec.meta)
+    return f"the metadata {problem}" if problem else None
+
+
+def _records(fmt: formats.Format, stream: IO, name: str, options: formats.ReadOptions):
+    """The reader's records; a failure no reader foresaw is still one line naming the file."""
+    records = fmt.read(stream, name, options)
+    last = 0
+    while True:
+        try:
+            rec = next(records)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise  # _open names it: not UTF-8 text
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as e:
+            after = f" after {fmt.unit} {last}" if last else ""
+            reason = f"could not be read as {fmt.name}{after} ({type(e).__name__}: {e})"
+            raise ImportFormatError(name, None, reason[:300]) from None
+        last = rec.line
+        yield rec
+
+
+# ---------------------------------------------------------------------------- import
+
+
+def import_stream(
+    session: Session,
+    project: Project,
+    stream: IO[str],
+    name: str,
+    *,
+    fmt: str = "auto",
+    annotator: str = "import",
+    text_column: str | None = None,
+    txt_mode: str = "auto",
+    skip_invalid: bool = False,
+    seed: int | None = None,
+    max_chars: int | None = MAX_TEXT_CHARS,
+    batch_size: int = IMPORT_BATCH,
+    labels: bool = True,
+) -> ImportReport:
+    """Import records from a text stream into a project, all or nothing.
+
+    Labeled formats (CoNLL, SciAD, JSONL/CSV with spans) store their labels as annotations
+    by `annotator`; with `labels=False` only their texts are imported (open, in the queue)
+    and their labels are not read. With skip_invalid, records with bad spans are skipped and
+    listed instead of aborting the import. A text over `max_chars` characters (None or 0: no
+    limit) refuses the file, naming its line. A file with no record at all is refused (one
+    whose records are all empty or already in the project is an import of nothing).
+    Another import that adds some of the same texts at the same time makes this one fail
+    whole with a ConflictError (the project's unique text hashes decide which one wins).
+
+    An import of at most `batch_size` documents is written in the caller's transaction, as
+    any data function is. A longer one commits the session (with whatever the caller had
+    pending) and then each batch of `batch_size` staged documents in its own transaction, so
+    SQLite's write lock is free between batches and annotators keep saving; one last
+    transaction publishes them all (core.io.staging). If it fails, or is interrupted, it deletes
+    what it staged before the error propagates; a kill -9 leaves staged rows no reader sees:
+    at every moment a reader sees all of the file or none of it.
+    """
+    t0 = time.perf_counter()
+    annotator = clean_name(annotator, "annotator name", limit=ANNOTATOR_MAX)
+    if fmt == "auto":
+        head = stream.read(8192)
+        stream = io.StringIO(head + stream.read()) if not stream.seekable() else stream
+        if stream.seekable():
+            stream.seek(0)
+        fmt = detect_format(name, head if isinstance(head, str) else "")
+    reader = formats.get(fmt)
+    report = ImportReport(source=name, format=fmt)
+    project_id = project.id
+    staging.discard_stale_imports(session, project_id, batch=batch_size)
+    seen = set(session.scalars(select(Document.text_hash).where(Document.project_id == project_id)))
+    rng = random.Random(seed)
+    spelling = dict(project.label_spelling or {})
+    source = make_storable(Path(name).name[:500])
+    docs: list[dict] = []
+    labeled: list[list[dict] | None] = []
+    now = utcnow()
+    tag: str | None = None  # set once the import stages batches
+
+    def flush() -> None:
+        if not docs:
+            return
+        if tag is not None:
+            staged_at = utcnow()  # how discard_stale_imports tells a live import from a dead one
+            for doc in docs:
+                doc.update(state=staging.STAGED, assigned_to=tag, assigned_at=staged_at)
+        else:
+            for doc in docs:
+                doc["rank"] = rng.random()
+        staging.roomy_cache(session)
+        # one executemany for the batch: the ORM's insert with RETURNING ids in order ran
+        # one INSERT per row on SQLite (half an import's time)
+        try:
+            executemany(session, insert(Document.__table__), docs)
+        except IntegrityError as exc:
+            if not _same_text(exc):
+                raise
+            # another import of the same texts got there first (not in `seen` when read)
+            raise ConflictError(
+                f"another import into project {project.name} added some of these texts at "
+                f"the same time; nothing of {name} was imported; run it again to add the rest"
+            ) from None
+        hashes = [d["text_hash"] for d, sp in zip(docs, labeled, strict=True) if sp is not None]
+        ids = _ids_of(session, project_id, hashes) if hashes else {}
+        anns = [
+            {
+                "document_id": ids[doc["text_hash"]],
+                "annotator": annotator,
+                "status": "done" if tag is None else staging.STAGED,
+                "spans": spans,
+                "previous": [],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for doc, spans in zip(docs, labeled, strict=True)
+            if spans is not None
+        ]
+        if anns:
+            executemany(session, insert(Annotation.__table__), anns)
+        report.annotations += len(anns)
+        docs.clear()
+        labeled.clear()
+
+    options = formats.ReadOptions(text_column=text_column, txt_mode=txt_mode)
+    records = 0
+    try:
+        for rec in _records(reader, stream, name, options):
+            records += 1
+            path, line, prefix = reader.where(name, rec.line)
+            problem = _record_problem(rec, max_chars)
+            if problem:
+                raise ImportFormatError(path, line, prefix + problem)
+            if not rec.text.strip():
+                report.empty += 1
+                continue
+            h = text_hash(rec.text)
+            if h in seen:
+                report.duplicates += 1
+                continue
+            spans = None
+            if labels and rec.spans is not None:
+                try:
+                    _check_offsets(rec.spans)
+                    mapped = _label_map(
+                        project, rec.spans, name, rec.line, spelling, rec.span_lines
+                    )
+                    trimmed: list = []
+                    clean = validate_spans(
+                        rec.text, mapped, project.labels, rec.tokens, trimmed=trimmed
+                    )
+                    report.trimmed += len(trimmed)
+                except (SpanError, ImportFormatError) as exc:
+                    reason = exc.reason if isinstance(exc, ImportFormatError) else str(exc)
+                    # the label's own line where the reader knows it (CoNLL), else the record's
+                    at = getattr(exc, "line", None) or rec.line
+                    if skip_invalid:
+                        report.skipped_invalid.append(f"{reader.unit} {at}: {reason}")
+                        continue
+                    path, line, prefix = reader.where(name, at)
+                    raise ImportFormatError(path, line, prefix + reason) from None
+                spans = [s.as_dict() for s in clean]
+            seen.add(h)
+            docs.append(
+                {
+                    "project_id": project_id,
+                    "external_id": rec.external_id,
+                    "text": rec.text,
+                    "text_hash": h,
+                    "tokens": rec.tokens,
+                    "source": source,
+                    "meta": rec.meta,
+                    "state": "done" if spans is not None else "open",
+                    # its place in the file while staged (core.io.staging.publish draws its
+                    # random rank); flush draws it for an import of one batch
+                    "rank": float(report.imported),
+                    "created_at": now,
+                }
+            )
+            labeled.append(spans)
+            report.imported += 1
+            if len(docs) >= batch_size:
+                if tag is None:
+                    tag = staging.new_tag()
+                    session.commit()  # the caller's pending work, before the first batch
+                flush()
+                session.commit()
+        if not records:
+            raise ImportFormatError(name, None, "no texts in it")
+        flush()
+        if spelling != (project.label_spelling or {}):
+            project.label_spelling = spelling
+        if tag is not None:  # the last batch and every staged row go visible in one commit
+            staging.publish(session, project_id, tag, batch_size, rng)
+        session.flush()
+        if report.imported:
+            refresh_statistics(session)  # the queue's plan must see the new rows now
+    except BaseException:
+        if tag is not None:
+            staging.abandon(session, project_id, tag, batch_size)
+        raise
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _ids_of(session: Session, project_id: int, hashes: list[str]) -> dict[str, int]:
+    """The ids of a project's documents by text hash (unique in a project): those of a batch
+    just inserted, which its annotations need."""
+    ids: dict[str, int] = {}
+    for start in range(0, len(hashes), 1000):
+        chunk = hashes[start : start + 1000]
+        ids.update(
+            session.execute(
+                select(Document.text_hash, Document.id).where(
+                    Document.project_id == project_id, Document.text_hash.in_(chunk)
+                )
+            ).all()
+        )
+    return ids
+
+
+def _same_text(exc: IntegrityError) -> bool:
+    """Whether an insert of documents failed on the project's unique text hashes (SQLite and
+    PostgreSQL name the constraint or its columns)."""
+    message = str(exc.orig)
+    return "uq_documents_project_text" in message or "documents.text_hash" in message
+
+
+def import_file(session: Session, project: Project, path: str | Path, **kwargs) -> ImportReport:
+    """Import a file from disk; see import_stream."""
+    path = existing_file(path)  # a folder or a missing file: one line saying which
+    kwargs["fmt"] = resolve_format(path, kwargs.get("fmt", "auto"))
+    with open_as(path, kwargs["fmt"]) as fh:
+        return import_stream(session, project, fh, str(path), **kwargs)
+
+
+def import_bytes(
+    session: Session, project: Project, name: str, data: bytes, **kwargs
+) -> ImportReport:
+    """Import an uploaded file's bytes; see import_stream."""
+    fmt = kwargs.get("fmt", "auto")
+    binary = formats.get(fmt) if fmt != "auto" else formats.for_path(name)
+    if binary is not None and binary.binary:
+        kwargs["fmt"] = binary.name
+        return import_stream(session, project, io.BytesIO(data), name, **kwargs)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(name, None, f"not UTF-8 text ({exc.reason})") from None
+    return import_stream(session, project, io.StringIO(text, newline=None), name, **kwargs)

@@ -1,0 +1,2 @@
+"""Background work: the job queue, the worker process, the train and pretrain jobs, model
+versions on disk."""

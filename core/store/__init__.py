@@ -1,0 +1,1 @@
+"""The database: engine and sessions, the ORM schema, SQLite's write gate."""
