@@ -27,8 +27,12 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
+# The code style CI checks: lint rules and formatting (ruff format --check changes nothing).
+LINT_PATHS := core app tests migrations scripts
+
 lint: setup
-	$(BIN)/ruff check core app tests migrations
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
