@@ -1,8 +1,8 @@
 """The `fewlabel` command: everything the UI does, from a shell.
 
 Each subcommand's parser sits next to its handler (store: the database and files; model:
-training, scoring, pretraining; bench: measuring). Errors a user can cause exit non-zero with
-one line on stderr, never a traceback; a database's errors are put in words by
+training, scoring, pretraining; weak: weak sources; bench: measuring). Errors a user can cause
+exit non-zero with one line on stderr, never a traceback; a database's errors are put in words by
 core.store.db.describe_error (never SQLAlchemy's lines with a statement and its parameters).
 """
 
@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from core.cli import bench, model, ops, store, users
+from core.cli import bench, model, ops, store, users, weak
 from core.cli.common import db_parent
 from core.config import get_settings
 from core.errors import FewlabelError
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[db],
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (store, model, bench, users, ops):
+    for module in (store, model, weak, bench, users, ops):
         module.add_commands(sub, db)
     return parser
 

@@ -17,7 +17,43 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p = sub.add_parser("init", parents=[db], help="create or upgrade the database schema")
     p.add_argument("--demo", action="store_true", help="also load the demo project if empty")
     p.set_defaults(handler=cmd_init)
+    _add_project(sub, db)
+    p = sub.add_parser(
+        "agreement", parents=[db], help="span F1 between annotators, per pair, label and window"
+    )
+    p.add_argument("project")
+    p.add_argument("--by", default="texts", choices=["texts", "week"], help="windows over time")
+    p.add_argument("--window", type=int, default=50, metavar="N", help="texts per window")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.set_defaults(handler=cmd_agreement)
+    _add_import(sub, db)
+    p = sub.add_parser("export", parents=[db], help="export a project's labels")
+    p.add_argument("project")
+    p.add_argument("-o", "--output", required=True, help="output file ('-' for stdout)")
+    p.add_argument("--format", default="csv", choices=WRITE_FORMATS)
+    p.add_argument("--annotator", help="only this annotator's own labels (final versions left out)")
+    p.add_argument("--all", action="store_true", help="include documents not labeled yet")
+    p.set_defaults(handler=cmd_export)
+    p = sub.add_parser("serve", parents=[db], help="run the annotation UI")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves a whole network)"
+    )
+    p.add_argument("--no-demo", action="store_true", help="do not create the demo project")
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve beyond 127.0.0.1 without an admin account (anyone who reaches it can act)",
+    )
+    p.set_defaults(handler=cmd_serve)
+    p = sub.add_parser("jobs", parents=[db], help="list a project's background jobs, or cancel one")
+    p.add_argument("project")
+    p.add_argument("--cancel", type=int, metavar="JOB_ID")
+    p.set_defaults(handler=cmd_jobs)
 
+
+def _add_project(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:
+    """project create, project list, project overlap."""
     proj = sub.add_parser("project", parents=[db], help="create and list projects")
     actions = proj.add_subparsers(dest="project_command", required=True, metavar="ACTION")
     p = actions.add_parser("create", parents=[db], help="create a project")
@@ -45,15 +81,8 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     )
     p.set_defaults(handler=cmd_project_overlap)
 
-    p = sub.add_parser(
-        "agreement", parents=[db], help="span F1 between annotators, per pair, label and window"
-    )
-    p.add_argument("project")
-    p.add_argument("--by", default="texts", choices=["texts", "week"], help="windows over time")
-    p.add_argument("--window", type=int, default=50, metavar="N", help="texts per window")
-    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    p.set_defaults(handler=cmd_agreement)
 
+def _add_import(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "import", parents=[db], help="import a file of texts (and labels) into a project"
     )
@@ -83,34 +112,6 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
         "; 0: no limit)",
     )
     p.set_defaults(handler=cmd_import)
-
-    p = sub.add_parser("export", parents=[db], help="export a project's labels")
-    p.add_argument("project")
-    p.add_argument("-o", "--output", required=True, help="output file ('-' for stdout)")
-    p.add_argument("--format", default="csv", choices=WRITE_FORMATS)
-    p.add_argument(
-        "--annotator", help="only this annotator's own labels (final versions left out)"
-    )
-    p.add_argument("--all", action="store_true", help="include documents not labeled yet")
-    p.set_defaults(handler=cmd_export)
-
-    p = sub.add_parser("serve", parents=[db], help="run the annotation UI")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves a whole network)"
-    )
-    p.add_argument("--no-demo", action="store_true", help="do not create the demo project")
-    p.add_argument(
-        "--no-auth",
-        action="store_true",
-        help="serve beyond 127.0.0.1 without an admin account (anyone who reaches it can act)",
-    )
-    p.set_defaults(handler=cmd_serve)
-
-    p = sub.add_parser("jobs", parents=[db], help="list a project's background jobs, or cancel one")
-    p.add_argument("project")
-    p.add_argument("--cancel", type=int, metavar="JOB_ID")
-    p.set_defaults(handler=cmd_jobs)
 
 
 def _count(value: str) -> int:
