@@ -24,8 +24,8 @@ from core.errors import FewlabelError, ImportFormatError
 from core.io import formats
 from core.io.formats import Record, Row
 from core.io.staging import STAGED
-from core.labeling import review
-from core.store.schema import Annotation, Document, Project
+from core.labeling.gold import gold_of
+from core.store.schema import Document, Project
 
 # ---------------------------------------------------------------------------- reading files
 
@@ -91,34 +91,23 @@ def export_rows(
     annotator: str | None = None,
     include_unlabeled: bool = False,
 ) -> Iterator[Row]:
-    """One row per document: its final version (core.labeling.review), else its latest done
-    annotation (or skipped mark), optionally open ones; each row's `source` says which it is.
+    """One row per document: its gold (core.labeling.gold: its final version, else its latest
+    done annotation, else its skipped mark), optionally open ones; each row's `source` says
+    which it is.
 
     With `annotator`, only that annotator's own annotations count (final versions do not).
     """
-    cond = [Annotation.annotator == annotator] if annotator else []
     docs = session.execute(
         select(Document)
         .where(Document.project_id == project.id, Document.state != STAGED)
         .order_by(Document.id)
         .execution_options(yield_per=1000)
     ).scalars()
-    batch: list[Document] = []
-
-    def emit(batch: list[Document]) -> Iterator[Row]:
+    while batch := list(itertools.islice(docs, 500)):
         ids = [d.id for d in batch]
-        finals = {} if annotator else review.final_of(session, ids)
-        anns: dict[int, Annotation] = {}
-        for a in session.scalars(select(Annotation).where(Annotation.document_id.in_(ids), *cond)):
-            prev = anns.get(a.document_id)
-            # Prefer a done annotation over a skip, then the most recent.
-            if prev is None or (a.status == "done", a.updated_at) > (
-                prev.status == "done",
-                prev.updated_at,
-            ):
-                anns[a.document_id] = a
+        golds = gold_of(session, [Document.id.in_(ids)], annotator=annotator, skips=True)
         for d in batch:
-            base = Row(
+            row = Row(
                 id=d.external_id or str(d.id),
                 text=d.text,
                 tokens=d.tokens,
@@ -126,35 +115,18 @@ def export_rows(
                 spans=[],
                 status="open",
             )
-            f, a = finals.get(d.id), anns.get(d.id)
-            if f is not None:
+            g = golds.get(d.id)
+            if g is not None:
                 yield dataclasses.replace(
-                    base,
-                    spans=list(f.spans),
-                    annotator=f.reviewer,
-                    status="done",
-                    updated_at=f.reviewed_at.isoformat(timespec="seconds"),
-                    source=review.final_source(f.reviewer, f.reviewed_at),
-                )
-            elif a is not None:
-                yield dataclasses.replace(
-                    base,
-                    spans=list(a.spans),
-                    annotator=a.annotator,
-                    status=a.status,
-                    updated_at=a.updated_at.isoformat(timespec="seconds"),
-                    source=review.annotation_source(a.annotator),
+                    row,
+                    spans=list(g.spans),
+                    annotator=g.by,
+                    status=g.status,
+                    updated_at=g.updated_at.isoformat(timespec="seconds"),
+                    source=g.source,
                 )
             elif include_unlabeled:
-                yield base
-
-    for d in docs:
-        batch.append(d)
-        if len(batch) >= 500:
-            yield from emit(batch)
-            batch = []
-    if batch:
-        yield from emit(batch)
+                yield row
 
 
 def export(

@@ -30,63 +30,11 @@ from core.jobs.versions import (
     reserve_version,
     sweep_model_files,
 )
-from core.labeling.review import span_set
+from core.labeling.gold import labeled_texts
 from core.metrics import fold_count, percent
 from core.store.db import session_scope
-from core.store.schema import Annotation, Document, FinalAnnotation, Project, utcnow
-from core.text import Span, words_of
-
-
-def labeled_texts(
-    session: Session, project: Project, *, unresolved: set[int] | None = None
-) -> list[tuple[int, tuple[str, list, list[Span]]]]:
-    """(document id, (text, words, spans)) of every labeled document: its final version
-    (core.labeling.review), else its latest done annotation.
-
-    A text whose annotators saved different spans (an overlap text, core.labeling.overlap) and that
-    no reviewer has resolved is left out: one of them is wrong, and a few percent of wrong
-    spans cost a small training set more than the text adds. Their ids go into `unresolved`
-    when a set is given."""
-    rows = session.execute(
-        select(Document.id, Document.text, Document.tokens, Annotation.spans)
-        .join(Annotation, Annotation.document_id == Document.id)
-        .where(Document.project_id == project.id, Annotation.status == "done")
-        .order_by(Document.id, Annotation.updated_at)
-    ).all()
-    latest: dict[int, tuple] = {}
-    versions: dict[int, set] = {}
-    for doc_id, text, tokens, spans in rows:
-        latest[doc_id] = (text, tokens, spans)
-        versions.setdefault(doc_id, set()).add(span_set(spans or []))
-    disagreeing = {doc_id for doc_id, seen in versions.items() if len(seen) > 1}
-    finals = session.execute(
-        select(Document.id, Document.text, Document.tokens, FinalAnnotation.spans)
-        .join(FinalAnnotation, FinalAnnotation.document_id == Document.id)
-        .where(Document.project_id == project.id)
-    ).all()
-    for doc_id, text, tokens, spans in finals:
-        latest[doc_id] = (text, tokens, spans)
-        disagreeing.discard(doc_id)
-    for doc_id in disagreeing:
-        del latest[doc_id]
-    if unresolved is not None:
-        unresolved.update(disagreeing)
-    return [
-        (
-            doc_id,
-            (
-                text,
-                words_of(text, tokens, spans),
-                sorted(Span(s["start"], s["end"], s["label"]) for s in spans),
-            ),
-        )
-        for doc_id, (text, tokens, spans) in sorted(latest.items())
-    ]
-
-
-def training_examples(session: Session, project: Project) -> list[tuple[str, list, list[Span]]]:
-    """(text, words, spans) for every labeled document, as labeled_texts picks them."""
-    return [lab for _, lab in labeled_texts(session, project)]
+from core.store.schema import Document, Project, utcnow
+from core.text import words_of
 
 
 def project_records(session: Session, project: Project) -> list[tuple[str, list[str] | None]]:
