@@ -3,31 +3,35 @@
 With no account in the database (one person on their own machine, 127.0.0.1) nobody logs in:
 the typed name labels and every page is open, as before accounts existed. Once an account
 exists every browser logs in, the annotator is the logged-in account, and the pages and
-actions are those its role allows (core.labeling.users). Every action checks again against the
-database when it runs, so neither a crafted request nor an account disabled meanwhile gets
-through.
+actions are those its role allows (core.labeling.users). Every action checks again against
+the database when it runs, so neither a crafted request nor an account disabled meanwhile gets
+through. The database work is core's (core.labeling.access, through app/services.py); this
+module keeps the browser's side: its session state, messages and pages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
 from app import presence, services, state
-from core.errors import AccountDisabledError, AuthenticationError, NotFoundError
-from core.labeling import users
-from core.labeling.claims import release
-from core.labeling.projects import get_project, list_projects
-from core.labeling.users import Account
+from app.services import (
+    DISABLED_MESSAGE,
+    PERMISSIONS,
+    Account,
+    AccountDisabledError,
+    AuthenticationError,
+)
+
+if TYPE_CHECKING:
+    from app.services import Session
 
 
 def login_required() -> bool:
     """Whether this server has accounts (then nobody acts without logging in)."""
-    with services.session() as s:
-        return users.any_accounts(s)
+    return services.login_required()
 
 
 def current() -> Account | None:
@@ -36,15 +40,11 @@ def current() -> Account | None:
     name = state.logged_in()
     if not name:
         return None
-    with services.session() as s:
-        try:
-            account = users.get_account(s, name)
-        except NotFoundError:
-            account = None
+    account = services.find_account(name)
     if account is None or account.disabled:
         state.log_out()
         # said on the login page this run shows next, so nobody wonders where they went
-        why = users.DISABLED_MESSAGE if account is not None else "this account no longer exists"
+        why = DISABLED_MESSAGE if account is not None else "this account no longer exists"
         state.flash("warning", f"You were logged out: {why}.")
         return None
     return account
@@ -69,24 +69,18 @@ def require_page(permission: str) -> Account | None:
         st.stop()
     if not account.can(permission):
         st.error(
-            f"Your role ({account.role}) may not {users.PERMISSIONS[permission]}. "
+            f"Your role ({account.role}) may not {PERMISSIONS[permission]}. "
             "An admin can change it with `fewlabel user`."
         )
         st.stop()
     return account
 
 
-@contextmanager
-def session_as(name: str, permission: str) -> Iterator[Session]:
+def session_as(name: str, permission: str) -> AbstractContextManager[Session]:
     """A session for one action by `name`. With accounts, `name` must be this browser's
     logged-in account and still allowed `permission` now (AuthenticationError or
     PermissionDeniedError, raised before anything is written)."""
-    with services.session() as s:
-        if users.any_accounts(s):
-            if name != state.logged_in():
-                raise AuthenticationError("you are not logged in as the one who acts here")
-            users.acting(s, name, permission)
-        yield s
+    return services.acting_session(name, permission, state.logged_in())
 
 
 def log_in() -> None:
@@ -96,14 +90,8 @@ def log_in() -> None:
     password = str(st.session_state.get(state.LOGIN_PASSWORD_KEY) or "")
     st.session_state[state.LOGIN_PASSWORD_KEY] = ""
     try:
-        with services.session() as s:
-            account = users.authenticate(s, name, password)
-    except AccountDisabledError as exc:  # the right password: not a guess to count
-        state.flash("error", f"Not logged in: {exc}.")
-        return
-    except AuthenticationError as exc:
-        with services.session() as s:  # its own transaction: the refusal rolled back
-            users.note_failed_login(s, name)
+        account = services.log_in(name, password)  # a wrong password counts towards a lock
+    except (AccountDisabledError, AuthenticationError) as exc:
         state.flash("error", f"Not logged in: {exc}.")
         return
     state.log_in(account.name)
@@ -116,7 +104,5 @@ def log_out() -> None:
     if name:
         presence.leave(name)
         if presence.active_elsewhere(name) is None:
-            with services.session() as s:
-                for summary in list_projects(s):
-                    release(s, get_project(s, summary.id), name)
+            services.release_held(name)
     state.log_out()

@@ -6,15 +6,15 @@ from __future__ import annotations
 import streamlit as st
 
 from app import services
-from app.ui import md_escape
-from core.errors import FewlabelError
-from core.labeling.prefill import (
+from app.services import (
     PREFILL_THRESHOLD,
+    FewlabelError,
+    get_project,
     model_influence,
     prefill_threshold,
     set_prefill_threshold,
 )
-from core.labeling.projects import get_project
+from app.ui import md_escape
 
 KEY = "train_prefill"
 

@@ -6,8 +6,6 @@ import streamlit as st
 
 from app import auth, presence, services, state
 from app.ui import md_escape, projects
-from core.labeling.claims import release
-from core.labeling.projects import get_project
 
 
 def renamed() -> None:
@@ -19,10 +17,7 @@ def renamed() -> None:
         return
     presence.leave(old)
     if presence.active_elsewhere(old) is None:
-        ids = [p.id for p in projects()]
-        with services.session() as s:
-            for project_id in ids:
-                release(s, get_project(s, project_id), old)
+        services.release_held(old)
 
 
 def _who() -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 import streamlit as st
 
 from app import auth, presence, services, state
-from core.labeling.projects import ProjectSummary, list_projects
+from app.services import ProjectSummary, list_projects
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
 

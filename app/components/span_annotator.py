@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.text import Word
+from app.services import Word
 
 _HERE = Path(__file__).resolve().parent
 COMPONENT_NAME = "fewlabel_span_annotator"

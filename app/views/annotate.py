@@ -6,11 +6,17 @@ import streamlit as st
 
 from app import auth, services, state
 from app.components.span_annotator import EditorEvent, span_annotator
+from app.services import (
+    FewlabelError,
+    get_project,
+    label_colors,
+    next_document,
+    progress,
+    save,
+    skip,
+    undo,
+)
 from app.ui import md_escape, require_annotator, require_project, show_flashes
-from core.errors import FewlabelError
-from core.labeling.annotations import next_document, save, skip, undo
-from core.labeling.progress import progress
-from core.labeling.projects import get_project, label_colors
 
 EDITOR = "annotate"
 

@@ -12,11 +12,8 @@ import shlex
 import streamlit as st
 
 from app import auth, services
+from app.services import annotators, export_bytes, formats, get_project
 from app.ui import require_project
-from core.io import formats
-from core.io.corpus import export_bytes
-from core.labeling.progress import annotators
-from core.labeling.projects import get_project
 
 EVERYONE = "Everyone"
 PREVIEW_LINES = 12

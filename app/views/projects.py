@@ -10,30 +10,28 @@ import streamlit as st
 
 from app import auth, services, state
 from app.components.span_annotator import LABEL_COLOR_NAMES, default_color
-from app.ui import current_project, md_escape, projects, show_flashes
-from core.config import bulk_priority
-from core.errors import FewlabelError
-from core.io import formats
-from core.io.imports import import_bytes
-from core.labeling.overlap import MAX_ANNOTATORS, overlap_of, set_overlap, shared_texts
-from core.labeling.projects import (
+from app.services import (
+    MAX_ANNOTATORS,
+    FewlabelError,
+    bulk_priority,
     create_project,
     delete_project,
+    formats,
     get_project,
+    import_bytes,
     label_colors,
+    overlap_of,
     rename_label,
     rename_project,
     set_label_color,
+    set_overlap,
+    shared_texts,
 )
-from core.text import TASK_LABELS, TASKS
+from app.ui import current_project, md_escape, projects, show_flashes
 
 log = logging.getLogger(__name__)
 
-TASK_HELP = {
-    "acronym": "short forms and their long forms: " + ", ".join(TASK_LABELS["acronym"]),
-    "concept": "concepts of interest: " + ", ".join(TASK_LABELS["concept"]),
-    "custom": "your own labels",
-}
+TASKS = services.tasks()  # each with its one line of help (core.tasks)
 
 # Each form acts in its submit button's callback, before the page draws: a refused form keeps
 # what was typed and shows why beside it; a form that succeeds is cleared.
@@ -178,11 +176,11 @@ with create_col:
         st.text_input("Name", placeholder="e.g. acronyms-2024", key="new_name")
         st.radio(
             "Task",
-            TASKS,
+            list(TASKS),
             key="new_task",
             horizontal=True,
             format_func=str.capitalize,
-            help=" · ".join(f"{t}: {TASK_HELP[t]}" for t in TASKS),
+            help=" · ".join(f"{name}: {task.help}" for name, task in TASKS.items()),
         )
         st.text_input(
             "Labels (custom task only)",

@@ -11,14 +11,26 @@ import streamlit as st
 
 from app import auth, services, state
 from app.components.span_annotator import EditorEvent, span_annotator
+from app.services import (
+    WINDOW,
+    FewlabelError,
+    ReviewRow,
+    Version,
+    annotators,
+    browse,
+    delete_document,
+    disagreements,
+    final_of,
+    finalize,
+    get_project,
+    get_task,
+    label_colors,
+    project_agreement,
+    span_set,
+    tagged_text,
+    versions,
+)
 from app.ui import md_escape, require_annotator, require_project, show_flashes
-from core.errors import FewlabelError
-from core.labeling.agreement import WINDOW, project_agreement
-from core.labeling.annotations import get_task
-from core.labeling.progress import ReviewRow, annotators, browse
-from core.labeling.projects import delete_document, get_project, label_colors
-from core.labeling.review import Version, disagreements, final_of, finalize, span_set, versions
-from core.text import tagged_text
 
 EDITOR = "review"
 PAGE_SIZE = 20

@@ -8,36 +8,29 @@ import streamlit as st
 
 from app import auth, services
 from app.prefill_view import show_prefill
+from app.services import (
+    ACTIVE,
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    FewlabelError,
+    add_patterns,
+    defaults,
+    enqueue,
+    evaluate_sources,
+    get_project,
+    learning_curve,
+    list_patterns,
+    local_worker,
+    project_records,
+    recent_jobs,
+    remove_patterns,
+    request_cancel,
+    set_strategy,
+    start,
+    version_table,
+)
 from app.ui import md_escape, require_project, show_flashes
 from app.versions_view import show_versions
-from core import defaults
-from core.active.strategies import DEFAULT_STRATEGY, STRATEGIES
-from core.config import get_settings
-from core.errors import FewlabelError
-from core.jobs.queue import ACTIVE, enqueue, recent_jobs, request_cancel, start
-from core.jobs.training import project_records
-from core.jobs.versions import learning_curve, set_strategy, version_table
-from core.labeling.projects import get_project
-from core.model.rules import evidence_choice, evidence_for
-from core.weak.project import add_patterns, evaluate_sources, list_patterns, remove_patterns
-
-# The evidence checkbox, per evidence labeler (core.model.rules.evidence_for): label, help.
-EVIDENCE_TEXT = {
-    "acronym": (
-        "Show the model the acronym rule's tags",
-        "Every word's tag from the built-in acronym rule is an input the model learns to "
-        "trust or overrule from your labels; by far the largest gain with few labels. Turn "
-        "it off if the rule misleads on your texts.",
-    ),
-    "concept": (
-        "Show the model the keyphrase statistics' tags",
-        "Every word's tag from a TF-IDF keyphrase extractor fitted on all of this project's "
-        "texts is an input the model learns to trust or overrule from your labels: it tells "
-        "the model which phrases recur in a text and are rare in the project. Off by "
-        "default: on keyphrase benchmarks it gained about a point at 200 labeled texts and "
-        "lost one or two at 50 when the base was pretrained.",
-    ),
-}
 
 WEAK_REPORT = "_fl_weak_report"  # (project id, evaluate_sources' report) until a change
 
@@ -51,7 +44,7 @@ def _start(kind: str, params: dict) -> None:
     """Enqueue a job, then start its worker process (or leave it to `fewlabel worker`
     processes when local workers are off); the page keeps working meanwhile."""
     params = {**params, "project_id": project.id}
-    if get_settings().local_worker:
+    if local_worker():
         # said with the job, not after it: an app killed before its worker started leaves a
         # job that core.jobs.queue.reap fails after START_TIMEOUT, not one queued forever
         # (scripts/app_kill_probe.py)
@@ -234,16 +227,17 @@ with left.form("retrain"):
     )
     # the schedule of the project's default evidence; left as shown, the model's own
     # evidence picks it (core.defaults.schedule), so unticking the evidence keeps it right
-    shown = defaults.schedule(evidence_choice(project.labels))["epochs"]
+    task = services.tasks()[project.task]
+    usual = task.evidence_for()  # the evidence the task gives unless told (core.tasks)
+    shown = defaults.schedule(usual.name if usual else None)["epochs"]
     epochs = st.number_input("Max epochs", 1, 100, shown, help=defaults.EPOCHS_HELP)
     warm = st.checkbox("Start from the current version", help="faster; same label set only")
     train_args = {} if int(epochs) == shown else {"epochs": int(epochs)}
-    evidence = evidence_for(project.labels)
-    if evidence:
-        label, why = EVIDENCE_TEXT[evidence]
+    if task.evidence_text:
+        label, why = task.evidence_text
         train_args["evidence"] = st.checkbox(
             label,
-            value=evidence_choice(project.labels) is not None,
+            value=usual is not None,
             key="train_evidence",
             help=why,
         )
