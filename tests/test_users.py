@@ -299,6 +299,31 @@ def test_user_commands_add_list_passwd_and_disable(db, capsys, monkeypatch):
     assert login(db, "ann", "another pass").name == "ann"
 
 
+def test_user_role_changes_a_role_and_keeps_an_admin(db, capsys):
+    add(db, "root", "admin")
+    add(db, "ann", "annotator")
+    code, out, err = run(capsys, "--db", db, "user", "role", "ann", "reviewer")
+    assert (code, err) == (0, "") and out.startswith("'ann' is now reviewer")
+    with session_scope(db) as s:
+        assert users.acting(s, "ann", "review").role == "reviewer"
+    code, out, err = run(capsys, "--db", db, "user", "role", "root", "annotator")
+    assert code == 2 and out == "" and "last active admin" in err and err.count("\n") == 1
+    assert login(db, "root").role == "admin"  # refused: nothing written
+    assert run(capsys, "--db", db, "user", "role", "ann", "admin")[0] == 0
+    assert run(capsys, "--db", db, "user", "role", "root", "annotator")[0] == 0
+    assert [(a.name, a.role) for a in _accounts(db)] == [("ann", "admin"), ("root", "annotator")]
+    code, _, err = run(capsys, "--db", db, "user", "role", "nobody", "admin")
+    assert code == 2 and "no account named 'nobody'" in err
+    with pytest.raises(SystemExit):  # argparse: a role that does not exist
+        main(["--db", db, "user", "role", "ann", "owner"])
+    assert "invalid choice: 'owner'" in capsys.readouterr().err
+
+
+def _accounts(url: str) -> list[users.Account]:
+    with session_scope(url) as s:
+        return users.list_users(s)
+
+
 def test_user_command_errors_are_one_line_and_write_nothing(db, capsys, monkeypatch):
     typed = iter(["first password", "second password"])
     monkeypatch.setattr("getpass.getpass", lambda prompt: next(typed))

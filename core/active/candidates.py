@@ -20,18 +20,16 @@ from core.active.scoring import (
     SCORE_CHUNK,
     Progress,
     lowest_rank,
-    predict_and_score,
     queue_order,
-    replace_older,
+    score_chunk,
     score_pool,
     write_ranks,
 )
-from core.active.strategies import get_strategy
+from core.active.strategies import project_strategy, scorer_of
 from core.errors import FewlabelError
 from core.jobs.versions import current_version
 from core.store.db import session_scope
-from core.store.schema import Document, ModelVersion, Prediction, Project
-from core.text import words_of
+from core.store.schema import Document, Prediction, Project
 
 
 def candidate_ids(session, project: Project, size: int | None = None) -> list[int] | None:
@@ -100,38 +98,25 @@ def score_rest(url: str, project_id: int, *, progress: Progress | None = None, l
             if mv is None:
                 return total
             version_id, path = mv.id, mv.path
-            scorer = get_strategy(project.strategy or "random")
-            scorer = scorer if scorer.needs_model else get_strategy("least_confidence")
+            scorer = scorer_of(project_strategy(project))
             if loaded is None or loaded[0] != version_id:
                 after = 0  # a newer version: start over from the first unscored text
             chunk = unscored_ids(s, project_id, version_id, after=after, limit=SCORE_CHUNK)
-            docs = s.execute(
-                select(Document.id, Document.text, Document.tokens).where(Document.id.in_(chunk))
-            ).all()
             remaining = s.scalar(
                 select(func.count())
                 .select_from(Document)
                 .where(Document.project_id == project_id, Document.state == "open")
             )
-        if not docs:
+        if not chunk:
             break
         if loaded is None or loaded[0] != version_id:
             loaded = (version_id, load_tagger(path))
-        inputs = [(text, words_of(text, tokens)) for _, text, tokens in docs]
-        preds, scores = predict_and_score(loaded[1], inputs, scorer)
-        with session_scope(url) as s:
-            if lease is not None:
-                lease.hold(s)
-            if not s.get(ModelVersion, version_id).is_current:
-                continue  # a newer version took over: its model scores from the start
-            s.add_all(
-                Prediction(
-                    document_id=doc_id, model_version_id=version_id, spans=p.spans, score=float(x)
-                )
-                for (doc_id, _, _), p, x in zip(docs, preds, scores, strict=True)
-            )
-            replace_older(s, [d[0] for d in docs], version_id)
-        after, total = max(d[0] for d in docs), total + len(docs)
+        scored, _ = score_chunk(
+            url, version_id, chunk, loaded[1], scorer, lease=lease, only_current=True, replace=True
+        )
+        if not scored:
+            continue  # a newer version took over: its model scores from the start
+        after, total = max(scored), total + len(scored)
         if progress:
             rate = total / max(time.perf_counter() - t0, 1e-6)
             progress(
@@ -150,7 +135,7 @@ def rerank(url: str, project_id: int, *, lease=None, batch: int = 20_000) -> int
     with session_scope(url) as s:
         project = s.get(Project, project_id)
         mv = current_version(s, project)
-        if mv is None or not get_strategy(project.strategy or "random").needs_model:
+        if mv is None or not project_strategy(project).needs_model:
             return 0
         rows = s.execute(
             select(Document.id, Prediction.score)

@@ -14,7 +14,13 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 
 from core import defaults
-from core.active.strategies import Strategy, get_strategy, score_documents
+from core.active.strategies import (
+    Strategy,
+    get_strategy,
+    project_strategy,
+    score_documents,
+    scorer_of,
+)
 from core.active.strategies import select as select_batch
 from core.errors import FewlabelError
 from core.jobs.versions import set_current
@@ -86,94 +92,33 @@ def score_pool(
     """
     from core.model.predict import load_tagger
 
-    with session_scope(url) as s:
-        project = s.get(Project, project_id)
-        mv = s.get(ModelVersion, version_id)
-        chosen = get_strategy(strategy or project.strategy or "random")
-        path = mv.path
-        # streamed: the ORM otherwise buffers every row first (+148 MB at a million texts,
-        # +28 MB streamed)
-        open_ids = s.scalars(
-            select(Document.id)
-            .where(Document.project_id == project_id, Document.state == "open")
-            .execution_options(yield_per=50_000)
-        )
-        wanted = ids
-        if ids is None:
-            ids = array("q", open_ids)  # 8 bytes a text: a million is 8 MB
-        else:
-            still_open = set(open_ids)
-            ids = array("q", (i for i in ids if i in still_open))
+    chosen, path, todo = _pool(url, project_id, version_id, strategy, ids)
     if model is None:
         model = load_tagger(path)
-    scorer = chosen if chosen.needs_model else get_strategy("least_confidence")
+    scorer = scorer_of(chosen)
     # what the switch needs of every scored text: its id and score, 16 bytes (its text is read
     # again for the few at the head only), so memory barely grows with the pool
     all_ids, all_scores = array("q"), array("d")
     t0 = time.perf_counter()
-    for start in range(0, len(ids), SCORE_CHUNK):
-        chunk_ids = ids[start : start + SCORE_CHUNK]
-        with session_scope(url) as s:
-            docs = s.execute(
-                select(Document.id, Document.text, Document.tokens).where(
-                    Document.id.in_(chunk_ids)
-                )
-            ).all()
-        inputs = [(text, words_of(text, tokens)) for _, text, tokens in docs]
-        preds, scores = predict_and_score(
+    for start in range(0, len(todo), SCORE_CHUNK):
+        chunk_ids, scores = score_chunk(
+            url,
+            version_id,
+            todo[start : start + SCORE_CHUNK],
             model,
-            inputs,
             scorer,
-            progress=_chunk_progress(progress, start, len(docs), len(ids)),
+            lease=lease,
+            progress=progress,
+            done=(start, len(todo)),
         )
-        with session_scope(url) as s:
-            if lease is not None:
-                lease.hold(s)
-            s.execute(
-                delete(Prediction).where(
-                    Prediction.document_id.in_([d[0] for d in docs]),
-                    Prediction.model_version_id == version_id,
-                )
-            )
-            s.add_all(
-                Prediction(
-                    document_id=doc_id,
-                    model_version_id=version_id,
-                    spans=pred.spans,
-                    score=float(score),
-                )
-                for (doc_id, _, _), pred, score in zip(docs, preds, scores, strict=True)
-            )
-        all_ids.extend(d[0] for d in docs)
+        all_ids.extend(chunk_ids)
         all_scores.extend(float(x) for x in scores)
-    superseded = None
     with session_scope(url) as s:
         if lease is not None:
             lease.hold(s, message="switching to the new scores")
-        project = s.get(Project, project_id)
-        mv = s.get(ModelVersion, version_id)
-        if make_current:
-            set_current(s, project, mv.version)
-        if not mv.is_current:
-            # another version became current while this one scored (a retrain finished):
-            # its scores win; these are dropped
-            s.execute(delete(Prediction).where(Prediction.model_version_id == version_id))
-            superseded = mv.version
-        elif wanted is None:
-            # Predictions of older versions are superseded; keep the table the pool's size.
-            old = select(ModelVersion.id).where(
-                ModelVersion.project_id == project_id, ModelVersion.id != version_id
-            )
-            s.execute(delete(Prediction).where(Prediction.model_version_id.in_(old)))
-            if chosen.needs_model and all_ids:
-                order = queue_order(s, all_ids, all_scores)
-                write_ranks(s, order, first=0.0, ranked_by=mv.version)
-        else:
-            replace_older(s, all_ids, version_id)
-            if chosen.needs_model and all_ids:
-                first = lowest_rank(s, project_id) - len(all_ids)
-                order = queue_order(s, all_ids, all_scores)
-                write_ranks(s, order, first=first, ranked_by=mv.version)
+        superseded = _switch(
+            s, project_id, version_id, chosen, all_ids, all_scores, make_current, whole=ids is None
+        )
     if superseded is not None:
         raise ScoringSuperseded(
             f"version {superseded} is no longer current; its scores were not applied"
@@ -181,6 +126,120 @@ def score_pool(
     if progress:
         progress(1.0, f"scored {len(all_ids)} documents in {time.perf_counter() - t0:.1f} s")
     return len(all_ids)
+
+
+def _pool(
+    url: str, project_id: int, version_id: int, strategy: str | None, ids: Sequence[int] | None
+) -> tuple[Strategy, str, array]:
+    """The strategy that orders the queue, the version's model path and the ids to score: every
+    open text, or those of `ids` still open."""
+    with session_scope(url) as s:
+        project = s.get(Project, project_id)
+        chosen = get_strategy(strategy) if strategy else project_strategy(project)
+        path = s.get(ModelVersion, version_id).path
+        # streamed: the ORM otherwise buffers every row first (+148 MB at a million texts,
+        # +28 MB streamed)
+        open_ids = s.scalars(
+            select(Document.id)
+            .where(Document.project_id == project_id, Document.state == "open")
+            .execution_options(yield_per=50_000)
+        )
+        if ids is None:
+            return chosen, path, array("q", open_ids)  # 8 bytes a text: a million is 8 MB
+        still_open = set(open_ids)
+        return chosen, path, array("q", (i for i in ids if i in still_open))
+
+
+def score_chunk(
+    url: str,
+    version_id: int,
+    ids: Sequence[int],
+    model,
+    scorer: Strategy,
+    *,
+    lease=None,
+    progress: Progress | None = None,
+    done: tuple[int, int] = (0, 0),
+    only_current: bool = False,
+    replace: bool = False,
+) -> tuple[list[int], Sequence[float]]:
+    """Predict and score the texts `ids` with a version's `model` under `scorer` (a strategy
+    that needs a model), and store the predictions under the version, in one transaction
+    (under `lease`, a job's). The one chunk step of scoring the pool (score_pool) and of
+    scoring what a Retrain's candidates left (core.active.candidates.score_rest).
+
+    `done`: (texts before this chunk, texts in all) for `progress` over the whole pool. With
+    `only_current`, nothing is stored when the version is no longer current: ([], []). With
+    `replace`, the texts' predictions by other versions go in the same transaction.
+    Returns the ids scored (those of `ids` that still exist) and their scores."""
+    with session_scope(url) as s:
+        docs = s.execute(
+            select(Document.id, Document.text, Document.tokens).where(Document.id.in_(ids))
+        ).all()
+    inputs = [(text, words_of(text, tokens)) for _, text, tokens in docs]
+    offset, total = done
+    preds, scores = predict_and_score(
+        model,
+        inputs,
+        scorer,
+        progress=_chunk_progress(progress, offset, len(docs), total) if progress else None,
+    )
+    doc_ids = [d[0] for d in docs]
+    with session_scope(url) as s:
+        if lease is not None:
+            lease.hold(s)
+        if only_current and not s.get(ModelVersion, version_id).is_current:
+            return [], []
+        s.execute(
+            delete(Prediction).where(
+                Prediction.document_id.in_(doc_ids),
+                Prediction.model_version_id == version_id,
+            )
+        )
+        s.add_all(
+            Prediction(
+                document_id=doc_id,
+                model_version_id=version_id,
+                spans=pred.spans,
+                score=float(score),
+            )
+            for doc_id, pred, score in zip(doc_ids, preds, scores, strict=True)
+        )
+        if replace:
+            replace_older(s, doc_ids, version_id)
+    return doc_ids, scores
+
+
+def _switch(
+    s, project_id, version_id, chosen, all_ids, all_scores, make_current, *, whole: bool
+) -> int | None:
+    """The last transaction of score_pool: the version becomes current (`make_current`) or is
+    checked to still be; its scores order the queue. Returns the version's number when another
+    version became current meanwhile (its scores win; these are dropped), else None."""
+    project = s.get(Project, project_id)
+    mv = s.get(ModelVersion, version_id)
+    if make_current:
+        set_current(s, project, mv.version)
+    if not mv.is_current:
+        # another version became current while this one scored (a retrain finished)
+        s.execute(delete(Prediction).where(Prediction.model_version_id == version_id))
+        return mv.version
+    if whole:
+        # Predictions of older versions are superseded; keep the table the pool's size.
+        old = select(ModelVersion.id).where(
+            ModelVersion.project_id == project_id, ModelVersion.id != version_id
+        )
+        s.execute(delete(Prediction).where(Prediction.model_version_id.in_(old)))
+        if chosen.needs_model and all_ids:
+            order = queue_order(s, all_ids, all_scores)
+            write_ranks(s, order, first=0.0, ranked_by=mv.version)
+    else:
+        replace_older(s, all_ids, version_id)
+        if chosen.needs_model and all_ids:
+            first = lowest_rank(s, project_id) - len(all_ids)
+            order = queue_order(s, all_ids, all_scores)
+            write_ranks(s, order, first=first, ranked_by=mv.version)
+    return None
 
 
 def _chunk_progress(progress: Progress | None, offset: int, size: int, total: int) -> Progress:

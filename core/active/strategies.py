@@ -79,6 +79,18 @@ def get_strategy(name: str) -> Strategy:
         ) from None
 
 
+def project_strategy(project) -> Strategy:
+    """The strategy that orders a project's queue. A project without one (NULL: a row not yet
+    flushed, or written around the ORM) has the schema's default, defaults.STRATEGY."""
+    return get_strategy(project.strategy or DEFAULT_STRATEGY)
+
+
+def scorer_of(strategy: Strategy) -> Strategy:
+    """The strategy a model scores texts with under `strategy`: itself, or least confidence
+    for one that needs no model (random keeps its order but the UI still shows uncertainty)."""
+    return strategy if strategy.needs_model else get_strategy("least_confidence")
+
+
 def _word_scores(
     fn: Callable[[np.ndarray], np.ndarray],
 ) -> Callable[[np.ndarray], np.ndarray]:

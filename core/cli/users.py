@@ -1,4 +1,4 @@
-"""Commands over accounts: user add, list, passwd, disable, enable; and the check `serve`
+"""Commands over accounts: user add, list, passwd, role, disable, enable; and the check `serve`
 makes before it listens beyond this machine.
 
 A password is read with getpass (asked twice) unless given with --password, which a script
@@ -35,6 +35,11 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     p.add_argument("name")
     p.add_argument("--password", help="the new password (asked for when not given)")
     p.set_defaults(handler=cmd_user_passwd)
+
+    p = actions.add_parser("role", parents=[db], help="change an account's role")
+    p.add_argument("name")
+    p.add_argument("role", choices=list(ROLES))
+    p.set_defaults(handler=cmd_user_role)
 
     p = actions.add_parser("disable", parents=[db], help="stop an account from logging in")
     p.add_argument("name")
@@ -108,6 +113,17 @@ def cmd_user_passwd(args, url: str) -> int:
     with session_scope(url) as session:
         account = set_password(session, args.name, password)
     print(f"password of {account.name!r} changed")
+    return 0
+
+
+def cmd_user_role(args, url: str) -> int:
+    from core.labeling.users import set_role
+    from core.store.db import ensure_schema, session_scope
+
+    ensure_schema(url)
+    with session_scope(url) as session:
+        account = set_role(session, args.name, args.role)
+    print(f"{account.name!r} is now {account.role}: it takes effect on the account's next click")
     return 0
 
 

@@ -228,27 +228,126 @@ def import_stream(
         fmt = detect_format(name, head if isinstance(head, str) else "")
     reader = formats.get(fmt)
     report = ImportReport(source=name, format=fmt)
-    project_id = project.id
-    staging.discard_stale_imports(session, project_id, batch=batch_size)
-    seen = set(session.scalars(select(Document.text_hash).where(Document.project_id == project_id)))
-    rng = random.Random(seed)
-    spelling = dict(project.label_spelling or {})
-    source = make_storable(Path(name).name[:500])
-    docs: list[dict] = []
-    labeled: list[list[dict] | None] = []
-    now = utcnow()
-    tag: str | None = None  # set once the import stages batches
+    staging.discard_stale_imports(session, project.id, batch=batch_size)
+    run = _Import(session, project, name, annotator, report, random.Random(seed), batch_size)
+    options = formats.ReadOptions(text_column=text_column, txt_mode=txt_mode)
+    records = 0
+    try:
+        for rec in _records(reader, stream, name, options):
+            records += 1
+            path, line, prefix = reader.where(name, rec.line)
+            problem = _record_problem(rec, max_chars)
+            if problem:
+                raise ImportFormatError(path, line, prefix + problem)
+            run.add(reader, rec, labels=labels, skip_invalid=skip_invalid)
+        if not records:
+            raise ImportFormatError(name, None, "no texts in it")
+        run.finish()
+    except BaseException:
+        if run.tag is not None:
+            staging.abandon(session, run.project_id, run.tag, batch_size)
+        raise
+    report.seconds = time.perf_counter() - t0
+    return report
 
-    def flush() -> None:
+
+class _Import:
+    """The documents and annotations of one import on their way to the database: a batch in
+    memory, written in the caller's transaction, or once the file is longer than a batch,
+    staged a batch per transaction under `tag` (core.io.staging) and published at the end."""
+
+    def __init__(self, session, project, name, annotator, report, rng, batch_size) -> None:
+        self.session, self.project, self.name = session, project, name
+        self.annotator, self.report, self.rng, self.batch_size = annotator, report, rng, batch_size
+        self.project_id = project.id
+        self.seen = set(
+            session.scalars(select(Document.text_hash).where(Document.project_id == project.id))
+        )
+        self.spelling = dict(project.label_spelling or {})
+        self.source = make_storable(Path(name).name[:500])
+        self.docs: list[dict] = []
+        self.labeled: list[list[dict] | None] = []
+        self.now = utcnow()
+        self.tag: str | None = None  # set once the import stages batches
+
+    def add(self, reader: formats.Format, rec: Record, *, labels: bool, skip_invalid: bool):
+        """Take one valid record: skipped when empty, a duplicate or (`skip_invalid`) with bad
+        spans; a full batch is written."""
+        report = self.report
+        if not rec.text.strip():
+            report.empty += 1
+            return
+        h = text_hash(rec.text)
+        if h in self.seen:
+            report.duplicates += 1
+            return
+        spans = None
+        if labels and rec.spans is not None:
+            spans = self._spans(reader, rec, skip_invalid)
+            if spans is False:
+                return
+        self.seen.add(h)
+        self.docs.append(
+            {
+                "project_id": self.project_id,
+                "external_id": rec.external_id,
+                "text": rec.text,
+                "text_hash": h,
+                "tokens": rec.tokens,
+                "source": self.source,
+                "meta": rec.meta,
+                "state": "done" if spans is not None else "open",
+                # its place in the file while staged (core.io.staging.publish draws its
+                # random rank); flush draws it for an import of one batch
+                "rank": float(report.imported),
+                "created_at": self.now,
+            }
+        )
+        self.labeled.append(spans)
+        report.imported += 1
+        if len(self.docs) >= self.batch_size:
+            if self.tag is None:
+                self.tag = staging.new_tag()
+                self.session.commit()  # the caller's pending work, before the first batch
+            self.flush()
+            self.session.commit()
+
+    def _spans(self, reader: formats.Format, rec: Record, skip_invalid: bool):
+        """The record's spans checked against the project, as stored; False when they are
+        invalid and `skip_invalid` lists the record instead of refusing the file."""
+        try:
+            _check_offsets(rec.spans)
+            mapped = _label_map(
+                self.project, rec.spans, self.name, rec.line, self.spelling, rec.span_lines
+            )
+            trimmed: list = []
+            clean = validate_spans(
+                rec.text, mapped, self.project.labels, rec.tokens, trimmed=trimmed
+            )
+            self.report.trimmed += len(trimmed)
+        except (SpanError, ImportFormatError) as exc:
+            reason = exc.reason if isinstance(exc, ImportFormatError) else str(exc)
+            # the label's own line where the reader knows it (CoNLL), else the record's
+            at = getattr(exc, "line", None) or rec.line
+            if skip_invalid:
+                self.report.skipped_invalid.append(f"{reader.unit} {at}: {reason}")
+                return False
+            path, line, prefix = reader.where(self.name, at)
+            raise ImportFormatError(path, line, prefix + reason) from None
+        return [s.as_dict() for s in clean]
+
+    def flush(self) -> None:
+        """Write the batch in memory: its documents, then the annotations of the labeled."""
+        docs, session = self.docs, self.session
         if not docs:
             return
-        if tag is not None:
+        if self.tag is not None:
             staged_at = utcnow()  # how discard_stale_imports tells a live import from a dead one
             for doc in docs:
-                doc.update(state=staging.STAGED, assigned_to=tag, assigned_at=staged_at)
+                doc.update(state=staging.STAGED, assigned_to=self.tag, assigned_at=staged_at)
         else:
             for doc in docs:
-                doc["rank"] = rng.random()
+                doc["rank"] = self.rng.random()
         staging.roomy_cache(session)
         # one executemany for the batch: the ORM's insert with RETURNING ids in order ran
         # one INSERT per row on SQLite (half an import's time)
@@ -259,109 +358,44 @@ def import_stream(
                 raise
             # another import of the same texts got there first (not in `seen` when read)
             raise ConflictError(
-                f"another import into project {project.name} added some of these texts at "
-                f"the same time; nothing of {name} was imported; run it again to add the rest"
+                f"another import into project {self.project.name} added some of these texts "
+                f"at the same time; nothing of {self.name} was imported; run it again to add "
+                "the rest"
             ) from None
-        hashes = [d["text_hash"] for d, sp in zip(docs, labeled, strict=True) if sp is not None]
-        ids = _ids_of(session, project_id, hashes) if hashes else {}
+        pairs = list(zip(docs, self.labeled, strict=True))
+        hashes = [d["text_hash"] for d, sp in pairs if sp is not None]
+        ids = _ids_of(session, self.project_id, hashes) if hashes else {}
         anns = [
             {
                 "document_id": ids[doc["text_hash"]],
-                "annotator": annotator,
-                "status": "done" if tag is None else staging.STAGED,
+                "annotator": self.annotator,
+                "status": "done" if self.tag is None else staging.STAGED,
                 "spans": spans,
                 "previous": [],
-                "created_at": now,
-                "updated_at": now,
+                "created_at": self.now,
+                "updated_at": self.now,
             }
-            for doc, spans in zip(docs, labeled, strict=True)
+            for doc, spans in pairs
             if spans is not None
         ]
         if anns:
             executemany(session, insert(Annotation.__table__), anns)
-        report.annotations += len(anns)
+        self.report.annotations += len(anns)
         docs.clear()
-        labeled.clear()
+        self.labeled.clear()
 
-    options = formats.ReadOptions(text_column=text_column, txt_mode=txt_mode)
-    records = 0
-    try:
-        for rec in _records(reader, stream, name, options):
-            records += 1
-            path, line, prefix = reader.where(name, rec.line)
-            problem = _record_problem(rec, max_chars)
-            if problem:
-                raise ImportFormatError(path, line, prefix + problem)
-            if not rec.text.strip():
-                report.empty += 1
-                continue
-            h = text_hash(rec.text)
-            if h in seen:
-                report.duplicates += 1
-                continue
-            spans = None
-            if labels and rec.spans is not None:
-                try:
-                    _check_offsets(rec.spans)
-                    mapped = _label_map(
-                        project, rec.spans, name, rec.line, spelling, rec.span_lines
-                    )
-                    trimmed: list = []
-                    clean = validate_spans(
-                        rec.text, mapped, project.labels, rec.tokens, trimmed=trimmed
-                    )
-                    report.trimmed += len(trimmed)
-                except (SpanError, ImportFormatError) as exc:
-                    reason = exc.reason if isinstance(exc, ImportFormatError) else str(exc)
-                    # the label's own line where the reader knows it (CoNLL), else the record's
-                    at = getattr(exc, "line", None) or rec.line
-                    if skip_invalid:
-                        report.skipped_invalid.append(f"{reader.unit} {at}: {reason}")
-                        continue
-                    path, line, prefix = reader.where(name, at)
-                    raise ImportFormatError(path, line, prefix + reason) from None
-                spans = [s.as_dict() for s in clean]
-            seen.add(h)
-            docs.append(
-                {
-                    "project_id": project_id,
-                    "external_id": rec.external_id,
-                    "text": rec.text,
-                    "text_hash": h,
-                    "tokens": rec.tokens,
-                    "source": source,
-                    "meta": rec.meta,
-                    "state": "done" if spans is not None else "open",
-                    # its place in the file while staged (core.io.staging.publish draws its
-                    # random rank); flush draws it for an import of one batch
-                    "rank": float(report.imported),
-                    "created_at": now,
-                }
-            )
-            labeled.append(spans)
-            report.imported += 1
-            if len(docs) >= batch_size:
-                if tag is None:
-                    tag = staging.new_tag()
-                    session.commit()  # the caller's pending work, before the first batch
-                flush()
-                session.commit()
-        if not records:
-            raise ImportFormatError(name, None, "no texts in it")
-        flush()
-        if spelling != (project.label_spelling or {}):
-            project.label_spelling = spelling
-        if tag is not None:  # the last batch and every staged row go visible in one commit
-            staging.publish(session, project_id, tag, batch_size, rng)
-        session.flush()
-        if report.imported:
-            refresh_statistics(session)  # the queue's plan must see the new rows now
-    except BaseException:
-        if tag is not None:
-            staging.abandon(session, project_id, tag, batch_size)
-        raise
-    report.seconds = time.perf_counter() - t0
-    return report
+    def finish(self) -> None:
+        """Write the last batch and make the import visible: in the caller's transaction, or
+        (staged) every staged row in one commit."""
+        self.flush()
+        project = self.project
+        if self.spelling != (project.label_spelling or {}):
+            project.label_spelling = self.spelling
+        if self.tag is not None:  # the last batch and every staged row go visible in one commit
+            staging.publish(self.session, self.project_id, self.tag, self.batch_size, self.rng)
+        self.session.flush()
+        if self.report.imported:
+            refresh_statistics(self.session)  # the queue's plan must see the new rows now
 
 
 def _ids_of(session: Session, project_id: int, hashes: list[str]) -> dict[str, int]:

@@ -280,6 +280,8 @@ def set_password(session: Session, name: str, password: str) -> Account:
 
 
 def set_role(session: Session, name: str, role: str) -> Account:
+    """Give an account another role (`fewlabel user role`); a logged-in browser gets it on its
+    next action (acting reads the account afresh). The last active admin stays an admin."""
     user = _get(session, name)
     role = _check_role(role)
     if user.role == "admin" and role != "admin":
