@@ -33,11 +33,14 @@ BASE = ("core", "core.errors", "core.defaults", "core.text", "core.config", "cor
 ROOMS: dict[str, set[str]] = {
     "base": set(),  # errors, defaults, text, config, metrics
     "store": {"base"},  # the database: engine, schema, migrations, the write gate
-    "weak": {"base"},  # weak labelers and sources: text in, spans out
-    "tasks": {"base", "weak"},  # the task registry: labels, labeler, evidence, rules
-    "model": {"base", "weak", "tasks"},  # the tagger; never a project, a file or a job
+    # weak labelers and their assembly into sources; tasks, the task registry, names each
+    # task's labeler and evidence, and the assembly asks a project's task: the two rooms know
+    # each other, and the cycle test keeps their modules out of a loop
+    "weak": {"base", "tasks"},
+    "tasks": {"base", "weak"},
+    "model": {"base", "weak", "tasks"},  # the tagger: never a project, a file or a job
     "labeling": {"base", "store", "weak", "tasks"},  # projects, annotations, review, users
-    "io": {"base", "store", "labeling", "weak", "tasks", "model"},  # formats, files
+    "io": {"base", "store", "labeling", "weak", "tasks", "model"},  # formats and files
     "active": {"base", "store", "labeling", "model", "tasks"},  # strategies, scoring
     "jobs": {"base", "store", "labeling", "io", "active", "model", "weak", "tasks"},
     "demo": {"base", "store", "labeling", "io", "tasks"},
@@ -45,9 +48,21 @@ ROOMS: dict[str, set[str]] = {
     "cli": {"base", "store", "labeling", "io", "active", "jobs", "model", "weak", "tasks"}
     | {"bench", "demo"},
 }
-# Arrows against ROOMS that are there today, each to be turned round by moving what it
-# imports (module -> module it imports). One that is gone must leave this list too.
-KNOWN_WRONG: set[tuple[str, str]] = set()
+# Arrows against ROOMS there today (module -> module it imports), each with the move that
+# turns it round. A fixed one must leave this list too (the test says so), so it only shrinks.
+KNOWN_WRONG: set[tuple[str, str]] = {
+    # model versions are read by scoring: versions' current-version queries belong below both
+    ("core.active.candidates", "core.jobs.versions"),
+    ("core.active.scoring", "core.jobs.versions"),
+    # the staged-import marker (STAGED) is the schema's, not the import pipeline's
+    ("core.labeling.projects", "core.io.staging"),
+    # a labeler scored on a labeled file: the caller should read the file and pass documents
+    ("core.weak.evaluate", "core.io.labeled"),
+    # a project's weak sources (stored patterns, its gold, its model) are labeling's or jobs'
+    ("core.weak.project", "core.jobs.versions"),
+    ("core.weak.project", "core.labeling.gold"),
+    ("core.weak.project", "core.store.schema"),
+}
 
 
 def _module(path: Path) -> str:
