@@ -1,7 +1,8 @@
-"""Finetune a tagger on labeled examples: a flat, explicit loop in the nanoGPT style.
+"""Finetune a tagger on labeled examples.
 
-The step itself (batch, autocast, backward, clipping, the schedule) is core.model.trainer's,
-shared with pretraining; this loop adds epochs, the dev slice and early stopping.
+The loop is core.model.trainer's `train_loop`, shared with pretraining; finetuning brings its
+pieces: the `Tagging` objective, an `EpochBudget`, and `DevSelection` (the dev slice, the
+best epoch and early stopping) at the end of every epoch.
 
 AdamW with linear warm-up and decay; batches of similar length padded to their longest; the
 vocabulary matrix frozen by default (on CPU its dense gradient and Adam update dominate the
@@ -18,7 +19,6 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
 
 import torch
 
@@ -28,17 +28,17 @@ from core.metrics import span_prf
 from core.model.backbone import Tagger
 from core.model.device import resolve_device, torch_threads, training_threads
 from core.model.encoders import DEFAULT
-from core.model.encoding import length_batches
 from core.model.predict import predict
 from core.model.rules import fit_evidence, rules_for
 from core.model.trainer import (
+    EpochBudget,
     Example,
     Progress,
     Reporter,
+    Tagging,
     Trainer,
-    hide_evidence,
     seed_everything,
-    tag_loss,
+    train_loop,
 )
 from core.text import Word, bio_to_spans, spans_to_bio
 
@@ -226,107 +226,140 @@ def _train(
         model.evidence_state = fit_evidence(model.evidence, texts)
     trainer = Trainer(model, args, device, should_stop=should_stop)
 
-    order = list(range(len(examples)))
-    random.Random(args.seed).shuffle(order)
-    n_dev = 0
-    if len(examples) >= args.min_dev_examples and args.dev_fraction > 0:
-        n_dev = max(1, round(len(examples) * args.dev_fraction))
-    dev = [examples[i] for i in order[:n_dev]]
-    train = [examples[i] for i in order[n_dev:]]
+    dev, train = _dev_split(examples, args)
     chunks = trainer.chunks(train)
-    lengths = [len(c) for c in chunks]
-    batch_rng = random.Random(args.seed)
-    hide_rng = torch.Generator().manual_seed(args.seed)
     steps_per_epoch = math.ceil(len(chunks) / args.batch_size)
     # A few labels make few steps an epoch: the schedule still gets min_steps steps.
     epochs = max(args.epochs, math.ceil(args.min_steps / steps_per_epoch))
-    total = steps_per_epoch * epochs
-    warmup = int(total * args.warmup_ratio)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    # Too small a dev slice picks epochs by noise: then it only reports the final model.
-    selecting = len(dev) >= args.min_dev_for_selection
-
-    history: list[dict] = []
-    best_f1, best_epoch, best_state, bad_epochs = -1.0, 0, None, 0
-    stopped_early = False
-    trainer.check_stop()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        epoch_loss, n_batches = 0.0, 0
-        for idx in length_batches(lengths, args.batch_size, rng=batch_rng):
-            trainer.check_stop()
-            trainer.set_lr(total, warmup)
-            batch = trainer.batch(chunks, idx)
-            evidence = hide_evidence(batch["evidence_ids"], args.evidence_dropout, hide_rng)
-            with trainer.autocast():
-                logits = model(
-                    batch["input_ids"], batch["attention_mask"], batch["shape_ids"], evidence
-                )
-            loss = tag_loss(logits, batch["labels"])
-            trainer.update(loss)
-            epoch_loss += float(loss.detach())
-            n_batches += 1
-            step = trainer.step
-            report.now_and_then(0.95 * step / total, f"epoch {epoch}/{epochs}, step {step}/{total}")
-        record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss / max(1, n_batches)}
-        if selecting:
-            trainer.check_stop()
-            f1 = _evaluate(model, dev, args.batch_size, args.precision)["f1_macro"]
-            record["dev_f1_macro"] = f1
-            if f1 >= best_f1:
-                bad_epochs = 0 if f1 > best_f1 else bad_epochs + 1
-                best_f1, best_epoch = f1, epoch
-                best_state = {
-                    k: v.detach().clone() for k, v in model.state_dict().items() if k in trainable
-                }
-            else:
-                bad_epochs += 1
-        else:
-            best_epoch = epoch
-        record["seconds"] = time.perf_counter() - t_start
-        history.append(record)
-        dev_note = f", dev F1 {record['dev_f1_macro']:.3f}" if selecting else ""
-        report(
-            0.95 * trainer.step / total,
-            f"epoch {epoch}/{epochs}: loss {record['loss']:.4f}{dev_note}",
-        )
-        patience_out = args.patience > 0 and bad_epochs >= args.patience
-        if selecting and patience_out and epoch >= args.min_epochs:
-            stopped_early = epoch < epochs
-            break
-
-    if selecting and best_state is not None and args.select_best:
-        model.load_state_dict(best_state, strict=False)
-    else:
-        best_epoch = len(history)
+    budget = EpochBudget(epochs, steps_per_epoch, args.warmup_ratio)
+    objective = Tagging(args.evidence_dropout, torch.Generator().manual_seed(args.seed))
+    selection = DevSelection(trainer, dev, args, budget, report, t_start)
+    trainer.check_stop()  # a cancel while the backbone loaded
+    history = train_loop(
+        trainer,
+        chunks,
+        objective,
+        budget,
+        batch_size=args.batch_size,
+        rng=random.Random(args.seed),
+        report=report,
+        end_epoch=selection.end_epoch,
+    )
+    best_epoch = selection.restore(epochs_run=len(history))
     model.eval()
     # Set before the final evaluation, so dev metrics describe the model as it will predict.
     model.info["decode_rules"] = rules_for(labels) if args.decode_rules else None
+    return _result(selection, history, best_epoch, labels, len(train), device)
+
+
+def _result(
+    selection: DevSelection,
+    history: list[dict],
+    best_epoch: int,
+    labels: Sequence[str],
+    n_train: int,
+    device: torch.device,
+) -> TrainResult:
+    """The final model's dev metrics, recorded in its info with the run, as a TrainResult."""
+    model, dev, args = selection.trainer.model, selection.dev, selection.args
     dev_metrics = _evaluate(model, dev, args.batch_size, args.precision) if dev else None
-    seconds = time.perf_counter() - t_start
+    seconds = time.perf_counter() - selection.t_start
     metrics = {
         "dev": dev_metrics,
         "dev_f1_macro": dev_metrics["f1_macro"] if dev_metrics else None,
-        "n_train": len(train),
+        "n_train": n_train,
         "n_dev": len(dev),
         "best_epoch": best_epoch,
         "epochs_run": len(history),
-        "stopped_early": stopped_early,
+        "stopped_early": selection.stopped_early,
         "train_seconds": seconds,
         "device": str(device),
         "threads": torch.get_num_threads() if device.type == "cpu" else None,
         "history": history,
     }
     model.info.update({"train_args": asdict(args), "metrics": metrics, "labels": list(labels)})
-    report(1.0, "done" + (f": dev macro F1 {metrics['dev_f1_macro']:.3f}" if dev else ""))
+    selection.report(1.0, "done" + (f": dev macro F1 {metrics['dev_f1_macro']:.3f}" if dev else ""))
     return TrainResult(
         model=model,
         metrics=metrics,
         train_seconds=seconds,
         epochs_run=len(history),
         best_epoch=best_epoch,
-        stopped_early=stopped_early,
-        n_train=len(train),
+        stopped_early=selection.stopped_early,
+        n_train=n_train,
         n_dev=len(dev),
         history=history,
     )
+
+
+def _dev_split(examples: list[Example], args: TrainArgs) -> tuple[list[Example], list[Example]]:
+    """(dev, train): a seeded `dev_fraction` slice held out once there are `min_dev_examples`."""
+    order = list(range(len(examples)))
+    random.Random(args.seed).shuffle(order)
+    n_dev = 0
+    if len(examples) >= args.min_dev_examples and args.dev_fraction > 0:
+        n_dev = max(1, round(len(examples) * args.dev_fraction))
+    return [examples[i] for i in order[:n_dev]], [examples[i] for i in order[n_dev:]]
+
+
+class DevSelection:
+    """Finetuning's end of an epoch: score the dev slice, keep the best epoch's trainable
+    weights, stop after `patience` epochs without a better dev F1 (not before `min_epochs`),
+    and report the epoch. Too small a dev slice (under `min_dev_for_selection`) picks epochs
+    by noise: then nothing is scored or chosen, and the last epoch is the model."""
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        dev: Sequence[Example],
+        args: TrainArgs,
+        budget: EpochBudget,
+        report: Reporter,
+        t_start: float,
+    ):
+        self.trainer, self.dev, self.args, self.budget = trainer, dev, args, budget
+        self.report, self.t_start = report, t_start
+        self.selecting = len(dev) >= args.min_dev_for_selection
+        self.trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+        self.best_f1, self.best_epoch, self.bad_epochs = -1.0, 0, 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stopped_early = False
+
+    def end_epoch(self, record: dict) -> bool:
+        """Add dev_f1_macro (when selecting) and seconds to the epoch's record; True: stop."""
+        epoch, model = record["epoch"], self.trainer.model
+        if self.selecting:
+            self.trainer.check_stop()
+            f1 = _evaluate(model, self.dev, self.args.batch_size, self.args.precision)["f1_macro"]
+            record["dev_f1_macro"] = f1
+            if f1 >= self.best_f1:
+                self.bad_epochs = 0 if f1 > self.best_f1 else self.bad_epochs + 1
+                self.best_f1, self.best_epoch = f1, epoch
+                self.best_state = {
+                    k: v.detach().clone()
+                    for k, v in model.state_dict().items()
+                    if k in self.trainable
+                }
+            else:
+                self.bad_epochs += 1
+        else:
+            self.best_epoch = epoch
+        record["seconds"] = time.perf_counter() - self.t_start
+        dev_note = f", dev F1 {record['dev_f1_macro']:.3f}" if self.selecting else ""
+        self.report(
+            0.95 * self.trainer.step / self.budget.total,
+            f"epoch {epoch}/{self.budget.epochs}: loss {record['loss']:.4f}{dev_note}",
+        )
+        patience_out = self.args.patience > 0 and self.bad_epochs >= self.args.patience
+        if self.selecting and patience_out and epoch >= self.args.min_epochs:
+            self.stopped_early = epoch < self.budget.epochs
+            return True
+        return False
+
+    def restore(self, epochs_run: int) -> int:
+        """Load the best epoch's weights when selecting (and `select_best`); returns the epoch
+        the model now holds."""
+        if self.selecting and self.best_state is not None and self.args.select_best:
+            self.trainer.model.load_state_dict(self.best_state, strict=False)
+            return self.best_epoch
+        return epochs_run

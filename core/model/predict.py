@@ -196,13 +196,11 @@ def predict(
     core.model.engines); MC dropout and CUDA always run torch. `precision` is torch's only.
     """
     tag_names = model.tags
-    n_tags = len(tag_names)
-    device = model.device
     chosen = engines.resolve(model, engine, len(docs), mc_dropout=mc_dropout)
     chunks = model.encode(docs)
     batches = length_batches([len(c) for c in chunks], batch_size)
     threads = torch.get_num_threads()
-    if device.type == "cpu" and (num_threads or len(batches) > 4):
+    if model.device.type == "cpu" and (num_threads or len(batches) > 4):
         threads = choose_threads(num_threads)
     if chosen == "measure":
         chosen = _auto_engine(model, docs, threads, batch_size=batch_size, precision=precision)
@@ -212,35 +210,13 @@ def predict(
             run_onnx = engines.network(model, chosen, threads)
         except Exception as e:  # a failed export falls back to torch
             engines.disable(model, e)
-    probs = []
-    for _, words in docs:
-        p = np.zeros((len(words), n_tags), dtype=np.float32)
-        p[:, 0] = 1.0
-        probs.append(p)
+    probs = [_no_tags(len(words), len(tag_names)) for _, words in docs]
     samples = [np.tile(p, (mc_dropout, 1, 1)) if mc_dropout > 0 else None for p in probs]
-    pad_id = model.tokenizer.pad_token_id or 0
     model.eval()
-    with torch_threads(threads), torch.inference_mode(), autocast(device, precision):
+    with torch_threads(threads), torch.inference_mode(), autocast(model.device, precision):
         for b, idx in enumerate(batches):
             batch_chunks = [chunks[i] for i in idx]
-            mc_out = []
-            if run_onnx is not None:
-                out = run_onnx(_numpy_batch(batch_chunks, pad_id))
-            else:
-                batch = collate(batch_chunks, pad_id, device)
-                args = (
-                    batch["input_ids"],
-                    batch["attention_mask"],
-                    batch["shape_ids"],
-                    batch["evidence_ids"],
-                )
-                out = model(*args).float().softmax(-1).cpu().numpy()
-                if mc_dropout > 0:
-                    _dropout_on(model)
-                    mc_out = [
-                        model(*args).float().softmax(-1).cpu().numpy() for _ in range(mc_dropout)
-                    ]
-                    model.eval()
+            out, mc_out = _batch_probs(model, batch_chunks, run_onnx, mc_dropout)
             for row, chunk in enumerate(batch_chunks):
                 first = np.asarray(chunk.first)
                 pos = np.nonzero(first >= 0)[0]
@@ -249,17 +225,61 @@ def predict(
                     samples[chunk.doc][s, first[pos]] = sample[row, pos]
             if progress is not None:
                 progress((b + 1) / len(batches), f"scored {b + 1}/{len(batches)} batches")
+    rule_set = _rule_set(model, rules)
+    return [
+        _decoded(text, words, p, mc, tag_names, rule_set)
+        for (text, words), p, mc in zip(docs, probs, samples, strict=True)
+    ]
+
+
+def _no_tags(n_words: int, n_tags: int) -> np.ndarray:
+    """(words, tags) probabilities before scoring: 1 for O (a word no chunk covers keeps it)."""
+    p = np.zeros((n_words, n_tags), dtype=np.float32)
+    p[:, 0] = 1.0
+    return p
+
+
+def _batch_probs(
+    model: Tagger, chunks: Sequence, run_onnx, mc_dropout: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Tag probabilities (batch, length, tags) of a batch of chunks, by ONNX Runtime when
+    `run_onnx` is given, else torch; with torch, also `mc_dropout` samples with dropout on."""
+    pad_id = model.tokenizer.pad_token_id or 0
+    if run_onnx is not None:
+        return run_onnx(_numpy_batch(chunks, pad_id)), []
+    batch = collate(chunks, pad_id, model.device)
+    args = (batch["input_ids"], batch["attention_mask"], batch["shape_ids"], batch["evidence_ids"])
+    out = model(*args).float().softmax(-1).cpu().numpy()
+    mc_out = []
+    if mc_dropout > 0:
+        _dropout_on(model)
+        mc_out = [model(*args).float().softmax(-1).cpu().numpy() for _ in range(mc_dropout)]
+        model.eval()
+    return out, mc_out
+
+
+def _rule_set(model: Tagger, rules: str | bool | None) -> str | None:
+    """The decoding rule set a predict call merges (see predict's `rules`), or None."""
     rule_set = model.info.get("decode_rules") if rules is None else (rules or None)
     if rule_set is True:
         rule_set = rules_for(model.labels)
     if rule_set is not None and rule_set not in RULE_SETS:
         rule_set = None
-    results = []
-    for (text, words), p, mc in zip(docs, probs, samples, strict=True):
-        tags = decode_bio(p, tag_names)
-        spans = spans_with_confidence(words, tags, p, tag_names)
-        if rule_set is not None:
-            spans = apply_rules(rule_set, text, words, spans)
-            tags = spans_to_bio(words, spans)
-        results.append(DocPrediction(spans=spans, word_probs=p, tags=tags, mc_probs=mc))
-    return results
+    return rule_set
+
+
+def _decoded(
+    text: str,
+    words: list[Word],
+    probs: np.ndarray,
+    mc: np.ndarray | None,
+    tag_names: Sequence[str],
+    rule_set: str | None,
+) -> DocPrediction:
+    """A document's prediction from its word probabilities: valid BIO, spans, rules merged."""
+    tags = decode_bio(probs, tag_names)
+    spans = spans_with_confidence(words, tags, probs, tag_names)
+    if rule_set is not None:
+        spans = apply_rules(rule_set, text, words, spans)
+        tags = spans_to_bio(words, spans)
+    return DocPrediction(spans=spans, word_probs=probs, tags=tags, mc_probs=mc)

@@ -15,7 +15,6 @@ resuming.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -24,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from core.defaults import PRETRAIN_MINUTES
 from core.errors import FewlabelError
@@ -39,10 +37,16 @@ from core.model.distributed import (
     world_from_env,
 )
 from core.model.encoders import DEFAULT
-from core.model.encoding import IGNORE, length_batches
-from core.model.mlm import MLMHead, bucketed, mask_tokens
+from core.model.mlm import MaskedObjective, MLMHead
 from core.model.rules import fit_evidence
-from core.model.trainer import Progress, Reporter, Trainer, hide_evidence, seed_everything, tag_loss
+from core.model.trainer import (
+    LossMeter,
+    Progress,
+    Reporter,
+    Trainer,
+    seed_everything,
+    train_loop,
+)
 from core.text import TASK_LABELS, Word
 
 STATE_FILE = "pretrain_state.pt"
@@ -85,7 +89,10 @@ class PretrainArgs:
 
 
 def weak_examples(texts: Sequence[tuple[str, list[Word]]], labeler):
-    """(text, words, weak spans) for every text, labeled by `labeler` (see corpus_labeler)."""
+    """(text, words, weak spans) for every text, labeled by `labeler` (see corpus_labeler);
+    no spans without one (the MLM-only objective)."""
+    if labeler is None:
+        return [(text, words, []) for text, words in texts]
     return [(text, words, labeler(text, words)) for text, words in texts]
 
 
@@ -185,159 +192,167 @@ def _pretrain(
     if model.evidence and not resume:
         model.evidence_state = fit_evidence(model.evidence, texts)
     mlm_head = MLMHead(model.word_embeddings())
-    trainer = Trainer(
-        model, args, device, extra_params=mlm_head.parameters(), should_stop=should_stop
-    )
+    # rank 0 alone polls for a cancel (and writes the checkpoint it leaves)
+    stop = should_stop if world.main else None
+    trainer = Trainer(model, args, device, extra_params=mlm_head.parameters(), should_stop=stop)
     mlm_head.to(device)
     broadcast_parameters([model, mlm_head], world)
     if world.distributed:
         trainer.before_step = lambda: average_gradients(trainer.params, world)
 
-    t_label = time.perf_counter()
     # the labeler and the evidence were fitted on the whole corpus, the same on every rank;
     # each rank labels and trains on its own shard
-    shard = world.shard(texts)
-    if args.objective == "aligned":
-        examples = weak_examples(shard, labeler)
-        n_weak = sum(1 for _, _, spans in examples if spans)
-    else:
-        examples = [(t, w, []) for t, w in shard]
-        n_weak = 0
+    t_label = time.perf_counter()
+    examples = weak_examples(world.shard(texts), labeler if args.objective == "aligned" else None)
+    n_weak = sum(1 for _, _, spans in examples if spans)
     label_seconds = time.perf_counter() - t_label
     chunks = trainer.chunks(examples)
-    lengths = [len(c) for c in chunks]
 
-    tok = model.tokenizer
-    if tok.mask_token_id is None:
-        raise FewlabelError("the backbone's tokenizer has no [MASK] token; MLM needs one")
-    special_ids = [
-        i for i in (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id) if i is not None
-    ]
-    vocab = model.word_embeddings().num_embeddings
-
-    seconds_before = 0.0
-    if resume:
-        state = _load_state(out / STATE_FILE, device)
-        mlm_head.load_state_dict(state["mlm_head"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.step, seconds_before = int(state["step"]), float(state.get("seconds", 0.0))
-    max_steps, max_minutes = args.budget()
-    # The LR schedule needs a horizon: the step budget, or an estimate refined as we go.
-    start_step = trainer.step
-    horizon = max_steps or max(1, start_step + 1000)
+    seconds_before = _resume(out / STATE_FILE, trainer, mlm_head, device) if resume else 0.0
     # ranks draw different batches and masks from their own shards
-    generator = torch.Generator().manual_seed(args.seed + start_step + 100_003 * world.rank)
-    batch_rng = random.Random(args.seed + start_step + 100_003 * world.rank)
-    t0 = time.perf_counter()
-    ema_tag = ema_mlm = None
+    seed = args.seed + trainer.step + 100_003 * world.rank
+    objective = MaskedObjective.for_model(
+        model,
+        mlm_head,
+        probability=args.mlm_probability,
+        evidence_dropout=args.evidence_dropout,
+        generator=torch.Generator().manual_seed(seed),
+        mlm_weight=args.mlm_weight,
+        tag_weight=args.tag_weight if args.objective == "aligned" else None,
+    )
+    budget = PretrainBudget(args, trainer.step, seconds_before, world)
+    about = _about(args, task, corpus_names, len(texts), world, labeler, n_weak)
+    checkpoint = PretrainCheckpoint(out, args, trainer, mlm_head, budget, about, world)
+    mlm_head.train()
+    ranks = f" on {world.size} ranks" if world.distributed else ""
+    report(0.0, f"{len(texts)} texts{ranks}, {n_weak} weakly labeled ({label_seconds:.1f} s)")
+    train_loop(
+        trainer,
+        chunks,
+        objective,
+        budget,
+        batch_size=args.batch_size,
+        rng=random.Random(seed),
+        report=report,
+        checkpoint=checkpoint,
+        cancelled="pretraining was cancelled (checkpoint saved)",
+    )
+    checkpoint.save()
+    barrier(world)  # the checkpoint is whole before any rank returns
+    report(1.0, f"done: {trainer.step} steps in {budget.seconds():.0f} s")
+    return out
 
-    def elapsed() -> float:
-        return time.perf_counter() - t0
 
-    def done() -> bool:
-        if max_steps is not None and trainer.step >= max_steps:
+def _resume(path: Path, trainer: Trainer, mlm_head: MLMHead, device) -> float:
+    """Load a checkpoint's MLM head, optimizer and step; returns the seconds it had run."""
+    state = _load_state(path, device)
+    mlm_head.load_state_dict(state["mlm_head"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.step = int(state["step"])
+    return float(state.get("seconds", 0.0))
+
+
+class PretrainBudget:
+    """Pretraining's budget: `steps`, or `max_minutes` of wall clock counting a resumed run's
+    earlier seconds (PretrainArgs.budget). Without a step budget the schedule's horizon is
+    estimated from the pace so far. Rank 0's stop and horizon hold on every rank (their
+    clocks differ), so `before_step` is one collective call per step."""
+
+    epochs = None  # passes over the shard, reshuffled each time, until the budget is spent
+
+    def __init__(self, args: PretrainArgs, start_step: int, seconds_before: float, world: World):
+        self.max_steps, self.max_minutes = args.budget()
+        self.warmup_ratio = args.warmup_ratio
+        self.start_step, self.seconds_before, self.world = start_step, seconds_before, world
+        # The schedule needs a horizon: the step budget, or an estimate refined as we go.
+        self.horizon = self.max_steps or max(1, start_step + 1000)
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def seconds(self) -> float:
+        """Seconds pretrained, a resumed run's earlier ones included."""
+        return self.seconds_before + self.elapsed()
+
+    def spent(self, step: int) -> bool:
+        if self.max_steps is not None and step >= self.max_steps:
             return True
-        return max_minutes is not None and (seconds_before + elapsed()) >= 60 * max_minutes
+        return self.max_minutes is not None and self.seconds() >= 60 * self.max_minutes
 
+    def before_step(self, step: int) -> tuple[bool, int]:
+        horizon = self.horizon
+        if self.max_steps is None and step > self.start_step + 5:
+            # time budget: estimate the total steps from the pace so far
+            pace = (step - self.start_step) / max(self.elapsed(), 1e-6)
+            remaining = 60 * self.max_minutes - self.seconds_before - self.elapsed()
+            horizon = max(step + 1, int(step + pace * remaining))
+        stop, horizon = agree([float(self.spent(step)), float(horizon)], self.world)
+        self.horizon = int(horizon)
+        return bool(stop), self.horizon
+
+    def progress(self, step: int, epoch: int, losses: LossMeter) -> tuple[float, str]:
+        if self.max_steps:
+            fraction = step / self.max_steps
+        else:
+            fraction = self.seconds() / (60 * self.max_minutes)
+        tag = losses.ema.get("tag")
+        tag_note = f" tag {tag:.3f}" if tag is not None else ""
+        return fraction, f"step {step}: mlm {losses.ema['mlm']:.3f}{tag_note}"
+
+
+def _about(args, task, corpus_names, n_texts, world, labeler, n_weak) -> dict:
+    """What a checkpoint's pretraining record says of the run besides its progress."""
+    aligned = args.objective == "aligned"
     describe = getattr(labeler, "describe", None)
+    return {
+        "objective": args.objective,
+        "task": task,
+        "corpus": list(corpus_names),
+        "corpus_texts": n_texts,
+        "ranks": world.size,
+        "weak_labelers": _labeler_name(labeler) if aligned else None,
+        # a project's weak sources say what they were built from (core.weak.sources)
+        "weak_sources": describe() if aligned and describe else None,
+        "weakly_labeled_texts": n_weak,
+    }
 
-    def save() -> None:
-        if not world.main:
-            return  # one checkpoint, written by rank 0 (the replicas are identical)
+
+class PretrainCheckpoint:
+    """The checkpoint folder, written by rank 0 (the replicas are identical): a tagger whose
+    info["pretraining"] records the run (`about`, steps, seconds, args, moving-average
+    losses), and beside it STATE_FILE (MLM head, optimizer, step, seconds) for resuming."""
+
+    def __init__(self, out: Path, args, trainer, mlm_head, budget, about: dict, world: World):
+        self.out, self.args, self.trainer, self.mlm_head = out, args, trainer, mlm_head
+        self.budget, self.about, self.world = budget, about, world
+        self.every = args.checkpoint_every
+
+    def save(self) -> None:
+        if not self.world.main:
+            return
+        trainer, args, out = self.trainer, self.args, self.out
         info = {
-            "objective": args.objective,
-            "task": task,
-            "corpus": list(corpus_names),
-            "corpus_texts": len(texts),
-            "ranks": world.size,
-            "weak_labelers": _labeler_name(labeler) if args.objective == "aligned" else None,
-            # a project's weak sources say what they were built from (core.weak.sources)
-            "weak_sources": describe() if args.objective == "aligned" and describe else None,
-            "weakly_labeled_texts": n_weak,
+            **self.about,
             "steps": trainer.step,
-            "pretrain_seconds": round(seconds_before + elapsed(), 1),
+            "pretrain_seconds": round(self.budget.seconds(), 1),
             "pretrain_args": asdict(args),
-            "losses": {"tag": ema_tag, "mlm": ema_mlm},
+            "losses": {"tag": trainer.losses.ema.get("tag"), "mlm": trainer.losses.ema.get("mlm")},
         }
-        model.save(out, pretraining=info, objective=args.objective)
+        trainer.model.save(out, pretraining=info, objective=args.objective)
         # tensors and plain containers only, so resuming loads it with weights_only=True;
         # written beside and renamed, so a kill mid-save leaves the previous state whole
         tmp = out / f"{STATE_FILE}.tmp"
         torch.save(
             {
-                "mlm_head": mlm_head.state_dict(),
+                "mlm_head": self.mlm_head.state_dict(),
                 "optimizer": trainer.optimizer.state_dict(),
                 "step": int(trainer.step),
-                "seconds": float(seconds_before + elapsed()),
+                "seconds": float(self.budget.seconds()),
             },
             tmp,
         )
         os.replace(tmp, out / STATE_FILE)
-
-    def batches():
-        while True:  # epochs over this rank's shard, reshuffled each time
-            yield from length_batches(lengths, args.batch_size, rng=batch_rng)
-
-    def plan(step: int, horizon: int) -> tuple[bool, int]:
-        """(stop, the schedule's horizon) before `step`; rank 0's on every rank."""
-        if max_steps is None and step > start_step + 5:
-            # time budget: estimate the total steps from the pace so far
-            pace = (step - start_step) / max(elapsed(), 1e-6)
-            remaining = 60 * max_minutes - seconds_before - elapsed()
-            horizon = max(step + 1, int(step + pace * remaining))
-        stop, horizon = agree([float(done()), float(horizon)], world)
-        return bool(stop), int(horizon)
-
-    model.train()
-    mlm_head.train()
-    ranks = f" on {world.size} ranks" if world.distributed else ""
-    report(0.0, f"{len(texts)} texts{ranks}, {n_weak} weakly labeled ({label_seconds:.1f} s)")
-    for idx in batches():
-        stop, horizon = plan(trainer.step, horizon)
-        if stop:
-            break
-        if world.main:
-            trainer.check_stop("pretraining was cancelled (checkpoint saved)", before=save)
-        trainer.set_lr(horizon, int(horizon * args.warmup_ratio))
-        batch = trainer.batch(chunks, idx)
-        masked, mlm_labels = mask_tokens(
-            batch["input_ids"],
-            batch["attention_mask"],
-            special_ids=special_ids,
-            mask_id=tok.mask_token_id,
-            vocab_size=vocab,
-            probability=args.mlm_probability,
-            generator=generator,
-        )
-        with trainer.autocast():
-            evidence = hide_evidence(batch["evidence_ids"], args.evidence_dropout, generator)
-            embeds = model.input_embeddings(masked, batch["shape_ids"], evidence)
-            hidden = model.hidden_states(embeds, batch["attention_mask"])
-            picked, targets = bucketed(hidden, mlm_labels)
-            loss_mlm = nn.functional.cross_entropy(
-                mlm_head(picked).float(), targets, ignore_index=IGNORE
-            )
-            loss = args.mlm_weight * loss_mlm
-            if args.objective == "aligned":
-                loss_tag = tag_loss(model.tag_logits(hidden), batch["labels"])
-                loss = loss + args.tag_weight * loss_tag
-        trainer.update(loss)
-        ema_mlm = _ema(ema_mlm, float(loss_mlm.detach()))
-        if args.objective == "aligned":
-            ema_tag = _ema(ema_tag, float(loss_tag.detach()))
-        if args.checkpoint_every and trainer.step % args.checkpoint_every == 0:
-            save()
-        frac = (
-            trainer.step / max_steps
-            if max_steps
-            else (seconds_before + elapsed()) / (60 * max_minutes)
-        )
-        tag_note = f" tag {ema_tag:.3f}" if ema_tag is not None else ""
-        report.now_and_then(frac, f"step {trainer.step}: mlm {ema_mlm:.3f}{tag_note}")
-    save()
-    barrier(world)  # the checkpoint is whole before any rank returns
-    report(1.0, f"done: {trainer.step} steps in {seconds_before + elapsed():.0f} s")
-    return out
 
 
 def _load_state(path: Path, device) -> dict:
@@ -353,10 +368,6 @@ def _load_state(path: Path, device) -> dict:
             f"unpickle; delete it to start pretraining over from the saved checkpoint "
             f"({str(exc).splitlines()[0][:120]})"
         ) from None
-
-
-def _ema(prev: float | None, value: float, decay: float = 0.98) -> float:
-    return value if prev is None or math.isnan(prev) else decay * prev + (1 - decay) * value
 
 
 def _labeler_name(labeler) -> str | None:

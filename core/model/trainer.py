@@ -1,28 +1,37 @@
-"""The training step that finetuning and pretraining share, in the nanoGPT style.
+"""The one training loop that finetuning and pretraining share, in the nanoGPT style.
 
-A `Trainer` holds what every step needs: the model on its device, AdamW over its parameter
-groups, the precision, the gradient clipping and the cancel callback. The two loops
-(`finetune._train`, `pretrain._pretrain`) stay plain `for` loops over length-sorted batches
-that a reader follows top to bottom; each step is
+`train_loop` is a flat `for` over epochs and length-sorted batches that a reader follows top
+to bottom; every step is
 
-    trainer.check_stop()
+    stop, total = budget.before_step(trainer.step)   # when to stop, the schedule's horizon
+    trainer.check_stop(...)                          # cancel (after saving a checkpoint)
     trainer.set_lr(total, warmup)
     batch = trainer.batch(chunks, idx)
     with trainer.autocast():
-        loss = ...          # the loop's own forward pass and loss
-    trainer.update(loss)    # zero_grad, backward, clip, optimizer step, step += 1
+        losses = objective(model, batch)              # {"loss": ..., named parts}
+    trainer.update(losses["loss"])                   # zero_grad, backward, clip, step
+    trainer.losses.add(losses)                       # epoch means and moving averages
 
-and what differs (epochs, dev selection and early stopping; a time budget, masking and
-checkpoints) is written out in the loop itself. The small helpers both loops use (seeding,
-labeled chunks, parameter groups, the schedule, hiding evidence, progress) live here too.
+What differs between the two runs comes in as small, named pieces: the `Objective` (the
+batch's loss: `Tagging` for finetuning; masked LM plus tagging for pretraining, in
+core.model.pretrain), the `Budget` (`EpochBudget`: a fixed number of epochs; pretraining's
+steps or minutes), an optional end-of-epoch hook (finetuning's dev evaluation, best-epoch
+choice and early stop) and an optional `Checkpoint` (pretraining's). Where a word's tag
+enters a loss, both objectives call one `WordLoss` (`gold_tag_loss` by default): the place
+to plug in a per-word loss mask or a constraint loss. The small helpers both runs use
+(seeding, labeled chunks, parameter groups, the schedule, hiding evidence, progress) live
+here too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,11 +41,16 @@ from torch import nn
 from core.errors import Cancelled, ValidationError
 from core.model.backbone import Tagger
 from core.model.device import autocast
-from core.model.encoding import IGNORE, Chunk, collate
+from core.model.encoding import IGNORE, Chunk, collate, length_batches
 from core.text import Span, Word, spans_to_bio
 
 Example = tuple[str, list[Word], Sequence[Span | dict]]
 Progress = Callable[[float, str], None]
+Batch = dict[str, torch.Tensor]
+# A step's losses: "loss" is what backward runs on; other keys are named parts, logged.
+Losses = dict[str, torch.Tensor]
+# The loss of the words' tags: tag logits (batch, length, tags) and the batch -> a scalar.
+WordLoss = Callable[[torch.Tensor, Batch], torch.Tensor]
 
 
 class TrainingCancelled(Cancelled):
@@ -139,6 +153,103 @@ def tag_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
 
 
+def gold_tag_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The default WordLoss: cross-entropy against every labeled word's tag (batch["labels"],
+    on each word's first sub-token). A loss that fixes some words' tags, pushes a rejected
+    labeling down and leaves other words out would take its place, with its own batch keys."""
+    return tag_loss(logits, batch["labels"])
+
+
+class Objective(Protocol):
+    """A training step's loss on one batch, computed under the loop's autocast."""
+
+    def __call__(self, model: Tagger, batch: Batch) -> Losses: ...
+
+
+@dataclass
+class Tagging:
+    """Finetuning's objective: `word_loss` on the tag logits, with the evidence of a random
+    `evidence_dropout` share of the chunks hidden (drawn from `generator`)."""
+
+    evidence_dropout: float
+    generator: torch.Generator
+    word_loss: WordLoss = gold_tag_loss
+
+    def __call__(self, model: Tagger, batch: Batch) -> Losses:
+        evidence = hide_evidence(batch["evidence_ids"], self.evidence_dropout, self.generator)
+        logits = model(batch["input_ids"], batch["attention_mask"], batch["shape_ids"], evidence)
+        return {"loss": self.word_loss(logits, batch)}
+
+
+class LossMeter:
+    """A run's losses as floats: each part's mean over the epoch so far (`end_epoch` returns
+    and resets it) and its exponential moving average over the run (`ema`)."""
+
+    def __init__(self, decay: float = 0.98):
+        self.decay = decay
+        self.sums: dict[str, float] = {}
+        self.steps = 0
+        self.ema: dict[str, float] = {}
+
+    def add(self, losses: Losses) -> None:
+        for name, loss in losses.items():
+            value = float(loss.detach())
+            self.sums[name] = self.sums.get(name, 0.0) + value
+            prev = self.ema.get(name)
+            fresh = prev is None or math.isnan(prev)
+            self.ema[name] = value if fresh else self.decay * prev + (1 - self.decay) * value
+        self.steps += 1
+
+    def end_epoch(self) -> dict[str, float]:
+        means = {name: total / max(1, self.steps) for name, total in self.sums.items()}
+        self.sums, self.steps = {}, 0
+        return means
+
+
+class Budget(Protocol):
+    """How long a run trains: `epochs` passes over the data (None: until `before_step` says
+    stop), the schedule's warm-up share, and how far along a step is."""
+
+    epochs: int | None
+    warmup_ratio: float
+
+    def before_step(self, step: int) -> tuple[bool, int]:
+        """(stop now, the schedule's total steps) before optimizer step `step`."""
+        ...
+
+    def progress(self, step: int, epoch: int, losses: LossMeter) -> tuple[float, str]:
+        """(fraction done, message) after `step`, for the progress callback."""
+        ...
+
+
+@dataclass
+class EpochBudget:
+    """Finetuning's budget: `epochs` passes of `steps_per_epoch` steps, the schedule spanning
+    them all; progress runs to 0.95, the rest is the final evaluation's."""
+
+    epochs: int
+    steps_per_epoch: int
+    warmup_ratio: float
+
+    @property
+    def total(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def before_step(self, step: int) -> tuple[bool, int]:
+        return False, self.total
+
+    def progress(self, step: int, epoch: int, losses: LossMeter) -> tuple[float, str]:
+        return 0.95 * step / self.total, f"epoch {epoch}/{self.epochs}, step {step}/{self.total}"
+
+
+class Checkpoint(Protocol):
+    """What a run saves every `every` steps (0: never) and before a cancel takes effect."""
+
+    every: int
+
+    def save(self) -> None: ...
+
+
 class Reporter:
     """`progress(fraction, message)` with the fraction kept in [0, 1]; `now_and_then` passes
     at most one message per `every` seconds, for the per-step ones."""
@@ -161,7 +272,8 @@ class Reporter:
 
 class Trainer:
     """The model ready to train on `device`, AdamW over `param_groups` (plus `extra_params`,
-    such as pretraining's MLM head, at the encoder's rate without decay), and one step.
+    such as pretraining's MLM head, at the encoder's rate without decay), one step, and the
+    run's state: the step count and the running losses (`losses`).
 
     Building it caps the model's max_length at `args.max_length`, freezes the vocabulary
     matrix when `args.freeze_embeddings` (on CPU its dense gradient and Adam update dominate
@@ -201,6 +313,7 @@ class Trainer:
         # the gradients across ranks there (core.model.distributed)
         self.before_step: Callable[[], None] | None = None
         self.step = 0
+        self.losses = LossMeter()
 
     def check_stop(
         self, message: str = "training was cancelled", before: Callable[[], None] | None = None
@@ -240,3 +353,53 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
         self.step += 1
+
+
+def train_loop(
+    trainer: Trainer,
+    chunks: Sequence[Chunk],
+    objective: Objective,
+    budget: Budget,
+    *,
+    batch_size: int,
+    rng: random.Random,
+    report: Reporter,
+    end_epoch: Callable[[dict], bool] | None = None,
+    checkpoint: Checkpoint | None = None,
+    cancelled: str = "training was cancelled",
+) -> list[dict]:
+    """Train `trainer.model` on `chunks` until `budget` (or `end_epoch`) says stop; returns
+    one record per finished epoch ({"epoch", then each loss part's mean}).
+
+    Each epoch draws new length-sorted batches from `rng`. Before every step `should_stop()`
+    is polled; a cancel saves `checkpoint` first and raises TrainingCancelled(`cancelled`).
+    `end_epoch(record)` runs after every epoch, may add to its record, and returns True to
+    stop (finetuning's dev evaluation and early stop). The step count, optimizer and running
+    losses stay on `trainer`, for the caller's checkpoint and metrics.
+    """
+    model = trainer.model
+    lengths = [len(c) for c in chunks]
+    epochs = itertools.count(1) if budget.epochs is None else range(1, budget.epochs + 1)
+    save = checkpoint.save if checkpoint is not None else None
+    history: list[dict] = []
+    for epoch in epochs:
+        model.train()
+        for idx in length_batches(lengths, batch_size, rng=rng):
+            stop, total = budget.before_step(trainer.step)
+            if stop:
+                return history
+            trainer.check_stop(cancelled, before=save)
+            trainer.set_lr(total, int(total * budget.warmup_ratio))
+            batch = trainer.batch(chunks, idx)
+            with trainer.autocast():
+                losses = objective(model, batch)
+            trainer.update(losses["loss"])
+            trainer.losses.add(losses)
+            if checkpoint is not None and checkpoint.every and trainer.step % checkpoint.every == 0:
+                checkpoint.save()
+            report.now_and_then(*budget.progress(trainer.step, epoch, trainer.losses))
+        record: dict[str, Any] = {"epoch": epoch, **trainer.losses.end_epoch()}
+        history.append(record)
+        if end_epoch is not None and end_epoch(record):
+            break
+    return history
