@@ -23,7 +23,7 @@ EPOCHS_HELP = (
 
 
 def schedule(evidence: str | None) -> dict:
-    """The finetuning schedule of a model taking `evidence` (core.model.rules.evidence_choice;
+    """The finetuning schedule of a model taking `evidence` (core.tasks.Task.evidence_for;
     None for none): a dict of epochs, lr and min_steps."""
     return dict(SCHEDULE_BY_EVIDENCE.get(evidence or "", SCHEDULE))
 

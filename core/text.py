@@ -19,12 +19,6 @@ import regex
 
 from core.errors import SpanError, ValidationError
 
-TASK_LABELS: dict[str, tuple[str, ...]] = {
-    "acronym": ("SHORT", "LONG"),
-    "concept": ("CONCEPT",),
-}
-TASKS = ("acronym", "concept", "custom")
-
 # A word is a run of word characters, or a single other non-space character. Hyphens and
 # parentheses are words of their own so "BERT-based" can tag "BERT". The `regex` module's
 # \w takes in combining marks and joiners (a decomposed "café", Devanagari, Persian ZWNJ
@@ -39,7 +33,6 @@ TASKS = ("acronym", "concept", "custom")
 UNSPACED_SCRIPTS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
 _WORD_RE = regex.compile(rf"[^\W{UNSPACED_SCRIPTS}]+|(?!\s)\X")
 _GRAPHEME_RE = regex.compile(r"\X")
-_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,39}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,27 +53,6 @@ class Span:
         if text is not None:
             d["text"] = text[self.start : self.end]
         return d
-
-
-def labels_for(task: str, labels: Sequence[str] | None = None) -> list[str]:
-    """The label set of a task; `custom` takes the given labels, validated."""
-    if task not in TASKS:
-        raise ValidationError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if task != "custom":
-        if labels and list(labels) != list(TASK_LABELS[task]):
-            raise ValidationError(f"task {task!r} has fixed labels {', '.join(TASK_LABELS[task])}")
-        return list(TASK_LABELS[task])
-    cleaned = [lbl.strip() for lbl in (labels or []) if lbl.strip()]
-    if not cleaned:
-        raise ValidationError("a custom task needs labels, e.g. --labels PERSON,ORG")
-    for lbl in cleaned:
-        if not _LABEL_RE.match(lbl) or lbl.upper() == "O":
-            raise ValidationError(
-                f"bad label {lbl!r}: use letters, digits, '_', '-', '.', starting with a letter"
-            )
-    if len(set(cleaned)) != len(cleaned):
-        raise ValidationError("labels must be unique")
-    return cleaned
 
 
 # What every database backend stores alike. SQLite takes a NUL byte, a lone surrogate or an

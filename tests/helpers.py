@@ -89,15 +89,17 @@ def seed_project(
     return ids
 
 
-def seed_labeled_project(url: str, name: str = "p", *, strategy: str = "entropy") -> None:
+def seed_labeled_project(
+    url: str, name: str = "p", *, strategy: str = "entropy", task: str = "acronym"
+) -> None:
     """An acronym project: ACRONYM_SENTENCES labeled by `gold` (all-caps words are SHORT)
-    and POOL_SENTENCES unlabeled."""
+    and POOL_SENTENCES unlabeled; `task="custom"`: the same with its own labels SHORT,LONG."""
     conll = "\n\n".join(
         "\n".join(f"{w}\t{'B-SHORT' if w.isupper() and len(w) > 1 else 'O'}" for w in s.split())
         for s in ACRONYM_SENTENCES
     )
     with session_scope(url) as s:
-        p = create_project(s, name, "acronym")
+        p = create_project(s, name, task, ["SHORT", "LONG"] if task == "custom" else None)
         p.strategy = strategy
         import_bytes(s, p, "gold.conll", (conll + "\n").encode(), annotator="gold")
         import_bytes(s, p, "pool.txt", "\n".join(POOL_SENTENCES).encode())

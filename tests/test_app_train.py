@@ -80,7 +80,7 @@ def test_retrain_runs_in_a_worker_and_the_version_appears(db_url, train_page):
     with session_scope(db_url) as s:
         versions = list_versions(s, get_project(s, "p"))
         assert [v.version for v in versions] == [1]
-        assert Tagger.load(versions[0].path).evidence == "acronym"
+        assert Tagger.load(versions[0].path).evidence.name == "acronym"
 
     # Without the rule's tags: the next version takes no evidence.
     at.number_input[0].set_value(1)

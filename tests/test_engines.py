@@ -17,6 +17,7 @@ from core.model import engines
 from core.model.backbone import Tagger
 from core.model.predict import load_tagger, predict
 from core.text import tokenize
+from core.weak.evidence import Evidence
 
 WORDS = ["the", "model", "uses", "a", "cnn", "and", "nlp", "on", "gpu", "data", "natural"]
 TEXTS = [
@@ -36,7 +37,7 @@ def _docs(texts=TEXTS):
 def version(tmp_path_factory) -> str:
     """A saved model version whose head has margins wide enough for stable tags."""
     base = tiny_backbone(tmp_path_factory.mktemp("tiny") / "bert", WORDS)
-    model = Tagger.from_base(base, ["SHORT", "LONG"], evidence=True)
+    model = Tagger.from_base(base, ["SHORT", "LONG"], evidence=Evidence("acronym"))
     with torch.no_grad():
         torch.manual_seed(0)
         model.head.weight.normal_(std=1.0)

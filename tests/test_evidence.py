@@ -15,21 +15,16 @@ from core.metrics import span_prf
 from core.model.backbone import Tagger
 from core.model.finetune import TrainArgs, finetune
 from core.model.predict import predict
-from core.model.rules import (
-    evidence_choice,
-    evidence_for,
-    evidence_labeler,
-    evidence_needs_corpus,
-    evidence_tags,
-    fit_evidence,
-)
 from core.model.trainer import hide_evidence
+from core.tasks import get_task
 from core.text import spans_to_bio, tokenize
 from core.weak import KeyphraseExtractor, label_acronyms
+from core.weak.evidence import Evidence
 
 LABELS = ["SHORT", "LONG"]
 DEFINITION = "We train a support vector machine ( SVM ) on GPU clusters ."
 FAST = TrainArgs(epochs=10, lr=3e-3, batch_size=4, seed=1, precision="fp32", decode_rules=False)
+ACRONYM = Evidence("acronym")
 
 
 def _doc(text: str):
@@ -39,18 +34,18 @@ def _doc(text: str):
 def test_evidence_tags_are_the_rule_tags_of_every_word():
     tags = ["O", "B-SHORT", "I-SHORT", "B-LONG", "I-LONG"]
     text, words = _doc(DEFINITION)
-    [ids] = evidence_tags("acronym", tags, [(text, words)])
+    [ids] = ACRONYM.tags(tags, [(text, words)])
     named = dict(zip([w.text for w in words], [tags[i] for i in ids], strict=True))
     assert [named[w] for w in ("support", "vector", "machine")] == ["B-LONG", "I-LONG", "I-LONG"]
     assert named["SVM"] == "B-SHORT" and named["GPU"] == "B-SHORT" and named["train"] == "O"
-    assert evidence_for(LABELS) == "acronym" and evidence_for(["KEY"]) is None
+    assert get_task("acronym").evidence == ACRONYM and get_task("custom").evidence is None
 
 
 def test_every_subtoken_of_a_word_carries_its_evidence(tiny_model_dir):
-    model = Tagger.from_base(tiny_model_dir, LABELS)
-    assert model.evidence == "acronym"
+    model = Tagger.from_base(tiny_model_dir, LABELS, evidence=ACRONYM)
+    assert model.evidence == ACRONYM
     text, words = _doc(DEFINITION)
-    [tags] = evidence_tags("acronym", model.tags, [(text, words)])
+    [tags] = ACRONYM.tags(model.tags, [(text, words)])
     [chunk] = model.encode([(text, words)])
     owner, word = [], -1  # the word each position belongs to (-1: a special token)
     for pos, first in enumerate(chunk.first):
@@ -63,14 +58,14 @@ def test_every_subtoken_of_a_word_carries_its_evidence(tiny_model_dir):
     assert len(support) > 1 and set(support) == {model.tags.index("B-LONG") + 1}
 
 
-def test_other_label_spaces_take_no_evidence(tiny_model_dir):
+def test_a_model_without_evidence_takes_none(tiny_model_dir):
     model = Tagger.from_base(tiny_model_dir, ["KEY"])
     assert model.evidence is None and model.evidence_embedding is None
     assert all(e == 0 for c in model.encode([_doc(DEFINITION)]) for e in c.evidence_ids)
 
 
 def test_fresh_evidence_embedding_changes_nothing(tiny_model_dir):
-    model = Tagger.from_base(tiny_model_dir, LABELS).eval()
+    model = Tagger.from_base(tiny_model_dir, LABELS, evidence=ACRONYM).eval()
     assert torch.count_nonzero(model.evidence_embedding.weight) == 0
     ids, mask = torch.tensor([[2, 10, 11, 3]]), torch.ones((1, 4), dtype=torch.long)
     evidence = torch.tensor([[0, 4, 5, 0]])
@@ -90,7 +85,7 @@ def test_hide_evidence_zeroes_whole_rows():
 def test_finetuned_evidence_model_saves_loads_and_warm_starts(tiny_model_dir, tmp_path):
     sentences = [DEFINITION, *ACRONYM_SENTENCES] * 3
     examples = [(t, w, label_acronyms(t, w)) for t, w in map(_doc, sentences)]
-    result = finetune(examples, LABELS, base=tiny_model_dir, args=FAST)
+    result = finetune(examples, LABELS, task="acronym", base=tiny_model_dir, args=FAST)
     model = result.model
     assert torch.count_nonzero(model.evidence_embedding.weight) > 0
     docs = [(t, w) for t, w, _ in examples]
@@ -100,14 +95,15 @@ def test_finetuned_evidence_model_saves_loads_and_warm_starts(tiny_model_dir, tm
     assert f1 >= 0.9
     saved = model.save(tmp_path / "v1")
     loaded = Tagger.load(saved)
-    assert loaded.evidence == "acronym"
+    assert loaded.evidence == ACRONYM
     assert torch.equal(loaded.evidence_embedding.weight, model.evidence_embedding.weight)
     again = predict(loaded, docs, precision="fp32")
     assert [p.spans for p in again] == [p.spans for p in preds]
-    warm = Tagger.from_base(saved, LABELS)
+    warm = Tagger.from_base(saved, LABELS, evidence=ACRONYM)
     assert torch.equal(warm.evidence_embedding.weight, model.evidence_embedding.weight)
     # evidence=False trains without it, and a base that had it is not forced on the model
-    off = finetune(examples, LABELS, base=saved, args=replace(FAST, epochs=1, evidence=False))
+    off = replace(FAST, epochs=1, evidence=False)
+    off = finetune(examples, LABELS, task="acronym", base=saved, args=off)
     assert off.model.evidence is None and off.model.evidence_embedding is None
 
 
@@ -124,18 +120,20 @@ CONCEPT_CORPUS = [
 
 def test_concept_evidence_is_keyphrases_fitted_on_a_corpus():
     docs = [_doc(t) for t in CONCEPT_CORPUS]
-    assert evidence_for(["CONCEPT"]) == "concept"
-    state = fit_evidence("concept", docs)
-    assert fit_evidence("acronym", docs) is None  # the rules need no statistics
+    evidence = get_task("concept").evidence
+    assert evidence == Evidence("concept") and evidence.needs_corpus
+    fitted_evidence = evidence.fit(docs)
+    state = fitted_evidence.state
+    assert ACRONYM.fit(docs) == ACRONYM and not ACRONYM.needs_corpus  # the rules learn nothing
     # the state is plain JSON and rebuilds the very extractor that was fitted
     assert json.loads(json.dumps(state)) == state
     fitted = KeyphraseExtractor().fit(docs)
     assert [fitted(t, w) for t, w in docs] == [
-        evidence_labeler("concept", state)(t, w) for t, w in docs
+        Evidence("concept", state).labeler()(t, w) for t, w in docs
     ]
     tags = ["O", "B-CONCEPT", "I-CONCEPT"]
     text, words = docs[1]
-    [ids] = evidence_tags("concept", tags, [(text, words)], state)
+    [ids] = fitted_evidence.tags(tags, [(text, words)])
     named = [(w.text, tags[i]) for w, i in zip(words, ids, strict=True)]
     assert [t for _, t in named] == spans_to_bio(words, fitted(text, words))
     assert named[:2] == [("graph", "B-CONCEPT"), ("coloring", "I-CONCEPT")]
@@ -143,31 +141,30 @@ def test_concept_evidence_is_keyphrases_fitted_on_a_corpus():
 
 
 def test_which_evidence_a_model_takes():
-    acronym, concept = ["SHORT", "LONG"], ["CONCEPT"]
-    assert [evidence_choice(acronym, w) for w in (None, True, False)] == ["acronym"] * 2 + [None]
-    assert [evidence_choice(concept, w) for w in (None, True, False)] == [None, "concept", None]
-    assert evidence_choice(["KEY"], True) is None  # no labeler fits a custom label space
-    # only concept evidence asked for is worth reading a project's texts for
-    assert evidence_needs_corpus(concept, True)
-    assert not evidence_needs_corpus(concept) and not evidence_needs_corpus(acronym, True)
+    acronym, concept, custom = (get_task(t) for t in ("acronym", "concept", "custom"))
+    names = [e and e.name for e in map(acronym.evidence_for, (None, True, False))]
+    assert names == ["acronym"] * 2 + [None]
+    names = [e and e.name for e in map(concept.evidence_for, (None, True, False))]
+    assert names == [None, "concept", None]
+    assert custom.evidence_for(True) is None  # a custom task has no built-in labeler
 
 
 def test_a_concept_model_keeps_its_fitted_evidence(tiny_model_dir, tmp_path):
     docs = [_doc(t) for t in CONCEPT_CORPUS]
     examples = [(t, w, KeyphraseExtractor().fit(docs)(t, w)) for t, w in docs[:3]]
-    # concept evidence is asked for; by default a concept model takes none
-    assert Tagger.from_base(tiny_model_dir, ["CONCEPT"]).evidence is None
+    # concept evidence is asked for; by default a concept model takes none (above)
     args = replace(FAST, epochs=2, evidence=True)
+    concept = {"task": "concept", "args": args}
     # without a corpus, the examples' texts are the corpus
-    alone = finetune(examples, ["CONCEPT"], base=tiny_model_dir, args=args).model
-    assert alone.evidence == "concept"
-    assert alone.evidence_state == fit_evidence("concept", [(t, w) for t, w, _ in examples])
-    model = finetune(examples, ["CONCEPT"], base=tiny_model_dir, args=args, corpus=docs).model
-    assert model.evidence_state == fit_evidence("concept", docs) != alone.evidence_state
+    alone = finetune(examples, ["CONCEPT"], base=tiny_model_dir, **concept).model
+    assert alone.evidence.name == "concept"
+    assert alone.evidence == Evidence("concept").fit([(t, w) for t, w, _ in examples])
+    model = finetune(examples, ["CONCEPT"], base=tiny_model_dir, corpus=docs, **concept).model
+    assert model.evidence == Evidence("concept").fit(docs) != alone.evidence
     saved = model.save(tmp_path / "v1")
     assert (saved / "evidence.json").is_file()
     loaded = Tagger.load(saved)
-    assert loaded.evidence_state == model.evidence_state
+    assert loaded.evidence == model.evidence
     moved = tmp_path / "incomplete"
     shutil.copytree(saved, moved)
     (moved / "evidence.json").unlink()
@@ -180,8 +177,10 @@ def test_a_concept_model_keeps_its_fitted_evidence(tiny_model_dir, tmp_path):
         p.spans for p in predict(model, docs, precision="fp32")
     ]
     # a retrain from it without a corpus keeps the statistics it learned from the project
-    warm = finetune(examples, ["CONCEPT"], base=saved, args=replace(args, epochs=1)).model
-    assert warm.evidence_state == model.evidence_state
+    again = replace(args, epochs=1)
+    warm = finetune(examples, ["CONCEPT"], task="concept", base=saved, args=again).model
+    assert warm.evidence == model.evidence
     # a model without evidence leaves no stale statistics behind in its folder
-    off = finetune(examples, ["CONCEPT"], base=saved, args=replace(args, evidence=False)).model
+    off = replace(args, evidence=False)
+    off = finetune(examples, ["CONCEPT"], task="concept", base=saved, args=off).model
     assert off.evidence is None and not (off.save(saved) / "evidence.json").exists()

@@ -155,8 +155,9 @@ def test_the_schedule_is_the_evidence_s_unless_given(tiny, examples):
     assert (own.epochs, own.lr, own.min_steps) == (20, 2e-4, 0)
     assert with_schedule(replace(unset, epochs=3), "acronym").epochs == 3
     # 20 examples in batches of 4: 5 steps an epoch, so the acronym floor of 60 steps is 12
-    result = finetune(examples, ["SHORT", "LONG"], base=tiny, args=replace(unset, lr=3e-3))
-    assert result.model.evidence == "acronym" and result.epochs_run == 12
+    args = replace(unset, lr=3e-3)
+    result = finetune(examples, ["SHORT", "LONG"], task="acronym", base=tiny, args=args)
+    assert result.model.evidence.name == "acronym" and result.epochs_run == 12
     recorded = result.model.info["train_args"]
     assert (recorded["epochs"], recorded["lr"], recorded["min_steps"]) == (12, 3e-3, 60)
 

@@ -23,7 +23,8 @@ def model_dir(tmp_path_factory, tiny_model_dir):
             Span(w.start, w.end, "SHORT") for w in words if w.text.isupper() and len(w.text) > 1
         ]
         examples.append((s, words, spans))
-    result = finetune(examples, ["SHORT", "LONG"], base=tiny_model_dir, args=TrainArgs(epochs=2))
+    args = TrainArgs(epochs=2)
+    result = finetune(examples, ["SHORT", "LONG"], task="acronym", base=tiny_model_dir, args=args)
     out = tmp_path_factory.mktemp("model") / "v1"
     result.model.save(out, label_spelling={"SHORT": "short", "LONG": "long"})
     return str(out)

@@ -51,7 +51,9 @@ def test_pretraining_writes_a_loadable_checkpoint_with_the_task_head(
     assert info["corpus"] == ["corpus.txt"] and info["corpus_texts"] == len(CORPUS)
     assert (info["weakly_labeled_texts"] > 0) == (objective == "aligned")
     # only the aligned run sees the weak labeler, as evidence too; MLM-only stays without
-    assert model.evidence == ("acronym" if objective == "aligned" else None)
+    assert (model.evidence and model.evidence.name) == (
+        "acronym" if objective == "aligned" else None
+    )
     assert (out / STATE_FILE).is_file()
     # resumable: asking for more steps continues from the saved step
     pretrain(
@@ -65,6 +67,7 @@ def test_pretraining_writes_a_loadable_checkpoint_with_the_task_head(
     result = finetune(
         [(s, tokenize(s), []) for s in ACRONYM_SENTENCES],
         ["SHORT", "LONG"],
+        task="acronym",
         base=out,
         args=TrainArgs(epochs=1),
     )

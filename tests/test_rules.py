@@ -1,6 +1,7 @@
 """Decode-time rules: definition spans win over overlapping model spans."""
 
-from core.model.rules import VOUCHED, apply_rules, merge, rules_for
+from core.model.rules import RULE_SETS, VOUCHED, apply_rules, merge
+from core.tasks import TASKS
 from core.text import Span, tokenize
 
 TEXT = "We use support vector machines ( SVM ) and CNN here ."
@@ -44,9 +45,13 @@ def test_a_long_form_the_rule_finds_replaces_the_models_whatever_its_confidence(
     ]
 
 
-def test_rules_fit_the_acronym_label_space_only():
-    assert rules_for(["SHORT", "LONG"]) == "acronym"
-    assert rules_for(["CONCEPT"]) is None
+def test_rules_are_the_acronym_task_s_only():
+    assert {name: task.rules for name, task in TASKS.items()} == {
+        "acronym": "acronym",
+        "concept": None,
+        "custom": None,
+    }
+    assert set(RULE_SETS) == {"acronym"}
 
 
 def test_predict_follows_the_models_setting_and_can_turn_rules_off(tiny_model_dir):
@@ -55,7 +60,11 @@ def test_predict_follows_the_models_setting_and_can_turn_rules_off(tiny_model_di
 
     words = tokenize(TEXT)
     result = finetune(
-        [(TEXT, words, [])], ["SHORT", "LONG"], base=tiny_model_dir, args=TrainArgs(epochs=1)
+        [(TEXT, words, [])],
+        ["SHORT", "LONG"],
+        task="acronym",
+        base=tiny_model_dir,
+        args=TrainArgs(epochs=1),
     )
     assert result.model.info["decode_rules"] == "acronym"
     with_rules = predict(result.model, [(TEXT, words)])[0]

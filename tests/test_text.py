@@ -1,11 +1,10 @@
 import pytest
 
-from core.errors import SpanError, ValidationError
+from core.errors import SpanError
 from core.text import (
     Span,
     bio_to_spans,
     join_tokens,
-    labels_for,
     snap_span,
     spans_to_bio,
     tagged_text,
@@ -192,17 +191,6 @@ def test_bio_round_trip_and_stray_inside_tag():
 def test_tagged_text_marks_spans_inline():
     out = tagged_text(TEXT, [Span(29, 32, "SHORT")])
     assert out == "Natural language processing ([NLP]{SHORT}) is BERT-based."
-
-
-def test_label_schemes():
-    assert labels_for("acronym") == ["SHORT", "LONG"]
-    assert labels_for("concept") == ["CONCEPT"]
-    assert labels_for("custom", ["PER", " ORG "]) == ["PER", "ORG"]
-    for bad in ([], ["A", "A"], ["O"], ["<b>"]):
-        with pytest.raises(ValidationError):
-            labels_for("custom", bad)
-    with pytest.raises(ValidationError, match="unknown task"):
-        labels_for("ner")
 
 
 @pytest.mark.parametrize(

@@ -256,7 +256,35 @@ def test_cli_train_gives_acronym_models_evidence_unless_told_not_to(db_url, tiny
         with session_scope(db_url) as s:
             path = current_version(s, get_project(s, "p")).path
         evidence.append(Tagger.load(path).evidence)
-    assert evidence == ["acronym", None, "acronym"]
+    assert [e and e.name for e in evidence] == ["acronym", None, "acronym"]
+
+
+def test_a_custom_project_labeled_short_long_is_no_acronym_project(
+    db_url, tiny, tmp_path, monkeypatch
+):
+    """Evidence and decoding rules are the task's, never the label tuple's (issue 26): a
+    custom project whose labels happen to be SHORT,LONG trains without the acronym rule's
+    evidence and decodes without its rules."""
+    from core.model.backbone import Tagger
+    from core.model.predict import predict
+    from core.text import tokenize
+
+    monkeypatch.setenv("FEWLABEL_HOME", str(tmp_path / "home"))
+    seed_labeled_project(db_url, task="custom")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        assert (p.task, list(p.labels)) == ("custom", ["SHORT", "LONG"])
+        params = {"project_id": p.id, "base": tiny, "train_args": {"epochs": 1}, "cv": False}
+        job_id = enqueue(s, "train", p, params).id
+    job = run_job(db_url, job_id)
+    assert job.status == "done", job.error
+    with session_scope(db_url) as s:
+        model = Tagger.load(current_version(s, get_project(s, "p")).path)
+    assert model.evidence is None and model.evidence_embedding is None
+    assert model.info["decode_rules"] is None
+    text = "We train a support vector machine ( SVM ) on GPU clusters ."
+    [pred] = predict(model, [(text, tokenize(text))])
+    assert all(sp.get("source") != "rule" for sp in pred.spans)
 
 
 def test_concept_evidence_learns_from_every_project_text(db_url, tiny, project):
@@ -264,7 +292,7 @@ def test_concept_evidence_learns_from_every_project_text(db_url, tiny, project):
     from core.jobs.training import project_texts
     from core.labeling.projects import create_project
     from core.model.backbone import Tagger
-    from core.model.rules import fit_evidence
+    from core.weak.evidence import Evidence
 
     labeled, pool = POOL[:6], POOL[6:]
     conll = "\n\n".join(
@@ -282,8 +310,7 @@ def test_concept_evidence_learns_from_every_project_text(db_url, tiny, project):
         p = get_project(s, "c")
         model, texts = Tagger.load(current_version(s, p).path), project_texts(s, p)
     assert len(texts) == len(POOL)  # the labeled and the unlabeled texts
-    assert model.evidence == "concept"
-    assert model.evidence_state == fit_evidence("concept", texts)
+    assert model.evidence == Evidence("concept").fit(texts)
 
 
 def test_a_train_job_with_few_labels_stores_cross_validated_f1(db_url, tiny, project, capsys):

@@ -4,9 +4,9 @@ import warnings
 import pytest
 
 from core.errors import FewlabelError
+from core.tasks import get_task
 from core.text import Span, join_tokens, tokenize
 from core.weak import (
-    LABELERS,
     Gazetteer,
     KeyphraseExtractor,
     anchored,
@@ -19,7 +19,6 @@ from core.weak import (
     plain_corpus,
     strip_links,
     vote,
-    weak_labeler,
 )
 from core.weak.evaluate import evaluate_labeler, format_report, map_label
 
@@ -368,23 +367,24 @@ def test_vote_counts_and_resolves_overlaps():
 
 
 def test_registry_and_default_labelers():
-    assert {"acronyms", "definitions", "short_forms"} <= set(LABELERS["acronym"])
-    assert {"gazetteer", "wiki_titles", "keyphrases"} <= set(LABELERS["concept"])
+    acronym, concept = get_task("acronym"), get_task("concept")
+    assert {"acronyms", "definitions", "short_forms"} <= set(acronym.labelers)
+    assert {"gazetteer", "wiki_titles", "keyphrases"} <= set(concept.labelers)
     text = "Support vector machines (SVM) beat the CNN."
-    assert tagged(text, weak_labeler("acronym")(text, tokenize(text)))[-1] == ("CNN", "SHORT")
-    only_defs = LABELERS["acronym"]["definitions"]()
+    assert tagged(text, acronym.weak_labeler()(text, tokenize(text)))[-1] == ("CNN", "SHORT")
+    only_defs = acronym.labelers["definitions"]()
     assert tagged(text, only_defs(text, tokenize(text))) == [
         ("Support vector machines", "LONG"),
         ("SVM", "SHORT"),
     ]
-    concept = weak_labeler("concept", titles=[], phrases=["image segmentation"], corpus=CORPUS)
+    glossary = concept.weak_labeler(titles=[], phrases=["image segmentation"], corpus=CORPUS)
     t2 = "Image segmentation with stochastic gradient descent."
-    assert ("Image segmentation", "CONCEPT") in tagged(t2, concept(t2, tokenize(t2)))
+    assert ("Image segmentation", "CONCEPT") in tagged(t2, glossary(t2, tokenize(t2)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no titles installed must not warn here
-        weak_labeler("concept", corpus=CORPUS)
+        concept.weak_labeler(corpus=CORPUS)
     with pytest.raises(FewlabelError):
-        weak_labeler("custom")
+        get_task("custom").weak_labeler()
 
 
 # ---------------------------------------------------------------------------- evaluate

@@ -9,58 +9,28 @@ from functools import cached_property
 from pathlib import Path
 
 from core.errors import FewlabelError
-from core.io.corpus import read_texts
+from core.io.labeled import LabeledDoc, read_labeled
 from core.metrics import span_prf
-from core.text import TASK_LABELS, Span, Word, labels_for, snap_span, words_of
+from core.tasks import get_task, with_labeler
+from core.text import Word
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class LabeledDoc:
-    text: str
-    words: list[Word]
-    spans: list[Span]
 
 
 def load_labeled(
     path: str | Path, task: str, labels: Sequence[str] | None = None
 ) -> list[LabeledDoc]:
     """A labeled file (SciAD JSON, CoNLL, JSONL with spans) with labels mapped to the task's
-    (a custom task's `labels`, matched case-insensitively; without them, the file's own).
-
-    Spans are snapped to word boundaries, as `fewlabel weak eval` snaps them: the benchmark
-    scores a tagger of whole words against raw-text corpora whose spans sometimes cut one
-    ("Finite State Automato" in SDU@AAAI-22), which no tagger could match exactly, and every
-    figure in docs/benchmarks.md was measured so. `fewlabel import` instead keeps such a span
-    and splits the word (core.text.words_of): a project's labels are never moved.
-    """
-    from core.weak.evaluate import map_label
-
-    if task == "custom":
-        wanted = {lbl.lower(): lbl for lbl in labels or ()}
-
-        def mapped(label: str) -> str | None:
-            return wanted.get(label.lower()) if wanted else label
-    else:
-
-        def mapped(label: str) -> str | None:
-            return map_label(task, label)
-
+    (a custom task's `labels`, matched case-insensitively; without them, the file's own) and
+    spans snapped to whole words (core.io.labeled, as `fewlabel weak eval` reads gold)."""
     if not Path(path).is_file():
         raise FewlabelError(f"{path}: no such file (benchmark data lives in ../shared/benchmarks)")
-    docs = []
-    for rec in read_texts(path):
-        if not rec.text.strip():
-            continue
-        words = words_of(rec.text, rec.tokens)
-        spans = set()
-        for sp in rec.spans or []:
-            label = mapped(str(sp["label"]))
-            snapped = snap_span(int(sp["start"]), int(sp["end"]), words)
-            if label is not None and snapped is not None:
-                spans.add(Span(*snapped, label))
-        docs.append(LabeledDoc(rec.text, words, sorted(spans)))
+    found = get_task(task)
+    docs = [
+        d
+        for d in read_labeled(path, lambda label: found.gold_label(label, labels))
+        if d.text.strip()
+    ]
     if not docs:
         raise FewlabelError(f"{path}: no documents")
     return docs
@@ -69,13 +39,13 @@ def load_labeled(
 def task_labels(task: str, labels: Sequence[str] | None = None) -> list[str]:
     """A task's labels; a custom task's are `labels` (validated as a project's are)."""
     if task == "custom" and labels:
-        return labels_for("custom", labels)
-    if task not in TASK_LABELS:
+        return get_task(task).label_set(labels)
+    if task not in with_labeler():
         raise FewlabelError(
-            f"benchmarks know the tasks {', '.join(TASK_LABELS)} and custom (with --labels), "
+            f"benchmarks know the tasks {', '.join(with_labeler())} and custom (with --labels), "
             f"not {task!r}"
         )
-    return list(TASK_LABELS[task])
+    return get_task(task).label_set()
 
 
 def file_labels(docs: Sequence[LabeledDoc]) -> list[str]:
@@ -138,7 +108,9 @@ class Setup:
         epochs = {"epochs": self.epochs} if self.epochs else {}
         args = TrainArgs(seed=seed, evidence=self.evidence, **epochs)
         examples = [(d.text, d.words, d.spans) for d in docs]
-        return finetune(examples, self.labels, base=base, args=args, corpus=self.corpus)
+        return finetune(
+            examples, self.labels, task=self.task, base=base, args=args, corpus=self.corpus
+        )
 
 
 def evaluate(model, test: Sequence[LabeledDoc], labels: Sequence[str]) -> dict:
@@ -146,18 +118,20 @@ def evaluate(model, test: Sequence[LabeledDoc], labels: Sequence[str]) -> dict:
     return evaluate_variants(model, test, labels)[""]
 
 
-def evaluate_variants(model, test: Sequence[LabeledDoc], labels: Sequence[str]) -> dict:
-    """{"": the model alone, "+rules": with the label space's decode-time rules merged in}.
+def evaluate_variants(
+    model, test: Sequence[LabeledDoc], labels: Sequence[str], *, task: str = "custom"
+) -> dict:
+    """{"": the model alone, "+rules": with the task's decode-time rules merged in}.
 
-    One forward pass serves both; "+rules" is absent when no rule set fits the labels.
+    One forward pass serves both; "+rules" is absent for a task without rules.
     """
     from core.model.predict import predict
-    from core.model.rules import apply_rules, rules_for
+    from core.model.rules import apply_rules
 
     preds = predict(model, [(d.text, d.words) for d in test], rules=False)
     gold = [d.spans for d in test]
     out = {"": span_prf(gold, [p.spans for p in preds], labels)}
-    rule_set = rules_for(labels)
+    rule_set = get_task(task).rules
     if rule_set:
         merged = [
             apply_rules(rule_set, d.text, d.words, p.spans)

@@ -1,14 +1,14 @@
 """The product loop of a project, simulated honestly for the few-example benchmark.
 
-For N gold texts the weak sources are built only from those N labels (core.weak.sources), as
-a project's are (core.weak.project): the task's built-in labeler (acronym and concept tasks)
-weighted by its precision on the N, their dictionary, the user's patterns when given (fitted
-on the N), and the confident spans of a model trained on the N, over the unlabeled pool: the
-rest of the training file plus any `--pool` texts (a project's other texts). The model's
-threshold is chosen on texts it did not train on: two teachers, each trained on half of the
-N and scored on the other half. Then aligned pretraining on the pool with those weak labels,
-from the benchmark's backbone as a project's Build starts from its base model, and the
-`aligned` base is finetuned on the same N. Nothing comes from the test file.
+For N gold texts the weak sources are built only from those N labels (core.weak.sources:
+`assemble`, as a project's are in core.weak.project): the task's built-in labeler (acronym
+and concept tasks) weighted by its precision on the N, their dictionary, the user's patterns
+when given (fitted on the N), and the confident spans of a model trained on the N, over the
+unlabeled pool: the rest of the training file plus any `--pool` texts (a project's other
+texts). The model's threshold is chosen on texts it did not train on: two teachers, each
+trained on half of the N and scored on the other half. Then aligned pretraining on the pool
+with those weak labels, from the benchmark's backbone as a project's Build starts from its
+base model, and the `aligned` base is finetuned on the same N. Nothing comes from the test file.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from pathlib import Path
 
 from core.bench.data import LabeledDoc, Setup
 from core.text import Span
+from core.weak.project import builtin_source
 from core.weak.sources import (
-    Dictionary,
     ModelSpans,
-    Patterns,
     WeakSources,
-    builtin_source,
+    assemble,
     choose_threshold,
     scored_spans,
 )
@@ -59,15 +58,13 @@ def sources_for(
     docs = [(d.text, d.words) for d in pool]
     by_text = dict(zip((d.text for d in pool), _scored(model, docs), strict=True))
     builtin = builtin_source(setup.task, [d.text for d in [*sample, *pool]])
-    sources: list = [builtin.fit(labeled)] if builtin is not None else []
-    sources.append(Dictionary.build(labeled))
-    if setup.patterns:
-        sources.append(Patterns(setup.patterns).fit(labeled))
+    model_spans = None
     if gold:
         threshold, precision = choose_threshold(scored, gold)
-        sources.append(
-            ModelSpans(lambda ds: [by_text.get(t, []) for t, _ in ds], threshold, precision)
+        model_spans = ModelSpans(
+            lambda ds: [by_text.get(t, []) for t, _ in ds], threshold, precision
         )
+    sources = assemble(labeled, builtin=builtin, patterns=setup.patterns, model=model_spans)
     weak, silent = WeakSources(sources).prepared(docs)
     if silent:
         setup.progress(f"weak sources {', '.join(silent)}: matched nothing, left out")

@@ -7,14 +7,15 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 
 from core.io import formats
-from core.text import TASK_LABELS
+from core.tasks import with_labeler
 
 # The formats the CLI reads and writes: the registry's (core.io.formats), uninstalled ones too,
 # so that choosing one says what to install.
 READ_FORMATS = ["auto", *formats.readable(installed=False)]
 WRITE_FORMATS = formats.writable(installed=False)
-# Tasks with built-in labels and a weak labeler: what pretraining and benchmarks know.
-WEAK_TASKS = list(TASK_LABELS)
+# Tasks with built-in labels and a weak labeler (core.tasks): what pretraining from a corpus,
+# `weak eval FILE` and the benchmarks' built-in tasks know.
+WEAK_TASKS = with_labeler()
 
 EVIDENCE = (
     "give the model the weak labeler's tag of every word as input, or not; default: yes for "

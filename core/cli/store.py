@@ -10,7 +10,7 @@ from pathlib import Path
 from core.cli.common import READ_FORMATS, WRITE_FORMATS, table
 from core.defaults import MAX_TEXT_CHARS
 from core.io import formats
-from core.text import TASKS
+from core.tasks import TASKS
 
 
 def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:

@@ -176,21 +176,21 @@ def cmd_weak_eval(args, url: str) -> int:
     if args.task is None:
         return _weak_eval_project(args, url)
     from core.io.corpus import read_texts
-    from core.weak import LABELERS, weak_labeler
+    from core.tasks import get_task
     from core.weak.evaluate import evaluate_labeler, format_report
 
     options = {}
     if args.fit:
         options["corpus"] = [r.text for r in read_texts(args.fit)]
     if args.labeler:
-        factories = LABELERS[args.task]
+        factories = get_task(args.task).labelers
         if args.labeler not in factories:
             raise FewlabelError(
                 f"no {args.task} labeler {args.labeler!r}; choose one of {', '.join(factories)}"
             )
         labeler = factories[args.labeler](**options)
     else:
-        labeler = weak_labeler(args.task, **options)
+        labeler = get_task(args.task).weak_labeler(**options)
     result = evaluate_labeler(args.task, args.target, args.format, labeler)
     print(format_report(result))
     return 0

@@ -25,7 +25,8 @@ from core.store.schema import (
     WeakPatterns,
     utcnow,
 )
-from core.text import clean_name, labels_for
+from core.tasks import labels_for
+from core.text import clean_name
 from core.weak.patterns import relabel_lines
 
 # The annotator has this many (background, strong) colour pairs, each checked for contrast; a

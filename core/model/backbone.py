@@ -3,7 +3,7 @@
 One directory holds a whole model version: the encoder and tokenizer (`save_pretrained`), the
 head and the input-feature embeddings (`head.safetensors`), `tagger.json` (label map,
 feature settings, training arguments, metrics) and, for evidence that learned corpus
-statistics, `evidence.json`. Aligned pretraining and finetuning build the
+statistics, `evidence.json` (core.weak.evidence). Aligned pretraining and finetuning build the
 same `Tagger`, so a pretrained checkpoint whose label map matches is finetuned with its head,
 not a fresh one.
 Where an encoder comes from (the shipped MiniLM, a directory, a cached Hub id) is
@@ -26,12 +26,11 @@ from core.errors import FewlabelError, NotFoundError
 from core.model.device import resolve_device
 from core.model.encoders import DEFAULT, load_encoder, quiet_loading, resolve_backbone
 from core.model.encoding import SHAPES, Chunk, encode_docs
-from core.model.rules import FITTED_EVIDENCE, evidence_choice, evidence_tags
 from core.text import Word
+from core.weak.evidence import Evidence
 
 TAGGER_FILE = "tagger.json"
 HEAD_FILE = "head.safetensors"
-EVIDENCE_FILE = "evidence.json"  # corpus statistics of the evidence labeler, when it has any
 FORMAT = "fewlabel-tagger"
 FORMAT_VERSION = 1
 
@@ -63,11 +62,10 @@ class Tagger(nn.Module):
     The shape embedding is added to the encoder's input embeddings and starts at zero, so a
     fresh tagger computes exactly what the plain encoder does; training moves it (give it a
     larger learning rate: at the encoder's rate a zero-initialised table barely moves).
-    The evidence embedding works the same way for the BIO tag that a weak labeler (named by
-    `evidence`, see core.model.rules) gives each word: the model sees the rule's opinion and
-    learns from gold labels when to follow it, instead of relearning the rule from a few
-    hundred sentences. `evidence_state` is what that labeler learned from a corpus (the
-    concept keyphrases' IDFs; None for the acronym rules), saved as evidence.json.
+    The evidence embedding works the same way for the BIO tag that a weak labeler (its
+    `evidence`, core.weak.evidence: the labeler and what it learned from a corpus) gives each
+    word: the model sees the rule's opinion and learns from gold labels when to follow it,
+    instead of relearning the rule from a few hundred sentences.
     `tokenizer`, `labels`, `tags` and `info` travel with the module so a loaded model explains
     itself; `info` is written to tagger.json (backbone, train_args, metrics, ...).
     """
@@ -79,7 +77,7 @@ class Tagger(nn.Module):
         labels: Sequence[str],
         *,
         shape_features: bool = True,
-        evidence: str | None = None,
+        evidence: Evidence | None = None,
         dropout: float | None = None,
         max_length: int | None = None,
         info: dict | None = None,
@@ -102,8 +100,7 @@ class Tagger(nn.Module):
         if self.shape_features:
             self.shape_embedding = nn.Embedding(len(SHAPES), hidden)
             nn.init.zeros_(self.shape_embedding.weight)
-        self.evidence = evidence or None
-        self.evidence_state: dict | None = None
+        self.evidence = evidence
         self.evidence_embedding: nn.Embedding | None = None
         if self.evidence:
             self.evidence_embedding = nn.Embedding(len(self.tags) + 1, hidden)
@@ -183,11 +180,7 @@ class Tagger(nn.Module):
             [[w.text for w in words] for _, words in docs],
             max_length=max_length or self.max_length,
             shape_features=self.shape_features,
-            evidence=(
-                evidence_tags(self.evidence, self.tags, docs, self.evidence_state)
-                if self.evidence
-                else None
-            ),
+            evidence=self.evidence.tags(self.tags, docs) if self.evidence else None,
         )
 
     def settings(self) -> dict:
@@ -200,7 +193,7 @@ class Tagger(nn.Module):
             "id2label": {str(i): t for i, t in self.id2label.items()},
             "shape_features": self.shape_features,
             "shape_classes": list(SHAPES),
-            "evidence": self.evidence,
+            "evidence": self.evidence.name if self.evidence else None,
             "dropout": self.dropout_p,
             "max_length": self.max_length,
             "hidden_size": int(self.encoder.config.hidden_size),
@@ -227,10 +220,10 @@ class Tagger(nn.Module):
         if self.evidence_embedding is not None:
             extras["evidence_embedding.weight"] = self.evidence_embedding.weight
         save_file({k: v.detach().cpu().contiguous() for k, v in extras.items()}, out / HEAD_FILE)
-        if self.evidence and self.evidence_state is not None:
-            (out / EVIDENCE_FILE).write_text(json.dumps(self.evidence_state))
+        if self.evidence is not None:
+            self.evidence.save(out)
         else:
-            (out / EVIDENCE_FILE).unlink(missing_ok=True)
+            Evidence.remove(out)
         meta = self.settings()
         meta["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         meta["info"] = _jsonable(self.info)
@@ -256,7 +249,7 @@ class Tagger(nn.Module):
             tokenizer,
             meta["labels"],
             shape_features=bool(meta.get("shape_features")),
-            evidence=meta.get("evidence"),
+            evidence=Evidence.load(root, meta["evidence"]) if meta.get("evidence") else None,
             dropout=meta.get("dropout"),
             max_length=meta.get("max_length"),
             info=meta.get("info") or {},
@@ -270,13 +263,6 @@ class Tagger(nn.Module):
                     model.shape_embedding.weight.copy_(state["shape_embedding.weight"])
             if model.evidence_embedding is not None:
                 model.evidence_embedding.weight.copy_(state["evidence_embedding.weight"])
-        if model.evidence in FITTED_EVIDENCE:
-            if not (root / EVIDENCE_FILE).is_file():
-                raise NotFoundError(
-                    f"{root} has no {EVIDENCE_FILE}: the model cannot compute its "
-                    f"{model.evidence} evidence without it; copy the whole model folder"
-                )
-            model.evidence_state = json.loads((root / EVIDENCE_FILE).read_text())
         model.to(resolve_device(device))
         model.eval()
         model.source = (root, weights_stamp(root))
@@ -289,7 +275,7 @@ class Tagger(nn.Module):
         labels: Sequence[str],
         *,
         shape_features: bool = True,
-        evidence: bool | None = None,
+        evidence: Evidence | None = None,
         dropout: float | None = None,
         max_length: int | None = None,
         allow_download: bool = False,
@@ -299,14 +285,12 @@ class Tagger(nn.Module):
         A plain encoder gets a fresh head. A checkpoint (aligned pretraining or an earlier
         model version) keeps its encoder and shape embedding, and its head rows for every tag
         it shares with `labels`: the whole head when the label maps match (a warm start).
-        `info["head_reused"]` says which: "none", "partial" or "full". `evidence=True` gives
-        the model the weak labeler of its label space as input, where one exists
-        (core.model.rules.evidence_for), False none, None the default (acronyms yes,
-        concepts no: core.model.rules.evidence_choice); a checkpoint's evidence embedding
-        and fitted state carry over when its tags are the same.
+        `info["head_reused"]` says which: "none", "partial" or "full". `evidence` is what the
+        model takes as input (its task's choice, core.tasks.Task.evidence_for; None for
+        none); a checkpoint's evidence embedding and fitted state carry over when it took the
+        same evidence over the same tags.
         """
         location = DEFAULT if base is None else str(base)
-        evidence_name = evidence_choice(labels, evidence)
         if location != DEFAULT and is_tagger_checkpoint(os.path.expanduser(location)):
             old = cls.load(os.path.expanduser(location), device="cpu")
             model = cls(
@@ -314,7 +298,7 @@ class Tagger(nn.Module):
                 old.tokenizer,
                 labels,
                 shape_features=shape_features,
-                evidence=evidence_name,
+                evidence=evidence,
                 dropout=dropout if dropout is not None else old.dropout_p,
                 max_length=max_length or old.max_length,
             )
@@ -325,10 +309,15 @@ class Tagger(nn.Module):
                     model.head.bias[model.label2id[t]] = old.head.bias[old.label2id[t]]
                 if model.shape_embedding is not None and old.shape_embedding is not None:
                     model.shape_embedding.weight.copy_(old.shape_embedding.weight)
-                same_evidence = model.evidence == old.evidence and model.tags == old.tags
+                same_evidence = (
+                    model.evidence is not None
+                    and old.evidence is not None
+                    and model.evidence.name == old.evidence.name
+                    and model.tags == old.tags
+                )
                 if model.evidence_embedding is not None and same_evidence:
                     model.evidence_embedding.weight.copy_(old.evidence_embedding.weight)
-                    model.evidence_state = old.evidence_state
+                    model.evidence = old.evidence
             reused = "full" if len(shared) == len(model.tags) else "partial" if shared else "none"
             # Lineage (backbone, objective of a pretraining run) carries over; results do not.
             inherited = {
@@ -350,7 +339,7 @@ class Tagger(nn.Module):
             tokenizer,
             labels,
             shape_features=shape_features,
-            evidence=evidence_name,
+            evidence=evidence,
             dropout=dropout,
             max_length=max_length,
             info={"backbone": location if location != DEFAULT else resolved, "head_reused": "none"},

@@ -50,6 +50,7 @@ def cross_validate(
     examples: Sequence[Example],
     labels: Sequence[str],
     *,
+    task: str = "custom",
     base: str | os.PathLike | None = DEFAULT,
     args: TrainArgs | None = None,
     folds: int = CV_FOLDS,
@@ -57,7 +58,7 @@ def cross_validate(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict | None:
-    """Span F1 of `finetune(examples, labels, base=base, args=args)` estimated by k-fold
+    """Span F1 of `finetune(examples, labels, task=task, base=base, args=args)` by k-fold
     cross-validation: metrics["cv"] (core.metrics.summarize_folds), or None below
     CV_MIN_TEXTS texts. `folds` drops so that every fold holds at least two texts.
 
@@ -87,6 +88,7 @@ def cross_validate(
         model = finetune(
             train,
             labels,
+            task=task,
             base=base,
             args=fold_args,
             corpus=corpus,

@@ -29,7 +29,6 @@ from core.model.backbone import Tagger
 from core.model.device import resolve_device, torch_threads, training_threads
 from core.model.encoders import DEFAULT
 from core.model.predict import predict
-from core.model.rules import fit_evidence, rules_for
 from core.model.trainer import (
     EpochBudget,
     Example,
@@ -40,6 +39,7 @@ from core.model.trainer import (
     seed_everything,
     train_loop,
 )
+from core.tasks import Task, get_task
 from core.text import Word, bio_to_spans, spans_to_bio
 
 
@@ -104,7 +104,7 @@ class TrainArgs:
         default=None,
         metadata={
             "help": "give the model the weak labeler's tag of every word as input, where the "
-            "label space has one: None = the default (acronyms yes, concepts no)"
+            "task has one (core.tasks): None = the default (acronyms yes, concepts no)"
         },
     )
     evidence_dropout: float = field(
@@ -120,7 +120,7 @@ class TrainArgs:
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm (0 = off)"})
     decode_rules: bool = field(
         default=True,
-        metadata={"help": "merge high-precision rule spans at prediction (acronym labels)"},
+        metadata={"help": "merge the task's high-precision rule spans at prediction (acronyms)"},
     )
     device: str = field(default="auto", metadata={"help": "auto (CUDA when present), cuda, cpu"})
     precision: str = field(
@@ -165,6 +165,7 @@ def finetune(
     examples: Sequence[Example],
     labels: Sequence[str],
     *,
+    task: str = "custom",
     base: str | os.PathLike | None = DEFAULT,
     args: TrainArgs | None = None,
     corpus: Sequence[tuple[str, Sequence[Word]]] | None = None,
@@ -185,6 +186,8 @@ def finetune(
     train_args and metrics in `model.info`, so `result.model.save(path)` writes a
     self-describing version.
 
+    `task` (core.tasks) decides the evidence the model takes (with `args.evidence`) and its
+    decode-time rules (with `args.decode_rules`); a custom task has neither.
     `corpus`, (text, words) pairs such as all of a project's texts, is where evidence that
     needs corpus statistics (the concept keyphrases' IDFs) learns them; without it a
     checkpoint's own statistics are kept, or else the examples' texts serve.
@@ -196,12 +199,22 @@ def finetune(
         raise FewlabelError("there are no labeled examples with words to train on")
     device = resolve_device(args.device)
     with torch_threads(training_threads(device, args.num_threads)):
-        return _train(examples, labels, base, args, corpus, device, progress, should_stop, t_start)
+        return _train(
+            examples,
+            (get_task(task), labels),
+            base,
+            args,
+            corpus,
+            device,
+            progress,
+            should_stop,
+            t_start,
+        )
 
 
 def _train(
     examples: list[Example],
-    labels: Sequence[str],
+    space: tuple[Task, Sequence[str]],
     base: str | os.PathLike | None,
     args: TrainArgs,
     corpus: Sequence[tuple[str, Sequence[Word]]] | None,
@@ -212,18 +225,19 @@ def _train(
 ) -> TrainResult:
     report = Reporter(progress, every=0.5)
     seed_everything(args.seed)
+    task, labels = space
     report(0.0, "loading the backbone")
     model = Tagger.from_base(
         base,
         labels,
         shape_features=args.shape_features,
-        evidence=args.evidence,
+        evidence=task.evidence_for(args.evidence),
         dropout=args.dropout,
     )
-    args = with_schedule(args, model.evidence)
-    if model.evidence and (corpus is not None or model.evidence_state is None):
+    args = with_schedule(args, model.evidence.name if model.evidence else None)
+    if model.evidence and (corpus is not None or model.evidence.state is None):
         texts = corpus if corpus is not None else [(t, w) for t, w, _ in examples]
-        model.evidence_state = fit_evidence(model.evidence, texts)
+        model.evidence = model.evidence.fit(texts)
     trainer = Trainer(model, args, device, should_stop=should_stop)
 
     dev, train = _dev_split(examples, args)
@@ -248,7 +262,7 @@ def _train(
     best_epoch = selection.restore(epochs_run=len(history))
     model.eval()
     # Set before the final evaluation, so dev metrics describe the model as it will predict.
-    model.info["decode_rules"] = rules_for(labels) if args.decode_rules else None
+    model.info["decode_rules"] = task.rules if args.decode_rules else None
     return _result(selection, history, best_epoch, labels, len(train), device)
 
 

@@ -20,7 +20,7 @@ from core.model import engines
 from core.model.backbone import Tagger
 from core.model.device import autocast, choose_threads, resolve_device, torch_threads
 from core.model.encoding import collate, length_batches
-from core.model.rules import RULE_SETS, apply_rules, rules_for
+from core.model.rules import RULE_SETS, apply_rules
 from core.text import Word, bio_to_spans, spans_to_bio
 
 Progress = Callable[[float, str], None]
@@ -189,8 +189,8 @@ def predict(
     `num_threads` None picks torch CPU threads from the cores other processes leave idle
     (a 0.2 s probe, so only for more than a few batches; a handful of documents keep the
     current setting). `rules` merges a rule set's high-precision spans (core.model.rules):
-    None follows the model's `info["decode_rules"]`, False turns it off, True picks the rule
-    set that fits the labels, a name picks that one. The model is left in eval mode.
+    None follows the model's `info["decode_rules"]` (its task's, core.tasks), False turns it
+    off, a name picks that one. The model is left in eval mode.
     `engine` runs the network with torch, or ONNX Runtime in fp32 ("onnx") or int8
     ("onnx-int8"), exported once per version; "auto" picks per version on CPU (see
     core.model.engines); MC dropout and CUDA always run torch. `precision` is torch's only.
@@ -261,8 +261,6 @@ def _batch_probs(
 def _rule_set(model: Tagger, rules: str | bool | None) -> str | None:
     """The decoding rule set a predict call merges (see predict's `rules`), or None."""
     rule_set = model.info.get("decode_rules") if rules is None else (rules or None)
-    if rule_set is True:
-        rule_set = rules_for(model.labels)
     if rule_set is not None and rule_set not in RULE_SETS:
         rule_set = None
     return rule_set

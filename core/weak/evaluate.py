@@ -1,43 +1,35 @@
 """Score a weak labeler against a labeled file: span P/R/F1 per label, counts and speed.
 
-Gold labels are mapped onto the task's label space case-insensitively (SciAD "short" ->
-SHORT; for the concept task every label is a CONCEPT, so Inspec "KEY" and SemEval
-"Process/Task/Material" all count). Gold spans are snapped to word boundaries the way an
-import snaps them, since a labeler (and the model) can only tag whole words.
+Gold is read by the one reader of labeled files (core.io.labeled): labels mapped onto the
+task's case-insensitively (SciAD "short" -> SHORT; for the concept task every label is a
+CONCEPT, so Inspec "KEY" and SemEval "Process/Task/Material" all count: core.tasks), spans
+snapped to word boundaries, since a labeler (and the model) can only tag whole words.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from core.errors import FewlabelError
-from core.io.corpus import read_texts
+from core.io.labeled import ReadCounts, read_labeled
 from core.metrics import span_prf
-from core.text import TASK_LABELS, Span, Word, snap_span, words_of
+from core.tasks import get_task, with_labeler
+from core.text import Span, Word
 
 Labeler = Callable[[str, Sequence[Word]], list[Span]]
-
-# Spellings of the acronym labels in public data sets, beyond the labels themselves.
-_ALIASES = {
-    "acronym": {"sf": "SHORT", "acronym": "SHORT", "lf": "LONG", "expansion": "LONG"},
-}
 
 
 def map_label(task: str, label: str) -> str | None:
     """The task label a gold label stands for, or None when it has none."""
-    labels = TASK_LABELS.get(task)
-    if labels is None:
-        raise FewlabelError(f"weak labelers exist for {', '.join(TASK_LABELS)}, not {task!r}")
-    low = label.lower()
-    for lbl in labels:
-        if lbl.lower() == low:
-            return lbl
-    if task == "concept":
-        return "CONCEPT"  # keyphrases, Process/Task/Material: all concepts of interest
-    return _ALIASES.get(task, {}).get(low)
+    return _builtin(task).gold_label(label)
+
+
+def _builtin(task: str):
+    if task not in with_labeler():
+        raise FewlabelError(f"weak labelers exist for {', '.join(with_labeler())}, not {task!r}")
+    return get_task(task)
 
 
 def evaluate_labeler(
@@ -49,7 +41,7 @@ def evaluate_labeler(
     limit: int | None = None,
     keep_predictions: bool = False,
 ) -> dict:
-    """Run a labeler (default: the task's weak_labeler()) over a labeled file and score it.
+    """Run a labeler (default: the task's weak labeler) over a labeled file and score it.
 
     Returns core.metrics.span_prf's dict plus task, path, labeler, seconds (labeling time
     only), texts_per_second, gold_snapped (gold spans moved to word boundaries),
@@ -57,44 +49,27 @@ def evaluate_labeler(
     label) and unlabeled (records without labels, skipped). With keep_predictions, also
     "items": [{"text", "gold", "pred"}] for error analysis.
     """
-    from core.weak import weak_labeler
-
-    labels = list(TASK_LABELS.get(task, ()))
-    if not labels:
-        raise FewlabelError(f"weak labelers exist for {', '.join(TASK_LABELS)}, not {task!r}")
+    found = _builtin(task)
+    labels = found.label_set()
     if labeler is None:
-        labeler = weak_labeler(task)
+        labeler = found.weak_labeler()
     gold: list[list[Span]] = []
     pred: list[list[Span]] = []
     items: list[dict] = []
-    unmapped: Counter[str] = Counter()
-    snapped = dropped = unlabeled = 0
+    counts = ReadCounts()
+    unlabeled = 0
     seconds = 0.0
-    for rec in read_texts(path, fmt):
-        if rec.spans is None:
+    for doc in read_labeled(path, found.gold_label, fmt, counts):
+        if not doc.labeled:
             unlabeled += 1
             continue
-        words = words_of(rec.text, rec.tokens)
-        g: set[Span] = set()
-        for sp in rec.spans:
-            label = map_label(task, str(sp["label"]))
-            if label is None:
-                unmapped[str(sp["label"])] += 1
-                continue
-            start, end = int(sp["start"]), int(sp["end"])
-            got = snap_span(start, end, words)
-            if got is None:
-                dropped += 1
-                continue
-            snapped += got != (start, end)
-            g.add(Span(got[0], got[1], label))
         t0 = time.perf_counter()
-        p = labeler(rec.text, words)
+        p = labeler(doc.text, doc.words)
         seconds += time.perf_counter() - t0
-        gold.append(sorted(g))
+        gold.append(doc.spans)
         pred.append(list(p))
         if keep_predictions:
-            items.append({"text": rec.text, "gold": gold[-1], "pred": pred[-1]})
+            items.append({"text": doc.text, "gold": gold[-1], "pred": pred[-1]})
         if limit is not None and len(gold) >= limit:
             break
     if not gold:
@@ -106,9 +81,9 @@ def evaluate_labeler(
         labeler=getattr(labeler, "__name__", type(labeler).__name__),
         seconds=seconds,
         texts_per_second=len(gold) / seconds if seconds else float("inf"),
-        gold_snapped=snapped,
-        gold_dropped=dropped,
-        unmapped=dict(unmapped),
+        gold_snapped=counts.snapped,
+        gold_dropped=counts.dropped,
+        unmapped=dict(counts.unmapped),
         unlabeled=unlabeled,
     )
     if keep_predictions:

@@ -5,7 +5,9 @@
 - its current model version's stored predictions: the confident spans, with the threshold
   chosen on texts labeled *after* that version was trained (they were in its unlabeled pool
   when it scored them, so they are held out from its training by construction);
-- for the acronym and concept tasks, the built-in labeler too.
+- for a task with a built-in weak labeler (core.tasks: acronym, concept), that labeler too.
+
+The list is core.weak.sources.assemble's, as the benchmarks' is.
 
 No torch here: the model source reads the predictions scoring stored, so the Train page,
 the CLI and the jobs can all build and evaluate the sources cheaply.
@@ -13,21 +15,23 @@ the CLI and the jobs can all build and evaluate the sources cheaply.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ImportFormatError, NotFoundError
-from core.jobs.training import labeled_texts
 from core.jobs.versions import current_version
+from core.labeling.gold import labeled_texts
 from core.metrics import span_prf
 from core.store.schema import Annotation, Document, Prediction, Project, WeakPatterns
+from core.tasks import get_task
 from core.weak.patterns import Pattern, parse_patterns
 from core.weak.sources import (
-    Dictionary,
+    LabelerSource,
     ModelSpans,
-    Patterns,
     WeakSources,
-    builtin_source,
+    assemble,
     choose_threshold,
     coverage,
     cross_fitted,
@@ -36,6 +40,15 @@ from core.weak.sources import (
 
 # The model's threshold needs this many held-out labeled texts; fewer pick it by noise.
 MIN_HELD_OUT = 10
+
+
+def builtin_source(task: str, texts: Sequence[str] = ()) -> LabelerSource | None:
+    """The task's built-in weak labeler as a source (unfitted); None for a task without one
+    (custom). `texts` fits what needs corpus statistics (keyphrases)."""
+    found = get_task(task)
+    if found.labeler is None:
+        return None
+    return LabelerSource(found.weak_labeler(corpus=list(texts)), f"{task} rule")
 
 
 def add_patterns(session: Session, project: Project, name: str, data: bytes | str) -> int:
@@ -150,25 +163,19 @@ def project_sources(
     `texts` (all of the project's texts) fits what needs corpus statistics (keyphrases).
     """
     labeled = [lab for _, lab in labeled_texts(session, project)]
-    notes: list[str] = []
-    sources: list = []
-    builtin = builtin_source(project.task, texts or [])
-    if builtin is not None:
-        sources.append(builtin.fit(labeled))
-    if labeled:
-        sources.append(Dictionary.build(labeled))
-    else:
-        notes.append("dictionary: no labeled texts yet")
     patterns = stored_patterns(session, project)
-    if patterns:
-        sources.append(Patterns(patterns).fit(labeled))
-    else:
-        notes.append("patterns: none added (fewlabel weak add, or the Train page)")
     model, why = model_source(session, project)
-    if model is not None:
-        sources.append(model)
-    else:
-        notes.append(why)
+    notes = [
+        note
+        for missing, note in (
+            (not labeled, "dictionary: no labeled texts yet"),
+            (not patterns, "patterns: none added (fewlabel weak add, or the Train page)"),
+            (model is None, why),
+        )
+        if missing
+    ]
+    builtin = builtin_source(project.task, texts or [])
+    sources = assemble(labeled, builtin=builtin, patterns=patterns, model=model)
     return WeakSources(sources), notes
 
 
@@ -184,11 +191,7 @@ def evaluate_sources(
     builtin = builtin_source(project.task, texts or [])
 
     def build(rest):
-        out = [builtin.fit(rest)] if builtin is not None else []
-        out.append(Dictionary.build(rest))
-        if patterns:
-            out.append(Patterns(patterns).fit(rest))
-        return out
+        return assemble(rest, builtin=builtin, patterns=patterns)
 
     gold = [lab[2] for lab in labeled]
     report: dict = {"labeled": len(labeled), "sources": {}, "notes": []}

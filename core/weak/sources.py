@@ -15,6 +15,10 @@ more than the labels it already has:
 - `ModelSpans`: the current model's confident spans (self-training), above a threshold
   chosen on labeled texts held out from that model's training (`choose_threshold`).
 
+`assemble` lists the sources N labeled texts give, in one order, for a project
+(core.weak.project), the few-example benchmark (core.bench.loop) and the evaluation of the
+sources alike; each passes what differs (which model spans, which texts weigh them).
+
 Every source proposes spans with a weight, its estimated precision. `combine` is the
 documented rule: proposals of the same span and label from different sources add up as
 independent evidence (noisy-or: 1 - prod(1 - w)); then the heaviest proposals are kept
@@ -199,17 +203,6 @@ class LabelerSource:
         return {"weight": round(self.weight, 3)}
 
 
-def builtin_source(task: str, texts: Sequence[str] = ()) -> LabelerSource | None:
-    """The built-in labeler of the acronym and concept tasks as a source (unfitted); None for
-    a custom task. `texts` fits what needs corpus statistics (keyphrases)."""
-    from core.weak import LABELER_TASKS, weak_labeler
-
-    if task not in LABELER_TASKS:
-        return None
-
-    return LabelerSource(weak_labeler(task, corpus=list(texts)), f"{task} rule")
-
-
 @dataclass
 class ModelSpans:
     """A model's spans at or above `threshold`, each weighted by the held-out `precision`.
@@ -231,6 +224,28 @@ class ModelSpans:
 
     def describe(self) -> dict:
         return {"threshold": round(self.threshold, 3), "precision": round(self.precision, 3)}
+
+
+def assemble(
+    labeled: Sequence[Labeled],
+    *,
+    builtin: LabelerSource | None = None,
+    patterns: Sequence[Pattern] = (),
+    model: ModelSpans | None = None,
+) -> list:
+    """The weak sources that `labeled` texts give, in the one order every caller uses: the
+    task's `builtin` labeler (core.weak.project.builtin_source) and the user's `patterns`,
+    each weighted by its precision on them; their dictionary (none without labeled texts);
+    and a `model`'s confident spans, its threshold chosen by the caller on texts it did not
+    train on."""
+    sources: list = [builtin.fit(labeled)] if builtin is not None else []
+    if labeled:
+        sources.append(Dictionary.build(labeled))
+    if patterns:
+        sources.append(Patterns(patterns).fit(labeled))
+    if model is not None:
+        sources.append(model)
+    return sources
 
 
 def choose_threshold(

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.text import TASK_LABELS, Span, Word, tokenize
+from core.text import Span, Word, tokenize
 from core.weak.acronyms.definitions import find_definitions, find_pairs
 from core.weak.acronyms.long_forms import distant_long_form
 from core.weak.acronyms.short_forms import (
+    LONG,
+    SHORT,
     UNITS,
     heading_words,
     label_short_forms,
@@ -26,7 +28,6 @@ from core.weak.acronyms.short_forms import (
     short_form_groups,
 )
 
-SHORT, LONG = TASK_LABELS["acronym"]
 LABELS = (SHORT, LONG)
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from core.text import TASK_LABELS, Span, Word, tokenize
+from core.text import Span, Word, tokenize
 from core.weak.acronyms.long_forms import (
     BOUNDARY,
     QUOTES,
@@ -19,10 +19,16 @@ from core.weak.acronyms.long_forms import (
     long_form_before,
     sf_letters,
 )
-from core.weak.acronyms.short_forms import GLUE, ROMAN_RE, is_piece, looks_like_short_form
+from core.weak.acronyms.short_forms import (
+    GLUE,
+    LONG,
+    ROMAN_RE,
+    SHORT,
+    is_piece,
+    looks_like_short_form,
+)
 from core.weak.stopwords import LONG_FORM_STOP
 
-SHORT, LONG = TASK_LABELS["acronym"]
 _MAX_PAREN = 14  # words inside a parenthesis that can hold a definition
 
 # "SF stands for LF": cues after which the long form follows the short form.

@@ -10,10 +10,11 @@ import functools
 import re
 from collections.abc import Sequence
 
-from core.text import TASK_LABELS, Span, Word, tokenize
+from core.text import Span, Word, tokenize
 from core.weak.stopwords import LONG_FORM_STOP
 
-SHORT = TASK_LABELS["acronym"][0]
+# The acronym labels: the acronym task (core.tasks) takes its labels from here.
+SHORT, LONG = "SHORT", "LONG"
 # Glue inside a long form or a short form: "Short-Term", "O-D", "R&D", "TCP/IP".
 GLUE = frozenset(["-", "/", "&", "–", "—"])
 
