@@ -148,3 +148,15 @@ def test_select_diversity_skips_near_duplicates():
 def test_jaccard():
     assert active.jaccard(frozenset("ab"), frozenset("bc")) == pytest.approx(1 / 3)
     assert active.jaccard(frozenset(), frozenset()) == 1.0
+
+
+def test_a_project_without_a_strategy_has_the_schemas_default():
+    """One reading of a project's strategy everywhere (issue 26): NULL is the column's default."""
+    from core import defaults
+    from core.active.strategies import project_strategy, scorer_of
+    from core.store.schema import Project
+
+    assert project_strategy(Project(strategy=None)).name == defaults.STRATEGY
+    assert project_strategy(Project(strategy="random")).name == "random"
+    assert scorer_of(project_strategy(Project(strategy="random"))).name == "least_confidence"
+    assert scorer_of(project_strategy(Project(strategy="entropy"))).name == "entropy"

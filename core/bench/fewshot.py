@@ -97,9 +97,9 @@ def _rule_records(setup: Setup, ns: Sequence[int], seeds: int) -> list[dict]:
     custom task's is the dictionary of the N labels (plus the patterns when given)."""
     if setup.task == "custom":
         return [_weak_record(setup, n, seed) for n in ns for seed in range(seeds)]
-    from core.weak import weak_labeler
+    from core.tasks import get_task
 
-    labeler = weak_labeler(setup.task, corpus=[d.text for d in setup.train])
+    labeler = get_task(setup.task).weak_labeler(corpus=[d.text for d in setup.train])
     t0 = time.perf_counter()
     pred = [labeler(d.text, d.words) for d in setup.test]
     metrics = span_prf([d.spans for d in setup.test], pred, setup.labels)
@@ -174,35 +174,69 @@ def fewshot(
     for n in ns:
         for seed in range(seeds):
             sample = random.Random(seed).sample(setup.train, n)
-            plain = None  # the model of the N on the backbone: the loop's self-training source
-            for name, location in locations.items():
-                weak = None
-                if location is None:  # a custom task's aligned base, built from these N
-                    if plain is None:
-                        plain = setup.finetune(sample, base=backbone, seed=seed).model
-                    location, weak = aligned_base(
-                        setup,
-                        sample,
-                        seed=seed,
-                        model=plain,
-                        work=work,
-                        backbone=backbone,
-                        minutes=pretrain_minutes,
-                        steps=pretrain_steps,
-                        extra=extra,
-                    )
-                result = setup.finetune(sample, base=location, seed=seed)
-                if location == backbone:
-                    plain = result.model
-                variants = evaluate_variants(result.model, setup.test, setup.labels)
-                for suffix, metrics in variants.items():
-                    rec = _record(name + suffix, n, seed, metrics, result.train_seconds)
-                    if weak is not None:
-                        rec["weak_sources"] = weak
-                    records.append(rec)
-                    kind = "micro" if task == "custom" else "macro"
-                    progress(
-                        f"{name + suffix:>16} n={n:<4} seed={seed}: {kind} F1 "
-                        f"{rec[f'f1_{kind}']:.1f} ({rec['train_seconds']:.0f} s)"
-                    )
+            records += _sample_records(
+                setup,
+                sample,
+                n,
+                seed,
+                locations,
+                work=work,
+                backbone=backbone,
+                pretrain_minutes=pretrain_minutes,
+                pretrain_steps=pretrain_steps,
+                extra=extra,
+                progress=progress,
+            )
+    return records
+
+
+def _sample_records(
+    setup: Setup,
+    sample: list,
+    n: int,
+    seed: int,
+    locations: dict,
+    *,
+    work: Path,
+    backbone: str,
+    pretrain_minutes: float,
+    pretrain_steps: int | None,
+    extra: list,
+    progress: Progress,
+) -> list[dict]:
+    """The records of one sample of N training texts: a finetune from each base (a custom
+    task's aligned base built from the sample first), each model's variants scored."""
+    task = setup.task
+    records: list[dict] = []
+    plain = None  # the model of the N on the backbone: the loop's self-training source
+    for name, location in locations.items():
+        weak = None
+        if location is None:  # a custom task's aligned base, built from these N
+            if plain is None:
+                plain = setup.finetune(sample, base=backbone, seed=seed).model
+            location, weak = aligned_base(
+                setup,
+                sample,
+                seed=seed,
+                model=plain,
+                work=work,
+                backbone=backbone,
+                minutes=pretrain_minutes,
+                steps=pretrain_steps,
+                extra=extra,
+            )
+        result = setup.finetune(sample, base=location, seed=seed)
+        if location == backbone:
+            plain = result.model
+        variants = evaluate_variants(result.model, setup.test, setup.labels, task=setup.task)
+        for suffix, metrics in variants.items():
+            rec = _record(name + suffix, n, seed, metrics, result.train_seconds)
+            if weak is not None:
+                rec["weak_sources"] = weak
+            records.append(rec)
+            kind = "micro" if task == "custom" else "macro"
+            progress(
+                f"{name + suffix:>16} n={n:<4} seed={seed}: {kind} F1 "
+                f"{rec[f'f1_{kind}']:.1f} ({rec['train_seconds']:.0f} s)"
+            )
     return records

@@ -197,11 +197,6 @@ def load(
 ) -> dict:
     """Run the load on a fresh project (in a fresh SQLite file unless `url` names a database)
     and return one record with KEYS, the invariants' counts and what else was measured."""
-    from core.io.imports import import_file
-    from core.labeling.projects import create_project
-    from core.store.db import display_url, ensure_schema, session_scope
-    from core.store.schema import Project
-
     if annotators < 1 or seconds <= 0 or import_lines < 0:
         raise FewlabelError("--annotators and --seconds must be positive, --import-lines >= 0")
     say = progress or (lambda _m: None)
@@ -211,11 +206,42 @@ def load(
         for leftover in work.glob("load.db*"):
             leftover.unlink()
         url = f"sqlite:///{work / 'load.db'}"
-    ensure_schema(url)
     per_second = min(annotators * TEXTS_PER_ANNOTATOR_SECOND, TEXTS_PER_SECOND_CAP)
     n_open = open_texts or max(MIN_OPEN_TEXTS, int(seconds * per_second))
     stamp = f"{int(time.time())}-{os.getpid()}"
     pool_file, import_file_path = work / f"open-{stamp}.txt", work / f"import-{stamp}.txt"
+    project_id = _seed(url, stamp, n_open, import_lines, pool_file, import_file_path, say)
+    meanwhile = f" and a {import_lines:,}-line import" if import_lines else ""
+    say(f"starting {annotators} annotators{meanwhile}")
+    records, wall, loads = _run(
+        url, project_id, annotators, seconds, str(import_file_path) if import_lines else None
+    )
+    pool_file.unlink(missing_ok=True)
+    import_file_path.unlink(missing_ok=True)
+    say("checking the database against the acknowledged saves")
+    ann = [r for r in records if r["who"] != "import"]
+    checked = _check(url, project_id, ann)
+    return _summary(
+        records,
+        checked,
+        url=url,
+        annotators=annotators,
+        seconds=seconds,
+        import_lines=import_lines,
+        n_open=n_open,
+        wall=wall,
+        loads=loads,
+    )
+
+
+def _seed(url, stamp, n_open, import_lines, pool_file, import_file_path, say) -> int:
+    """A fresh project with `n_open` open texts, and the file the import will read; its id."""
+    from core.io.imports import import_file
+    from core.labeling.projects import create_project
+    from core.store.db import ensure_schema, session_scope
+    from core.store.schema import Project
+
+    ensure_schema(url)
     _write_lines(pool_file, n_open, "Open text {i} : the NASA and WHO budget report .")
     _write_lines(import_file_path, import_lines, "Imported line {i} : ESA and CERN news .")
     with session_scope(url) as s:
@@ -224,7 +250,14 @@ def load(
     say(f"importing {n_open:,} open texts")
     with session_scope(url) as s:
         import_file(s, s.get(Project, project_id), pool_file, fmt="txt", txt_mode="lines")
+    return project_id
 
+
+def _run(
+    url: str, project_id: int, annotators: int, seconds: float, import_path: str | None
+) -> tuple[list[dict], float, list[float]]:
+    """The annotators (and the import of `import_path`) in their own processes, started
+    together: (their records, the wall time, the 1-minute load before and after)."""
     ctx = mp.get_context("spawn")  # each process builds its own engine and pool
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = [
@@ -233,14 +266,10 @@ def load(
         )
         for i in range(annotators)
     ]
-    if import_lines:
+    if import_path is not None:
         procs.append(
-            ctx.Process(
-                target=_importer, args=(url, project_id, str(import_file_path), ready, go, out)
-            )
+            ctx.Process(target=_importer, args=(url, project_id, import_path, ready, go, out))
         )
-    meanwhile = f" and a {import_lines:,}-line import" if import_lines else ""
-    say(f"starting {annotators} annotators{meanwhile}")
     for p in procs:
         p.start()
     try:
@@ -257,9 +286,23 @@ def load(
             if p.is_alive():
                 p.kill()
     wall = time.perf_counter() - t0
-    load_after = os.getloadavg()[0]
-    pool_file.unlink(missing_ok=True)
-    import_file_path.unlink(missing_ok=True)
+    return records, wall, [load_before, os.getloadavg()[0]]
+
+
+def _summary(
+    records: list[dict],
+    checked: dict,
+    *,
+    url: str,
+    annotators: int,
+    seconds: float,
+    import_lines: int,
+    n_open: int,
+    wall: float,
+    loads: list[float],
+) -> dict:
+    """The run's one record (KEYS first) from the processes' records and the check."""
+    from core.store.db import display_url
 
     ann = [r for r in records if r["who"] != "import"]
     imp = next((r for r in records if r["who"] == "import"), None)
@@ -278,8 +321,6 @@ def load(
             for ms, at in zip(r["save_ms"], r["save_at"], strict=True)
             if began <= at < ended
         ]
-    say("checking the database against the acknowledged saves")
-    checked = _check(url, project_id, ann)
     dialect = url.split(":", 1)[0].split("+", 1)[0]
     return {
         "annotators": annotators,
@@ -310,7 +351,7 @@ def load(
         "documents_after": checked["documents_after"],
         "error_samples": errors[:5],
         "wall_seconds": round(wall, 1),
-        "machine": {"cpu_cores": os.cpu_count(), "load_1min": [load_before, load_after]},
+        "machine": {"cpu_cores": os.cpu_count(), "load_1min": loads},
     }
 
 

@@ -18,7 +18,8 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from core import defaults
@@ -196,11 +197,7 @@ def speed(
 ) -> dict:
     """Run the measurements on a fresh project (in a fresh SQLite file unless `url` names a
     database) and return one record with KEYS plus what was measured on which machine."""
-    from core.io.imports import import_file
-    from core.labeling.projects import create_project
-    from core.store.db import ensure_schema, session_scope
-    from core.store.schema import Document, Project
-    from core.text import words_of
+    from core.store.db import ensure_schema
 
     say = progress or (lambda _m: None)
     corpus, labeled = Path(corpus), Path(labeled)
@@ -222,22 +219,9 @@ def speed(
     if url is None or url.startswith(f"sqlite:///{work}"):
         worker_env["FEWLABEL_HOME"] = str(work / "home")
     ensure_schema(url)
-    texts_file, gold_file = work / "pool.txt", work / "gold.json"
-    write_corpus(corpus, docs, texts_file)
-    n_gold = labeled_sample(labeled, n_labels, gold_file)
-    name = f"speed-{docs}-{int(time.time())}"
-    with session_scope(url) as s:
-        project = create_project(s, name, "acronym")
-        project.base_model = backbone
-        project_id = project.id
-
-    say(f"importing {docs} texts")
-    t0 = time.perf_counter()
-    with session_scope(url) as s:
-        import_file(s, s.get(Project, project_id), texts_file, fmt="txt", txt_mode="lines")
-    import_s = time.perf_counter() - t0
-    with session_scope(url) as s:
-        import_file(s, s.get(Project, project_id), gold_file, annotator="gold")
+    project_id, n_gold, import_s = _speed_project(
+        url, work, corpus, labeled, docs=docs, n_labels=n_labels, backbone=backbone, say=say
+    )
 
     say(f"retraining on {n_gold} labeled texts in a worker process")
     # cross-validated F1 runs after the queue is fresh (core.jobs.training) and measures nothing
@@ -245,32 +229,14 @@ def speed(
     params: dict = {"project_id": project_id, "cv": False}
     if epochs:
         params["train_args"] = {"epochs": epochs}
-    saved = {k: os.environ.get(k) for k in worker_env}
-    os.environ.update(worker_env)
-    try:
+    with _environment(worker_env):
         retrain = _retrain(url, project_id, params, work / "logs")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
     say(f"timing {next_samples} next-text calls")
     next_ms = _next_latency(url, project_id, next_samples)
 
     say(f"scoring {score_sample} pool texts per engine")
-    from sqlalchemy import select
-
-    with session_scope(url) as s:
-        rows = s.execute(
-            select(Document.text, Document.tokens)
-            .where(Document.project_id == project_id, Document.state == "open")
-            .limit(score_sample)
-        ).all()
-        project = s.get(Project, project_id)
-        strategy = project.strategy or "least_confidence"
-    sample = [(text, words_of(text, tokens)) for text, tokens in rows]
+    sample, strategy = _pool_sample(url, project_id, score_sample)
     rates = _scoring_rate(retrain["result"]["path"], sample, strategy)
 
     return {
@@ -292,6 +258,69 @@ def speed(
     }
 
 
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables set while the block runs, restored after it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _speed_project(
+    url: str, work: Path, corpus: Path, labeled: Path, *, docs, n_labels, backbone, say
+) -> tuple[int, int, float]:
+    """A fresh project on `backbone` with `docs` texts of the corpus imported (timed) and a
+    sample of `n_labels` labeled texts: (its id, the labeled texts, the import's seconds)."""
+    from core.io.imports import import_file
+    from core.labeling.projects import create_project
+    from core.store.db import session_scope
+    from core.store.schema import Project
+
+    texts_file, gold_file = work / "pool.txt", work / "gold.json"
+    write_corpus(corpus, docs, texts_file)
+    n_gold = labeled_sample(labeled, n_labels, gold_file)
+    name = f"speed-{docs}-{int(time.time())}"
+    with session_scope(url) as s:
+        project = create_project(s, name, "acronym")
+        project.base_model = backbone
+        project_id = project.id
+
+    say(f"importing {docs} texts")
+    t0 = time.perf_counter()
+    with session_scope(url) as s:
+        import_file(s, s.get(Project, project_id), texts_file, fmt="txt", txt_mode="lines")
+    import_s = time.perf_counter() - t0
+    with session_scope(url) as s:
+        import_file(s, s.get(Project, project_id), gold_file, annotator="gold")
+    return project_id, n_gold, import_s
+
+
+def _pool_sample(url: str, project_id: int, size: int) -> tuple[list[tuple[str, list]], str]:
+    """(text, words) of `size` open texts, and the project's strategy's name."""
+    from sqlalchemy import select
+
+    from core.active.strategies import project_strategy
+    from core.store.db import session_scope
+    from core.store.schema import Document, Project
+    from core.text import words_of
+
+    with session_scope(url) as s:
+        rows = s.execute(
+            select(Document.text, Document.tokens)
+            .where(Document.project_id == project_id, Document.state == "open")
+            .limit(size)
+        ).all()
+        strategy = project_strategy(s.get(Project, project_id)).name
+    return [(text, words_of(text, tokens)) for text, tokens in rows], strategy
+
+
 def speed_table(record: dict) -> str:
     """The record as the lines a person reads."""
     rates = ", ".join(f"{k} {v:.0f}" for k, v in record["score_texts_per_s"].items())
@@ -311,4 +340,3 @@ def speed_table(record: dict) -> str:
             f"torch {record['machine']['torch']}",
         ]
     )
-

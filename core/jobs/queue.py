@@ -140,95 +140,117 @@ def reap(session: Session) -> int:
     Each row is changed only if it is still as it was read (same status and heartbeat), so a
     worker that finished meanwhile keeps its result; a reaped worker's lease is gone for good.
     """
-    from core.config import get_settings
-
     now = db_now(session)
     host = socket.gethostname()
     n = 0
     retried: list[int] = []
     for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE))):
-        reason = None
-        if job.status == "running":
-            if job.host == host and job.pid and not _pid_alive(job.pid):
-                reason = f"the worker process (pid {job.pid}) died"
-            elif job.heartbeat_at and now - job.heartbeat_at > HEARTBEAT_TIMEOUT:
-                reason = (
-                    f"the worker stopped reporting (no heartbeat for {_span(HEARTBEAT_TIMEOUT)})"
-                )
-        elif (
-            job.params.get("worker_host") == host
-            and job.params.get("worker_pid")
-            and not _pid_alive(job.params["worker_pid"])
-        ):
-            reason = f"the worker process (pid {job.params['worker_pid']}) died before it started"
-        elif now - job.created_at > START_TIMEOUT and job.params.get("spawned"):
-            reason = "the worker process never started"
-        elif (
-            job.params.get("spawned")
-            and not job.params.get("worker_pid")
-            and now - job.created_at > SPAWN_GRACE
-            and get_settings().local_worker
-        ):
+        reason = _why_dead(job, now, host)
+        if reason is None and job.status != "running" and _never_spawned(job, now):
             # never ran, so no attempt is spent: the row loses its mark and a new worker is
             # started after this transaction commits (a second reaper's worker finds it taken)
-            params = {k: v for k, v in job.params.items() if k != "spawned"}
-            changed = session.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.status == "queued", Job.started_at.is_(None))
-                .values(params=params, message="starting a worker (its starter was stopped)")
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if changed:
+            if _unmark_spawned(session, job):
                 retried.append(job.id)
             session.expire(job)
             continue
         if reason:
-            same = [Job.id == job.id, Job.status == job.status]
-            same.append(
-                Job.heartbeat_at.is_(None)
-                if job.heartbeat_at is None
-                else Job.heartbeat_at == job.heartbeat_at
-            )
-            attempt = int(job.params.get("attempt", 1))
-            if job.status == "running" and attempt < MAX_ATTEMPTS:
-                params = {
-                    k: v
-                    for k, v in job.params.items()
-                    if k not in ("spawned", "worker_pid", "worker_host")
-                }
-                values = dict(
-                    status="queued",
-                    pid=None,
-                    host=None,
-                    started_at=None,
-                    heartbeat_at=None,
-                    progress=0.0,
-                    params={**params, "attempt": attempt + 1},
-                    message=f"queued again ({reason})"[:500],
-                )
-            else:
-                values = dict(
-                    status="failed", error=reason, finished_at=now, message=f"failed: {reason}"
-                )
-            changed = session.execute(
-                update(Job)
-                .where(*same)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            changed, queued = _reap_one(session, job, reason, now)
             n += changed
-            if changed and values["status"] == "queued":
+            if changed and queued:
                 retried.append(job.id)
             session.expire(job)
     session.flush()
     if retried:
-        url = session.get_bind().url.render_as_string(hide_password=False)
-        def start_retried(_session) -> None:
-            for job_id in retried:
-                start(url, job_id)
-
-        event.listen(session, "after_commit", start_retried, once=True)
+        _start_after_commit(session, retried)
     return n
+
+
+def _why_dead(job: Job, now, host: str) -> str | None:
+    """Why an active job's worker counts as gone, or None while it may still be alive."""
+    if job.status == "running":
+        if job.host == host and job.pid and not _pid_alive(job.pid):
+            return f"the worker process (pid {job.pid}) died"
+        if job.heartbeat_at and now - job.heartbeat_at > HEARTBEAT_TIMEOUT:
+            return f"the worker stopped reporting (no heartbeat for {_span(HEARTBEAT_TIMEOUT)})"
+        return None
+    if (
+        job.params.get("worker_host") == host
+        and job.params.get("worker_pid")
+        and not _pid_alive(job.params["worker_pid"])
+    ):
+        return f"the worker process (pid {job.params['worker_pid']}) died before it started"
+    if now - job.created_at > START_TIMEOUT and job.params.get("spawned"):
+        return "the worker process never started"
+    return None
+
+
+def _never_spawned(job: Job, now) -> bool:
+    """A queued job marked spawned whose starter stopped before the worker did (no worker pid
+    after SPAWN_GRACE), where this machine starts local workers."""
+    from core.config import get_settings
+
+    return bool(
+        job.params.get("spawned")
+        and not job.params.get("worker_pid")
+        and now - job.created_at > SPAWN_GRACE
+        and get_settings().local_worker
+    )
+
+
+def _unmark_spawned(session: Session, job: Job) -> bool:
+    """Drop a never-started job's spawned mark, if it is still queued and unstarted."""
+    params = {k: v for k, v in job.params.items() if k != "spawned"}
+    return bool(
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == "queued", Job.started_at.is_(None))
+            .values(params=params, message="starting a worker (its starter was stopped)")
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
+
+
+def _reap_one(session: Session, job: Job, reason: str, now) -> tuple[int, bool]:
+    """Queue a dead worker's running job again (attempts left) or fail it, only if the row is
+    still as read; returns (rows changed, whether it was queued again)."""
+    same = [Job.id == job.id, Job.status == job.status]
+    same.append(
+        Job.heartbeat_at.is_(None)
+        if job.heartbeat_at is None
+        else Job.heartbeat_at == job.heartbeat_at
+    )
+    attempt = int(job.params.get("attempt", 1))
+    if job.status == "running" and attempt < MAX_ATTEMPTS:
+        params = {
+            k: v for k, v in job.params.items() if k not in ("spawned", "worker_pid", "worker_host")
+        }
+        values = dict(
+            status="queued",
+            pid=None,
+            host=None,
+            started_at=None,
+            heartbeat_at=None,
+            progress=0.0,
+            params={**params, "attempt": attempt + 1},
+            message=f"queued again ({reason})"[:500],
+        )
+    else:
+        values = dict(status="failed", error=reason, finished_at=now, message=f"failed: {reason}")
+    changed = session.execute(
+        update(Job).where(*same).values(**values).execution_options(synchronize_session=False)
+    ).rowcount
+    return changed, values["status"] == "queued"
+
+
+def _start_after_commit(session: Session, job_ids: list[int]) -> None:
+    """Start a worker for each job once the session's transaction commits."""
+    url = session.get_bind().url.render_as_string(hide_password=False)
+
+    def start_retried(_session) -> None:
+        for job_id in job_ids:
+            start(url, job_id)
+
+    event.listen(session, "after_commit", start_retried, once=True)
 
 
 def start(url: str, job_id: int) -> subprocess.Popen | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sqlalchemy import select
@@ -34,7 +34,10 @@ from core.labeling.gold import labeled_texts
 from core.metrics import fold_count, percent
 from core.store.db import session_scope
 from core.store.schema import Document, Project, utcnow
+from core.tasks import get_task
 from core.text import words_of
+from core.weak import anchored, plain_corpus
+from core.weak.project import project_sources
 
 
 def project_records(session: Session, project: Project) -> list[tuple[str, list[str] | None]]:
@@ -78,24 +81,37 @@ def pretrain_args(objective: str, base: str, *, steps: int | None, minutes: floa
     )
 
 
-def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
-    """The `train` job: finetune on the project's labels, register the version, score the pool."""
-    from core.model.backbone import is_tagger_checkpoint
-    from core.model.crossval import cross_validate, wants_cross_validation
-    from core.model.finetune import finetune
-    from core.model.rules import evidence_needs_corpus
+@dataclass
+class _TrainPlan:
+    """What a `train` job reads of its project, in one transaction, before it trains."""
 
+    project_id: int
+    name: str
+    examples: list  # (text, words, spans) of each labeled text (core.labeling.gold)
+    unresolved: set[int]  # texts whose annotators disagree, left out
+    task: str
+    labels: list[str]
+    args: object  # core.model.finetune.TrainArgs
+    corpus: list | None  # every text of the project, where the evidence learns from them
+    spelling: dict
+    base: str
+    cv_base: str
+
+
+def _train_plan(url: str, params: dict) -> _TrainPlan:
+    """The project's labels and settings for a `train` job; the base is the current version
+    with `warm_start` (cross-validation still starts from the project's base)."""
     with session_scope(url) as s:
         project = s.get(Project, params["project_id"])
         if project is None:
             raise NotFoundError(f"project {params['project_id']} no longer exists")
         unresolved: set[int] = set()
         examples = [lab for _, lab in labeled_texts(s, project, unresolved=unresolved)]
-        labels = list(project.labels)
+        task, labels = project.task, list(project.labels)
         args = train_arguments(params)
         # concept evidence learns its IDFs from every text of the project, not only the labeled
-        wanted = evidence_needs_corpus(labels, args.evidence)
-        corpus = project_texts(s, project) if wanted else None
+        evidence = get_task(task).evidence_for(args.evidence)
+        corpus = project_texts(s, project) if evidence and evidence.needs_corpus else None
         spelling = dict(project.label_spelling or {})
         base = params.get("base") or project.base_model or "default"
         # cross-validation starts from the base, never from the current version, which has
@@ -104,69 +120,65 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         current = current_version(s, project)
         if params.get("warm_start") and current is not None and Path(current.path).is_dir():
             base = current.path
-        project_id, project_name = project.id, project.name
-    models_dir = project_models_dir(project_id, project_name)
-    sweep_model_files(url, project_id, models_dir)
+        return _TrainPlan(
+            project_id=project.id,
+            name=project.name,
+            examples=examples,
+            unresolved=unresolved,
+            task=task,
+            labels=labels,
+            args=args,
+            corpus=corpus,
+            spelling=spelling,
+            base=base,
+            cv_base=cv_base,
+        )
+
+
+def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
+    """The `train` job: finetune on the project's labels, register the version, score the pool."""
+    from core.model.crossval import wants_cross_validation
+    from core.model.finetune import finetune
+
+    plan = _train_plan(url, params)
+    examples = plan.examples
+    models_dir = project_models_dir(plan.project_id, plan.name)
+    sweep_model_files(url, plan.project_id, models_dir)
     if not examples:
         raise FewlabelError(
-            f"project {project_name!r} has no labeled documents yet: label some, then retrain"
+            f"project {plan.name!r} has no labeled documents yet: label some, then retrain"
         )
     # too few labels for the dev slice to measure F1: cross-validate (core.model.crossval),
     # after the pool is scored: the folds only measure, and the annotators should not wait
     # for them to get texts chosen by the new model (issue 14: Retrain to a fresh queue)
-    folds = fold_count(len(examples)) if wants_cross_validation(len(examples), args) else 0
+    folds = fold_count(len(examples)) if wants_cross_validation(len(examples), plan.args) else 0
     folds = folds if params.get("cv", True) else 0
     trained, scored_at = (0.4, 0.5) if folds else (0.85, 1.0)  # of the progress bar
-    plan = f"; then {folds} more finetunes for {folds}-fold cross-validated F1" if folds else ""
-    held = (
-        f" ({len(unresolved)} whose annotators disagree wait for a reviewer)" if unresolved else ""
-    )
-    report(0.0, f"training on {len(examples)} labeled documents{held}{plan}", force=True)
+    more = f"; then {folds} more finetunes for {folds}-fold cross-validated F1" if folds else ""
+    n_held = len(plan.unresolved)
+    held = f" ({n_held} whose annotators disagree wait for a reviewer)" if n_held else ""
+    report(0.0, f"training on {len(examples)} labeled documents{held}{more}", force=True)
     result = finetune(
         examples,
-        labels,
-        base=base,
-        args=args,
-        corpus=corpus,
+        plan.labels,
+        task=plan.task,
+        base=plan.base,
+        args=plan.args,
+        corpus=plan.corpus,
         progress=lambda f, m: report(trained * f, m),
         should_stop=report.should_stop,
     )
-    aligned = bool(is_tagger_checkpoint(base) and result.model.info.get("objective") == "aligned")
-    # the number comes from the database; the files go under a temporary name and are renamed
-    # to v<N> when complete (core.jobs.versions): no job can overwrite a registered version
-    version_id, next_number, tmp = reserve_version(report.lease, project_id, models_dir)
-    try:
-        result.model.save(tmp, label_spelling=spelling, project=project_name, version=next_number)
-        out = register_version(
-            report.lease,
-            version_id,
-            tmp,
-            base=str(base),
-            aligned=aligned,
-            n_labels=len(examples),
-            metrics=result.metrics,
-            train_args={
-                **result.model.info.get("train_args", {}),
-                "base": str(base),
-                # an aligned base's record of its weak sources is part of the lineage the
-                # finetuned model inherits (Tagger.from_base); None from a plain backbone
-                "weak_sources": (result.model.info.get("pretraining") or {}).get("weak_sources"),
-            },
-            train_seconds=result.train_seconds,
-            created_at=utcnow(),
-        )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # left only when registering failed
+    version_id, number, out = _register(plan, result, models_dir, report.lease)
     # the version becomes current only with its scores stored (core.active.scoring.score_pool); in
     # a pool larger than the candidate set, with those of its candidates (the old queue's
     # head and a random sample), and a background job scores the rest
     with session_scope(url) as s:
-        candidates = candidate_ids(s, s.get(Project, project_id), params.get("candidates"))
+        candidates = candidate_ids(s, s.get(Project, plan.project_id), params.get("candidates"))
     what = f"{len(candidates)} candidate texts" if candidates else "the unlabeled pool"
-    report(trained, f"version {next_number} saved; scoring {what}", force=True)
+    report(trained, f"version {number} saved; scoring {what}", force=True)
     scored = score_pool(
         url,
-        project_id,
+        plan.project_id,
         version_id,
         model=result.model,
         progress=lambda f, m: report(trained + (scored_at - trained) * f, m),
@@ -174,30 +186,11 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         lease=report.lease,
         ids=candidates,
     )
-    rest_job = _score_the_rest(url, project_id) if candidates else None
+    rest_job = _score_the_rest(url, plan.project_id) if candidates else None
     if folds:
-        report(
-            scored_at,
-            f"the queue follows version {next_number}; cross-validating its F1 ({folds} folds)",
-            force=True,
-        )
-        cv = cross_validate(
-            examples,
-            labels,
-            base=cv_base,
-            args=args,
-            corpus=corpus,
-            progress=lambda f, m: report(scored_at + (1 - scored_at) * f, m),
-            should_stop=report.should_stop,
-        )
-        if cv:
-            result.metrics["cv"] = cv
-            record_metrics(report.lease, version_id, result.metrics)
-            f1 = percent(cv["f1_micro"]["mean"], cv["f1_micro"]["sd"])
-            note = f"{cv['folds']} folds, {cv['texts']} texts, {cv['spans']} spans"
-            report(1.0, f"cross-validated micro F1 {f1} % ({note})", force=True)
+        _cross_validate(plan, result, version_id, number, folds, report, start=scored_at)
     return {
-        "version": next_number,
+        "version": number,
         "path": str(out),
         "n_labels": len(examples),
         "metrics": result.metrics,
@@ -205,6 +198,70 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         "scored": scored,
         "rest_job": rest_job,
     }
+
+
+def _register(plan: _TrainPlan, result, models_dir: Path, lease) -> tuple[int, int, Path]:
+    """Save a finetuned model as the project's next version: (its id, number, folder)."""
+    from core.model.backbone import is_tagger_checkpoint
+
+    base, info = plan.base, result.model.info
+    aligned = bool(is_tagger_checkpoint(base) and info.get("objective") == "aligned")
+    # the number comes from the database; the files go under a temporary name and are renamed
+    # to v<N> when complete (core.jobs.versions): no job can overwrite a registered version
+    version_id, number, tmp = reserve_version(lease, plan.project_id, models_dir)
+    try:
+        result.model.save(tmp, label_spelling=plan.spelling, project=plan.name, version=number)
+        out = register_version(
+            lease,
+            version_id,
+            tmp,
+            base=str(base),
+            aligned=aligned,
+            n_labels=len(plan.examples),
+            metrics=result.metrics,
+            train_args={
+                **info.get("train_args", {}),
+                "base": str(base),
+                # an aligned base's record of its weak sources is part of the lineage the
+                # finetuned model inherits (Tagger.from_base); None from a plain backbone
+                "weak_sources": (info.get("pretraining") or {}).get("weak_sources"),
+            },
+            train_seconds=result.train_seconds,
+            created_at=utcnow(),
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # left only when registering failed
+    return version_id, number, out
+
+
+def _cross_validate(
+    plan: _TrainPlan, result, version_id: int, number: int, folds: int, report, *, start: float
+) -> None:
+    """Cross-validate the new version's F1 from the base (the folds only measure) and add it
+    to the version's metrics; the progress bar runs from `start` to the end."""
+    from core.model.crossval import cross_validate
+
+    report(
+        start,
+        f"the queue follows version {number}; cross-validating its F1 ({folds} folds)",
+        force=True,
+    )
+    cv = cross_validate(
+        plan.examples,
+        plan.labels,
+        task=plan.task,
+        base=plan.cv_base,
+        args=plan.args,
+        corpus=plan.corpus,
+        progress=lambda f, m: report(start + (1 - start) * f, m),
+        should_stop=report.should_stop,
+    )
+    if cv:
+        result.metrics["cv"] = cv
+        record_metrics(report.lease, version_id, result.metrics)
+        f1 = percent(cv["f1_micro"]["mean"], cv["f1_micro"]["sd"])
+        note = f"{cv['folds']} folds, {cv['texts']} texts, {cv['spans']} spans"
+        report(1.0, f"cross-validated micro F1 {f1} % ({note})", force=True)
 
 
 def _score_the_rest(url: str, project_id: int) -> int | None:
@@ -231,8 +288,6 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
     from core.config import SAMPLE_DATA
     from core.io.corpus import read_texts
     from core.model.pretrain import pretrain
-    from core.weak import anchored, plain_corpus
-    from core.weak.project import project_sources
 
     with session_scope(url) as s:
         project = s.get(Project, params["project_id"])
@@ -266,7 +321,7 @@ def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
             f"project {name!r} has no weak labels to pretrain on: label some texts or add "
             "patterns (fewlabel weak add) first"
         )
-    labeler = anchored(sources, anchors) if anchors and task == "concept" else sources
+    labeler = anchored(sources, anchors) if anchors and get_task(task).link_anchors else sources
     models_dir = project_models_dir(project_id, name)
     sweep_model_files(url, project_id, models_dir)
     # written under a temporary name, renamed when complete and made the base in one step
