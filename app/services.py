@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from core import defaults
+from core.active.scoring import set_strategy
 from core.active.strategies import DEFAULT_STRATEGY, STRATEGIES
 from core.config import bulk_priority, get_settings
 from core.errors import (
@@ -41,7 +42,6 @@ from core.io.imports import import_bytes
 from core.jobs import queue as _queue
 from core.jobs.queue import ACTIVE, enqueue, recent_jobs, request_cancel
 from core.jobs.training import project_records
-from core.jobs.versions import learning_curve, set_strategy, version_table
 from core.labeling import access as _access
 from core.labeling.agreement import WINDOW, project_agreement
 from core.labeling.annotations import get_task, next_document, save, skip, undo
@@ -67,10 +67,16 @@ from core.labeling.projects import (
 )
 from core.labeling.review import Version, disagreements, final_of, finalize, span_set, versions
 from core.labeling.users import DISABLED_MESSAGE, PERMISSIONS, Account
+from core.labeling.weak_sources import (
+    add_patterns,
+    evaluate_sources,
+    list_patterns,
+    remove_patterns,
+)
 from core.store.db import ensure_schema, session_scope
+from core.store.versions import learning_curve, version_table
 from core.tasks import TASKS, Task
 from core.text import Word, tagged_text
-from core.weak.project import add_patterns, evaluate_sources, list_patterns, remove_patterns
 
 if TYPE_CHECKING:
     from core.store.db import Session

@@ -1,5 +1,5 @@
 """The Train page's versions: the table and the F1 learning curve, each figure beside the
-number of held-out texts and spans it was measured on (core.jobs.versions builds the rows)."""
+number of held-out texts and spans it was measured on (core.store.versions builds the rows)."""
 
 from __future__ import annotations
 

@@ -50,8 +50,10 @@ class Settings:
         )
     )
     local_worker: bool = field(
-        default_factory=lambda: os.environ.get("FEWLABEL_LOCAL_WORKER", "1").strip().lower()
-        not in ("0", "false", "no", "off")
+        default_factory=lambda: (
+            os.environ.get("FEWLABEL_LOCAL_WORKER", "1").strip().lower()
+            not in ("0", "false", "no", "off")
+        )
     )
 
     @property

@@ -116,11 +116,11 @@ class Probe:
         project's base."""
         from sqlalchemy import func, select
 
-        from core.jobs.versions import current_version, list_versions
         from core.labeling.projects import get_project
         from core.model.backbone import is_tagger_checkpoint
         from core.store.db import session_scope
         from core.store.schema import Document, Prediction
+        from core.store.versions import current_version, list_versions
 
         found = []
         with session_scope(self.url) as s:
@@ -158,9 +158,9 @@ class Probe:
     def leftovers(self) -> list[str]:
         """Folders under the project's model folder that no registered version or base owns."""
         from core.jobs.training import project_models_dir
-        from core.jobs.versions import list_versions
         from core.labeling.projects import get_project
         from core.store.db import session_scope
+        from core.store.versions import list_versions
 
         with session_scope(self.url) as s:
             p = get_project(s, "p")

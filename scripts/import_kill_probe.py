@@ -35,9 +35,8 @@ def _counts(url: str) -> tuple[int, int, int]:
     """(visible documents, staged documents, annotations by 'seed')."""
     from sqlalchemy import func, select
 
-    from core.io.staging import STAGED
     from core.store.db import session_scope
-    from core.store.schema import Annotation, Document
+    from core.store.schema import STAGED, Annotation, Document
 
     with session_scope(url) as s:
         visible = s.scalar(select(func.count()).where(Document.state != STAGED))

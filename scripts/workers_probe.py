@@ -396,9 +396,9 @@ class Probe:
         from sqlalchemy import func, select
 
         from core.jobs.training import project_models_dir
-        from core.jobs.versions import RESERVED
         from core.store.db import session_scope
         from core.store.schema import Document, Job, ModelVersion, Prediction, Project
+        from core.store.versions import RESERVED
 
         bad: list[str] = []
         killed = {k["job"]: k for k in self.kills}

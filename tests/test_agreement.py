@@ -400,5 +400,5 @@ def test_training_waits_for_a_reviewer_where_overlap_annotators_disagree(db_url,
         assert [d for d, _ in labeled_texts(s, p, unresolved=unresolved)] == [ids[0]]
         assert unresolved == {ids[1]}
         finalize(s, p, ids[1], "rita", [NASA, WHO])
-        (doc, (_, _, spans)), = [x for x in labeled_texts(s, p) if x[0] == ids[1]]
+        ((doc, (_, _, spans)),) = [x for x in labeled_texts(s, p) if x[0] == ids[1]]
         assert [(sp.start, sp.end) for sp in spans] == [(23, 27), (36, 39)]

@@ -475,9 +475,7 @@ def _click_download(button, downloads: list) -> bytes:
     return downloads[-1]()
 
 
-def test_export_download_holds_the_core_export(
-    app, make_project, db_url, downloads, monkeypatch
-):
+def test_export_download_holds_the_core_export(app, make_project, db_url, downloads, monkeypatch):
     _labeled(make_project, db_url)
     limits: list = []  # the `limit` of every export the page runs
     real_export = corpus.export
@@ -781,9 +779,7 @@ def test_reviewers_and_admins_land_where_nothing_is_claimed(app, make_project, d
     assert at.title[0].value == "Annotate" and component(at)["doc"] == shared[0]
 
 
-def test_a_crafted_request_for_a_page_the_role_lacks_shows_no_such_page(
-    app, make_project, db_url
-):
+def test_a_crafted_request_for_a_page_the_role_lacks_shows_no_such_page(app, make_project, db_url):
     """The browser asks for the Train page by its hash, as an admin's browser would: an
     annotator's session runs no line of it, and the service refuses the permission too."""
     make_project("p", TEXTS)

@@ -12,10 +12,10 @@ from streamlit.testing.v1 import AppTest
 from core import defaults
 from core.active.strategies import STRATEGIES
 from core.jobs.queue import recent_jobs
-from core.jobs.versions import list_versions
 from core.labeling.projects import get_project
 from core.model.backbone import Tagger
 from core.store.db import session_scope
+from core.store.versions import list_versions
 from core.text import Span
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
@@ -158,7 +158,7 @@ def custom_train_page(db_url, app_env, tiny_model_dir):
 
 
 def _stored(db_url: str) -> list[tuple[str, int]]:
-    from core.weak.project import list_patterns
+    from core.labeling.weak_sources import list_patterns
 
     with session_scope(db_url) as s:
         return [(f["name"], f["patterns"]) for f in list_patterns(s, get_project(s, "bio"))]
@@ -243,8 +243,8 @@ def test_a_custom_project_builds_an_aligned_base(
 
 
 def _add_version(db_url: str, number: int, n_labels: int, metrics: dict, **kwargs) -> None:
-    from core.jobs.versions import set_current
     from core.store.schema import ModelVersion
+    from core.store.versions import set_current
 
     with session_scope(db_url) as s:
         p = get_project(s, "p")

@@ -126,8 +126,12 @@ def test_read_only_commands_never_write_and_say_when_the_schema_is_behind(db, tm
     upgrade(url, "0004")
     before = content()
     out = tmp_path / "out.csv"
-    for args in (["project", "list"], ["export", "p", "-o", str(out)], ["queue", "p"],
-                 ["jobs", "p"]):
+    for args in (
+        ["project", "list"],
+        ["export", "p", "-o", str(out)],
+        ["queue", "p"],
+        ["jobs", "p"],
+    ):
         assert main(["--db", db, *args]) == 2, args
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and "behind" in err and "fewlabel init" in err, err

@@ -476,7 +476,7 @@ def _lines(n: int) -> list[str]:
 
 
 def _staged_rows(url) -> int:
-    from core.io.staging import STAGED
+    from core.store.schema import STAGED
 
     with session_scope(url) as s:
         return s.scalar(select(func.count(Document.id)).where(Document.state == STAGED))

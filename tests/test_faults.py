@@ -17,17 +17,17 @@ from core.jobs import queue as jobs
 from core.jobs import worker as workers
 from core.jobs.queue import enqueue, get_job, spawn_worker
 from core.jobs.training import project_models_dir
-from core.jobs.versions import (
+from core.jobs.worker import Lease, run_job
+from core.labeling.projects import get_project
+from core.store.db import session_scope
+from core.store.schema import Document, Job, ModelVersion, Prediction, utcnow
+from core.store.versions import (
     current_version,
     list_versions,
     register_version,
     reserve_version,
     sweep_model_files,
 )
-from core.jobs.worker import Lease, run_job
-from core.labeling.projects import get_project
-from core.store.db import session_scope
-from core.store.schema import Document, Job, ModelVersion, Prediction, utcnow
 
 pytestmark = pytest.mark.slow
 
@@ -252,9 +252,7 @@ def test_a_worker_that_dies_before_claiming_is_reaped_at_once(db_url, tiny_model
 
 
 @pytest.mark.both_backends
-def test_a_worker_silent_for_longer_than_a_short_lease_keeps_its_job(
-    db_url, project, monkeypatch
-):
+def test_a_worker_silent_for_longer_than_a_short_lease_keeps_its_job(db_url, project, monkeypatch):
     """A lease shorter than the 30 s heartbeat (FEWLABEL_LEASE_SECONDS=10, say) once let a
     live worker that reported nothing for a while (importing torch, loading a model) be taken
     for dead: its job ran twice. The busy worker now beats at a quarter of the lease."""

@@ -66,9 +66,13 @@ def test_a_migration_of_an_existing_file_is_preceded_by_a_snapshot(tmp_path):
     upgrade(url, "0004")
     assert list(tmp_path.glob("m.db.bak-*")) == []  # nothing to keep in a new file
     with get_engine(url).begin() as conn:
-        conn.execute(text("INSERT INTO projects (name, task, labels, label_spelling, strategy, "
-                          "created_at) VALUES ('p', 'acronym', '[]', '{}', 'random', "
-                          "'2026-01-01')"))
+        conn.execute(
+            text(
+                "INSERT INTO projects (name, task, labels, label_spelling, strategy, "
+                "created_at) VALUES ('p', 'acronym', '[]', '{}', 'random', "
+                "'2026-01-01')"
+            )
+        )
     upgrade(url)
     (snap,) = tmp_path.glob("m.db.bak-*")
     assert snap.name.startswith("m.db.bak-0004-")

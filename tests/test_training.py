@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 
 from core.errors import ConflictError
 from core.jobs.queue import enqueue, get_job, reap, request_cancel
-from core.jobs.versions import current_version, list_versions, queue_preview
 from core.jobs.worker import run_job
 from core.labeling import annotations as svc
 from core.labeling.projects import get_project
 from core.store.db import session_scope
 from core.store.schema import Annotation, Document, Job, Prediction
+from core.store.versions import current_version, list_versions, queue_preview
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,10 @@ def test_a_worker_process_trains_registers_and_reorders_the_queue(db_url, tiny, 
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     res = subprocess.run(
         [sys.executable, "-m", "core.jobs.worker", "--db", db_url, str(job_id)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     with session_scope(db_url) as s:
@@ -180,8 +183,10 @@ def test_a_killed_worker_leaves_annotations_intact_and_the_job_queued_again(
     job_id = _train(db_url, tiny, epochs=500)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.jobs.worker", "--db", db_url, str(job_id)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "core.jobs.worker", "--db", db_url, str(job_id)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -358,9 +363,9 @@ def test_the_queue_follows_a_new_version_before_cross_validation_runs(
             mv = current_version(s, get_project(s, "p"))
             seen["version"] = mv.version if mv else None
             seen["scored"] = s.scalar(
-                select(func.count()).select_from(Prediction).where(
-                    Prediction.model_version_id == mv.id
-                )
+                select(func.count())
+                .select_from(Prediction)
+                .where(Prediction.model_version_id == mv.id)
             )
         return real(*args, **kwargs)
 

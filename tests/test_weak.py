@@ -3,6 +3,7 @@ import warnings
 
 import pytest
 
+from core.bench.weak_eval import evaluate_labeler, format_report, map_label
 from core.errors import FewlabelError
 from core.tasks import get_task
 from core.text import Span, join_tokens, tokenize
@@ -20,7 +21,6 @@ from core.weak import (
     strip_links,
     vote,
 )
-from core.weak.evaluate import evaluate_labeler, format_report, map_label
 
 
 def tagged(text, spans):

@@ -1,4 +1,4 @@
-"""A project's weak sources (core.weak.project) and the commands over them: `weak add/list/
+"""A project's weak sources (core.labeling.weak_sources) and the commands over them: `weak add/list/
 remove/eval PROJECT` and `pretrain --project`."""
 
 import pytest
@@ -8,9 +8,7 @@ from sqlalchemy import select
 from core.cli import main
 from core.errors import ImportFormatError, NotFoundError
 from core.labeling.projects import get_project, rename_label
-from core.store.db import session_scope
-from core.store.schema import WeakPatterns
-from core.weak.project import (
+from core.labeling.weak_sources import (
     add_patterns,
     evaluate_sources,
     list_patterns,
@@ -18,6 +16,8 @@ from core.weak.project import (
     remove_patterns,
     stored_patterns,
 )
+from core.store.db import session_scope
+from core.store.schema import WeakPatterns
 
 
 @pytest.fixture
@@ -215,7 +215,7 @@ def test_pretrain_project_builds_the_aligned_base_of_a_custom_project(
     assert info["corpus"] == ["project bio (10 texts)"]  # no sample corpus for custom labels
     # the next version, finetuned from that base, records what its base was built from
     assert main(["--db", bio, "train", "bio", "--epochs", "1"]) == 0
-    from core.jobs.versions import current_version
+    from core.store.versions import current_version
 
     with session_scope(bio) as s:
         version = current_version(s, get_project(s, "bio"))

@@ -15,10 +15,10 @@ from helpers import seed_labeled_project
 from sqlalchemy import select
 
 from core.jobs.queue import ACTIVE, enqueue, get_job
-from core.jobs.versions import list_versions
 from core.labeling.projects import get_project
 from core.store.db import session_scope
 from core.store.schema import Job
+from core.store.versions import list_versions
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

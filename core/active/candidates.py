@@ -27,9 +27,9 @@ from core.active.scoring import (
 )
 from core.active.strategies import project_strategy, scorer_of
 from core.errors import FewlabelError
-from core.jobs.versions import current_version
 from core.store.db import session_scope
 from core.store.schema import Document, Prediction, Project
+from core.store.versions import current_version
 
 
 def candidate_ids(session, project: Project, size: int | None = None) -> list[int] | None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from core import defaults
 from core.active.strategies import (
@@ -23,9 +24,9 @@ from core.active.strategies import (
 )
 from core.active.strategies import select as select_batch
 from core.errors import FewlabelError
-from core.jobs.versions import set_current
 from core.store.db import session_scope
 from core.store.schema import Document, ModelVersion, Prediction, Project
+from core.store.versions import set_current
 from core.text import words_of
 
 Progress = Callable[[float, str], None]
@@ -322,3 +323,9 @@ def lowest_rank(session, project_id: int) -> float:
         )
     )
     return float(lowest) if lowest is not None else 0.0
+
+
+def set_strategy(session: Session, project: Project, strategy: str) -> None:
+    """Choose how the queue is ordered after the next scoring (random keeps import order)."""
+    project.strategy = get_strategy(strategy).name
+    session.flush()

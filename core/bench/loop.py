@@ -1,7 +1,7 @@
 """The product loop of a project, simulated honestly for the few-example benchmark.
 
 For N gold texts the weak sources are built only from those N labels (core.weak.sources:
-`assemble`, as a project's are in core.weak.project): the task's built-in labeler (acronym
+`assemble`, as a project's are in core.labeling.weak_sources): the task's built-in labeler (acronym
 and concept tasks) weighted by its precision on the N, their dictionary, the user's patterns
 when given (fitted on the N), and the confident spans of a model trained on the N, over the
 unlabeled pool: the rest of the training file plus any `--pool` texts (a project's other
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.bench.data import LabeledDoc, Setup
+from core.labeling.weak_sources import builtin_source
 from core.text import Span
-from core.weak.project import builtin_source
 from core.weak.sources import (
     ModelSpans,
     WeakSources,

@@ -90,9 +90,9 @@ def _retrain(url: str, project_id: int, params: dict, log_dir: Path, poll: float
     orders the queue (it becomes current only with the pool scored) and until the job is done
     (cross-validation, when the labels are few, runs after the queue is fresh)."""
     from core.jobs import queue as jobs
-    from core.jobs.versions import current_version
     from core.store.db import session_scope
     from core.store.schema import Project
+    from core.store.versions import current_version
 
     def current() -> int:
         with session_scope(url) as s:

@@ -131,8 +131,8 @@ def _add_load(benches: argparse._SubParsersAction, db: argparse.ArgumentParser) 
 
 def cmd_eval(args, url: str) -> int:
     from core.bench import load_labeled, task_labels
+    from core.bench.weak_eval import format_report
     from core.metrics import span_prf
-    from core.weak.evaluate import format_report
 
     gold, pred = load_labeled(args.gold, args.task), load_labeled(args.pred, args.task)
     if [d.text for d in gold] != [d.text for d in pred]:

@@ -109,9 +109,7 @@ def _print_metrics(metrics: dict | None, n_labels: int) -> None:
             for label, m in dev["per_label"].items()
         ]
         print("\n".join("    " + line for line in table(rows, left=["label"]).splitlines()))
-        print(
-            f"    micro F1 {percent(dev['f1_micro'])} %   macro F1 {percent(dev['f1_macro'])} %"
-        )
+        print(f"    micro F1 {percent(dev['f1_micro'])} %   macro F1 {percent(dev['f1_macro'])} %")
     if cv:
         print(
             f"  {cv['folds']}-fold cross-validation: {cv['texts']} held-out texts, "
@@ -222,9 +220,9 @@ def cmd_predict(args, url: str) -> int:
 
 
 def cmd_queue(args, url: str) -> int:
-    from core.jobs.versions import current_version, queue_preview
     from core.labeling.projects import get_project
     from core.store.db import ensure_schema, require_schema, session_scope
+    from core.store.versions import current_version, queue_preview
 
     # showing the queue only reads; rescoring it (--strategy) writes
     ensure_schema(url) if args.strategy else require_schema(url)

@@ -68,9 +68,9 @@ def cmd_weak_add(args, url: str) -> int:
 
     from core.io.corpus import existing_file
     from core.labeling.projects import get_project
+    from core.labeling.weak_sources import add_patterns
     from core.store.db import ensure_schema, session_scope
     from core.weak.patterns import parse_patterns
-    from core.weak.project import add_patterns
 
     path = existing_file(args.patterns)
     data = path.read_bytes()
@@ -89,8 +89,8 @@ def cmd_weak_add(args, url: str) -> int:
 def cmd_weak_list(args, url: str) -> int:
     from core.cli.common import table
     from core.labeling.projects import get_project
+    from core.labeling.weak_sources import list_patterns
     from core.store.db import require_schema, session_scope
-    from core.weak.project import list_patterns
 
     require_schema(url)  # a listing never writes, not even a schema upgrade
     with session_scope(url) as session:
@@ -106,8 +106,8 @@ def cmd_weak_list(args, url: str) -> int:
 
 def cmd_weak_remove(args, url: str) -> int:
     from core.labeling.projects import get_project
+    from core.labeling.weak_sources import remove_patterns
     from core.store.db import ensure_schema, session_scope
-    from core.weak.project import remove_patterns
 
     ensure_schema(url)
     with session_scope(url) as session:
@@ -129,8 +129,8 @@ def _weak_eval_project(args, url: str) -> int:
     from core.errors import NotFoundError
     from core.jobs.training import project_records
     from core.labeling.projects import get_project
+    from core.labeling.weak_sources import evaluate_sources
     from core.store.db import ensure_schema, session_scope
-    from core.weak.project import evaluate_sources
 
     file_options = [f"--{o}" for o in ("labeler", "fit") if getattr(args, o)]
     file_options += ["--format"] if args.format != "auto" else []
@@ -175,9 +175,9 @@ def _weak_eval_project(args, url: str) -> int:
 def cmd_weak_eval(args, url: str) -> int:
     if args.task is None:
         return _weak_eval_project(args, url)
+    from core.bench.weak_eval import evaluate_labeler, format_report
     from core.io.corpus import read_texts
     from core.tasks import get_task
-    from core.weak.evaluate import evaluate_labeler, format_report
 
     options = {}
     if args.fit:

@@ -23,9 +23,8 @@ from sqlalchemy.orm import Session
 from core.errors import FewlabelError, ImportFormatError
 from core.io import formats
 from core.io.formats import Record, Row
-from core.io.staging import STAGED
 from core.labeling.gold import gold_of
-from core.store.schema import Document, Project
+from core.store.schema import STAGED, Document, Project
 
 # ---------------------------------------------------------------------------- reading files
 

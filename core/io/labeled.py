@@ -1,7 +1,7 @@
 """A labeled file read as gold: its spans in a task's labels, snapped to whole words.
 
 The one reader of a gold file for scoring, shared by the benchmarks (core.bench.data) and
-`fewlabel weak eval` (core.weak.evaluate). A labeler and the model tag whole words, so a
+`fewlabel weak eval` (core.bench.weak_eval). A labeler and the model tag whole words, so a
 gold span that cuts one ("Finite State Automato" in SDU@AAAI-22) is grown to the words it
 touches, and one that touches none is dropped; every figure in docs/benchmarks.md was
 measured so. `fewlabel import` instead keeps such a span and splits the word

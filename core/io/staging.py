@@ -37,12 +37,10 @@ from sqlalchemy.orm import Session
 
 from core.defaults import IMPORT_BATCH
 from core.store.db import executemany
-from core.store.schema import Annotation, Document, utcnow
+from core.store.schema import STAGED, Annotation, Document, utcnow
 
 log = logging.getLogger(__name__)
 
-# The state and status of rows a long import has not published.
-STAGED = "importing"
 _TAG_PREFIX = "import:"
 STALE_AFTER = timedelta(minutes=15)
 # SQLite's page cache for an import's connection (see roomy_cache).

@@ -2,7 +2,7 @@
 aligned base from its texts.
 
 Run inside a job in a worker process (core.jobs.worker). Torch is imported only inside the job
-functions and core.model, never by the UI; the queries the UI reads live in core.jobs.versions,
+functions and core.model, never by the UI; the queries the UI reads live in core.store.versions,
 scoring the pool in core.active.scoring.
 """
 
@@ -22,7 +22,12 @@ from core.active.candidates import candidate_ids
 from core.active.scoring import score_pool
 from core.config import get_settings
 from core.errors import FewlabelError, NotFoundError
-from core.jobs.versions import (
+from core.labeling.gold import labeled_texts
+from core.labeling.weak_sources import project_sources
+from core.metrics import fold_count, percent
+from core.store.db import session_scope
+from core.store.schema import Document, Project, utcnow
+from core.store.versions import (
     TMP_MARK,
     current_version,
     record_metrics,
@@ -30,14 +35,9 @@ from core.jobs.versions import (
     reserve_version,
     sweep_model_files,
 )
-from core.labeling.gold import labeled_texts
-from core.metrics import fold_count, percent
-from core.store.db import session_scope
-from core.store.schema import Document, Project, utcnow
 from core.tasks import get_task
 from core.text import words_of
 from core.weak import anchored, plain_corpus
-from core.weak.project import project_sources
 
 
 def project_records(session: Session, project: Project) -> list[tuple[str, list[str] | None]]:
@@ -207,7 +207,7 @@ def _register(plan: _TrainPlan, result, models_dir: Path, lease) -> tuple[int, i
     base, info = plan.base, result.model.info
     aligned = bool(is_tagger_checkpoint(base) and info.get("objective") == "aligned")
     # the number comes from the database; the files go under a temporary name and are renamed
-    # to v<N> when complete (core.jobs.versions): no job can overwrite a registered version
+    # to v<N> when complete (core.store.versions): no job can overwrite a registered version
     version_id, number, tmp = reserve_version(lease, plan.project_id, models_dir)
     try:
         result.model.save(tmp, label_spelling=plan.spelling, project=plan.name, version=number)
@@ -283,8 +283,8 @@ def _score_the_rest(url: str, project_id: int) -> int | None:
 
 def run_pretrain_job(url: str, job_id: int, params: dict, report) -> dict:
     """The `pretrain` job: aligned pretraining on the project's texts with its weak sources
-    (core.weak.project: built-in rules, its dictionary, patterns, the model's confident spans);
-    the checkpoint becomes the project's base model for the next Retrain."""
+    (core.labeling.weak_sources: built-in rules, its dictionary, patterns, the model's confident
+    spans); the checkpoint becomes the project's base model for the next Retrain."""
     from core.config import SAMPLE_DATA
     from core.io.corpus import read_texts
     from core.model.pretrain import pretrain

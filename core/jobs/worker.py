@@ -220,9 +220,9 @@ def run_job(url: str, job_id: int) -> Job:
 
 def _discard_lost_run(url: str, job_id: int) -> None:
     """Before a job runs again: remove the files its lost run left under a version number it
-    reserved and never registered (core.jobs.versions). An aligned base's checkpoint folder
+    reserved and never registered (core.store.versions). An aligned base's checkpoint folder
     stays: pretraining resumes from it."""
-    from core.jobs.versions import discard_lost_files
+    from core.store.versions import discard_lost_files
 
     removed = discard_lost_files(url, job_id)
     if removed:

@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.io.staging import STAGED
 from core.labeling.claims import CLAIM_LEASE
 from core.store.schema import (
+    STAGED,
     Annotation,
     Document,
     FinalAnnotation,

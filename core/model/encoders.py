@@ -68,9 +68,7 @@ def load_encoder(
             # float32 weights whatever the checkpoint stores: transformers 5 keeps a
             # half-precision checkpoint in half precision, which the optimiser cannot train
             # (autocast supplies bf16 where it pays, core.model.device)
-            encoder = AutoModel.from_pretrained(
-                location, local_files_only=local_only, **_float32()
-            )
+            encoder = AutoModel.from_pretrained(location, local_files_only=local_only, **_float32())
     except (OSError, ValueError) as exc:
         hint = (
             ""

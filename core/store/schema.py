@@ -57,6 +57,11 @@ class Project(Base):
     documents: Mapped[list[Document]] = _owned_rows("project")
 
 
+# The state of a document (and status of its annotations) that a long import has staged but
+# not published (core.io.staging): in no queue, count, export or training set.
+STAGED = "importing"
+
+
 class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (

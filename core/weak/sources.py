@@ -16,7 +16,7 @@ more than the labels it already has:
   chosen on labeled texts held out from that model's training (`choose_threshold`).
 
 `assemble` lists the sources N labeled texts give, in one order, for a project
-(core.weak.project), the few-example benchmark (core.bench.loop) and the evaluation of the
+(core.labeling.weak_sources), the few-example benchmark (core.bench.loop) and the evaluation of the
 sources alike; each passes what differs (which model spans, which texts weigh them).
 
 Every source proposes spans with a weight, its estimated precision. `combine` is the
@@ -234,7 +234,7 @@ def assemble(
     model: ModelSpans | None = None,
 ) -> list:
     """The weak sources that `labeled` texts give, in the one order every caller uses: the
-    task's `builtin` labeler (core.weak.project.builtin_source) and the user's `patterns`,
+    task's `builtin` labeler (core.labeling.weak_sources.builtin_source) and the user's `patterns`,
     each weighted by its precision on them; their dictionary (none without labeled texts);
     and a `model`'s confident spans, its threshold chosen by the caller on texts it did not
     train on."""

@@ -73,7 +73,6 @@ def upgrade() -> None:
         )
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("annotations", schema=None) as batch_op:
         batch_op.drop_index("ix_annotations_annotator_updated")

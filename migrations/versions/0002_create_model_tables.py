@@ -79,7 +79,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_predictions_version", ["model_version_id"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("predictions", schema=None) as batch_op:
         batch_op.drop_index("ix_predictions_version")

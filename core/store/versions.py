@@ -25,7 +25,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from core.active.strategies import get_strategy
 from core.errors import ConflictError, JobLost, NotFoundError
 from core.metrics import headline, percent
 from core.store.db import session_scope
@@ -333,9 +332,3 @@ def queue_preview(session: Session, project: Project, n: int = 10) -> list[dict]
         .limit(n)
     )
     return [{"id": i, "text": t, "score": sc} for i, t, sc in session.execute(stmt)]
-
-
-def set_strategy(session: Session, project: Project, strategy: str) -> None:
-    """Choose how the queue is ordered after the next scoring (random keeps import order)."""
-    project.strategy = get_strategy(strategy).name
-    session.flush()

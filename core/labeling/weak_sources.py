@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ImportFormatError, NotFoundError
-from core.jobs.versions import current_version
 from core.labeling.gold import labeled_texts
 from core.metrics import span_prf
 from core.store.schema import Annotation, Document, Prediction, Project, WeakPatterns
+from core.store.versions import current_version
 from core.tasks import get_task
 from core.weak.patterns import Pattern, parse_patterns
 from core.weak.sources import (
