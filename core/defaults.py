@@ -51,3 +51,10 @@ BACKGROUND_NICE = 10
 # the old queue's head, half a fresh random sample; the rest is scored in the background.
 # About 10 s of scoring on a 2-core CPU (300 texts/s), whatever the size of the pool.
 CANDIDATES = 3000
+
+# The annotator's clock: the most seconds one answer (a save, a skip, a decision) is credited
+# with, from the text or suggestion shown to the answer. An annotator who leaves a text open
+# over lunch is not working: time beyond the cap is idle, not work (core.labeling.decisions.
+# capped_seconds). Two minutes is past the slowest sentences measured (Wei et al. 2019: about
+# 1 s a word) and short of a break.
+IDLE_CAP_S = 120.0

@@ -114,10 +114,44 @@ class Annotation(Base):
     # Earlier versions of this row, oldest first: [{status, spans, updated_at}], at most
     # core.labeling.annotations.UNDO_DEPTH. Undo pops the last; with none left it deletes the row.
     previous: Mapped[list | None] = mapped_column(JSON)
+    # The seconds the save or skip took, from the text shown to the answer, capped at
+    # core.defaults.IDLE_CAP_S (None: not measured, e.g. imported or saved before migration 0010).
+    seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     document: Mapped[Document] = relationship(back_populates="annotations")
+
+
+class Decision(Base):
+    """One answer about one suggested span (core.labeling.decisions): accept, reject or ignore.
+
+    A text's gold is its final version, else its latest done annotation (core.labeling.gold);
+    decisions add partial knowledge beside it. One answer per suggestion (text, start, end,
+    label), whoever gives it, so a team teaching at once never answers one twice.
+    """
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        UniqueConstraint("document_id", "start", "end", "label", name="uq_decisions_suggestion"),
+        Index("ix_decisions_annotator", "annotator", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    annotator: Mapped[str] = mapped_column(String(100))
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(40))
+    answer: Mapped[str] = mapped_column(String(10))  # accept | reject | ignore
+    origin: Mapped[str] = mapped_column(String(20))  # model | rule | dictionary | patterns | import
+    # the suggestion's probability when it was shown (None: a rule's or an imported one)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    # seconds from the suggestion shown to the answer, capped at core.defaults.IDLE_CAP_S
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    document: Mapped[Document] = relationship()
 
 
 class FinalAnnotation(Base):
