@@ -22,6 +22,7 @@ from core.active.candidates import candidate_ids
 from core.active.scoring import score_pool
 from core.config import get_settings
 from core.errors import FewlabelError, NotFoundError
+from core.labeling.decisions import partial_answers
 from core.labeling.gold import labeled_texts
 from core.labeling.weak_sources import project_sources
 from core.metrics import fold_count, percent
@@ -88,6 +89,7 @@ class _TrainPlan:
     project_id: int
     name: str
     examples: list  # (text, words, spans) of each labeled text (core.labeling.gold)
+    partial: list  # (text, words, accepted, rejected) of each text answered only in part
     unresolved: set[int]  # texts whose annotators disagree, left out
     task: str
     labels: list[str]
@@ -106,7 +108,9 @@ def _train_plan(url: str, params: dict) -> _TrainPlan:
         if project is None:
             raise NotFoundError(f"project {params['project_id']} no longer exists")
         unresolved: set[int] = set()
-        examples = [lab for _, lab in labeled_texts(s, project, unresolved=unresolved)]
+        labeled = labeled_texts(s, project, unresolved=unresolved)
+        examples = [lab for _, lab in labeled]
+        partial = answered_texts(s, project, {i for i, _ in labeled} | unresolved)
         task, labels = project.task, list(project.labels)
         args = train_arguments(params)
         # concept evidence learns its IDFs from every text of the project, not only the labeled
@@ -124,6 +128,7 @@ def _train_plan(url: str, params: dict) -> _TrainPlan:
             project_id=project.id,
             name=project.name,
             examples=examples,
+            partial=partial,
             unresolved=unresolved,
             task=task,
             labels=labels,
@@ -135,6 +140,18 @@ def _train_plan(url: str, params: dict) -> _TrainPlan:
         )
 
 
+def answered_texts(session: Session, project: Project, gold_ids: set[int]) -> list[tuple]:
+    """(text, words, accepted spans, rejected spans) of every text of a project answered only
+    in part (core.labeling.decisions.partial_answers, teach mode's accepts and rejects); a
+    text in `gold_ids` (a full annotation or final version, disputed or not) trains from
+    its full annotation instead, never from its decisions."""
+    out = []
+    for doc_id, text, tokens, accepted, rejected in partial_answers(session, project):
+        if doc_id not in gold_ids:
+            out.append((text, words_of(text, tokens, [*accepted, *rejected]), accepted, rejected))
+    return out
+
+
 def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
     """The `train` job: finetune on the project's labels, register the version, score the pool."""
     from core.model.crossval import wants_cross_validation
@@ -144,7 +161,7 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
     examples = plan.examples
     models_dir = project_models_dir(plan.project_id, plan.name)
     sweep_model_files(url, plan.project_id, models_dir)
-    if not examples:
+    if not examples and not plan.partial:
         raise FewlabelError(
             f"project {plan.name!r} has no labeled documents yet: label some, then retrain"
         )
@@ -157,7 +174,9 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
     more = f"; then {folds} more finetunes for {folds}-fold cross-validated F1" if folds else ""
     n_held = len(plan.unresolved)
     held = f" ({n_held} whose annotators disagree wait for a reviewer)" if n_held else ""
-    report(0.0, f"training on {len(examples)} labeled documents{held}{more}", force=True)
+    answered = f" and {len(plan.partial)} answered in part" if plan.partial else ""
+    texts = f"{len(examples)} labeled documents{answered}{held}{more}"
+    report(0.0, f"training on {texts}", force=True)
     result = finetune(
         examples,
         plan.labels,
@@ -167,6 +186,7 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         corpus=plan.corpus,
         progress=lambda f, m: report(trained * f, m),
         should_stop=report.should_stop,
+        partial=plan.partial,
     )
     version_id, number, out = _register(plan, result, models_dir, report.lease)
     # the version becomes current only with its scores stored (core.active.scoring.score_pool); in
@@ -193,6 +213,7 @@ def run_train_job(url: str, job_id: int, params: dict, report) -> dict:
         "version": number,
         "path": str(out),
         "n_labels": len(examples),
+        **({"n_partial": len(plan.partial)} if plan.partial else {}),
         "metrics": result.metrics,
         "train_seconds": round(result.train_seconds, 2),
         "scored": scored,

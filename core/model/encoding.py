@@ -61,7 +61,10 @@ class Chunk:
 
     `first[i]` is the index (in the document) of the word whose first sub-token is at position
     i, or -1. `evidence_ids` holds, per sub-token, 1 + the weak labeler's tag id of its word
-    (0 for specials, or when the model takes no evidence). `labels` is filled for training only.
+    (0 for specials, or when the model takes no evidence). `labels` is filled for training only;
+    `rejects`, for a partially answered text only, holds the labelings its loss pushes down,
+    each a list of (position, tag id, +1 the tag / -1 not the tag), and `unanswered` the
+    positions of its words no answer covers (core.model.partial).
     """
 
     doc: int
@@ -70,6 +73,8 @@ class Chunk:
     first: list[int]
     evidence_ids: list[int] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
+    rejects: list[list[tuple[int, int, int]]] = field(default_factory=list)
+    unanswered: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -182,7 +187,10 @@ def length_batches(
 
 def collate(chunks: Sequence[Chunk], pad_id: int, device: Any = None) -> dict[str, Any]:
     """Pad a batch to its longest chunk: input_ids, attention_mask, shape_ids, evidence_ids and
-    labels tensors."""
+    labels tensors; where a chunk is a partially answered text's, also `unanswered` (a bool
+    mask of the words no answer covers) and, where one has rejects, reject_index (into the
+    flattened batch x width positions), reject_tag and reject_sign (0: padding), one row per
+    rejected labeling."""
     import torch
 
     width = max(len(c) for c in chunks)
@@ -208,6 +216,28 @@ def collate(chunks: Sequence[Chunk], pad_id: int, device: Any = None) -> dict[st
         "evidence_ids": evidence_ids,
         "labels": labels,
     }
+    if any(c.unanswered or c.rejects for c in chunks):
+        unanswered = torch.zeros((n, width), dtype=torch.bool)
+        for i, c in enumerate(chunks):
+            unanswered[i, c.unanswered] = True
+        batch["unanswered"] = unanswered
+    if any(c.rejects for c in chunks):
+        batch.update(_reject_tensors(chunks, width))
     if device is not None:
         batch = {k: v.to(device) for k, v in batch.items()}
     return batch
+
+
+def _reject_tensors(chunks: Sequence[Chunk], width: int) -> dict[str, Any]:
+    """The chunks' rejected labelings as (rejects, longest) index, tag and sign tensors."""
+    import torch
+
+    rows = [(i, lab) for i, c in enumerate(chunks) for lab in c.rejects]
+    longest = max(len(lab) for _, lab in rows)
+    index = torch.zeros((len(rows), longest), dtype=torch.long)
+    tag = torch.zeros((len(rows), longest), dtype=torch.long)
+    sign = torch.zeros((len(rows), longest), dtype=torch.long)
+    for r, (i, lab) in enumerate(rows):
+        for k, (pos, t, s) in enumerate(lab):
+            index[r, k], tag[r, k], sign[r, k] = i * width + pos, t, s
+    return {"reject_index": index, "reject_tag": tag, "reject_sign": sign}

@@ -9,6 +9,11 @@ vocabulary matrix frozen by default (on CPU its dense gradient and Adam update d
 step of a small encoder); the zero-initialised word-shape embedding on a higher learning rate;
 with enough examples, a held-out slice picks the best epoch and stops training early.
 Runs on CUDA when present, the same code on CPU.
+
+Partially answered texts (`partial=`, core.model.partial: accepted and rejected spans, teach
+mode's answers) train beside the fully labeled ones, in the same batches, through the
+loop's one WordLoss (`AnswerLoss`; its loss is written down in core.model.partial);
+they never go into the dev slice, which needs every span of a text.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from core.metrics import span_prf
 from core.model.backbone import Tagger
 from core.model.device import resolve_device, torch_threads, training_threads
 from core.model.encoders import DEFAULT
+from core.model.partial import AnswerLoss, Partial, entity_ratio, partial_chunks
 from core.model.predict import predict
 from core.model.trainer import (
     EpochBudget,
@@ -171,6 +177,7 @@ def finetune(
     corpus: Sequence[tuple[str, Sequence[Word]]] | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    partial: Sequence[Partial] = (),
 ) -> TrainResult:
     """Train a tagger on (text, words, spans) examples and return it with its dev metrics.
 
@@ -191,16 +198,23 @@ def finetune(
     `corpus`, (text, words) pairs such as all of a project's texts, is where evidence that
     needs corpus statistics (the concept keyphrases' IDFs) learns them; without it a
     checkpoint's own statistics are kept, or else the examples' texts serve.
+
+    `partial`, (text, words, accepted spans, rejected spans) of texts answered only in part
+    (core.model.partial.Partial, or any 4-tuple), trains with the examples: an accepted
+    span fixes its words' tags, a rejected span's labeling is pushed down, their other
+    words carry no loss. They train only (never the dev slice); `examples` may be empty
+    when they are not. Without them, training is exactly as it was.
     """
     args = args or TrainArgs()
     t_start = time.perf_counter()
     examples = [ex for ex in examples if len(ex[1]) > 0]
-    if not examples:
+    answered = [Partial(*p) for p in partial if len(p[1]) > 0 and (p[2] or p[3])]
+    if not examples and not answered:
         raise FewlabelError("there are no labeled examples with words to train on")
     device = resolve_device(args.device)
     with torch_threads(training_threads(device, args.num_threads)):
         return _train(
-            examples,
+            (examples, answered),
             (get_task(task), labels),
             base,
             args,
@@ -213,7 +227,7 @@ def finetune(
 
 
 def _train(
-    examples: list[Example],
+    data: tuple[list[Example], list[Partial]],
     space: tuple[Task, Sequence[str]],
     base: str | os.PathLike | None,
     args: TrainArgs,
@@ -226,6 +240,7 @@ def _train(
     report = Reporter(progress, every=0.5)
     seed_everything(args.seed)
     task, labels = space
+    examples, answered = data
     report(0.0, "loading the backbone")
     model = Tagger.from_base(
         base,
@@ -236,17 +251,18 @@ def _train(
     )
     args = with_schedule(args, model.evidence.name if model.evidence else None)
     if model.evidence and (corpus is not None or model.evidence.state is None):
-        texts = corpus if corpus is not None else [(t, w) for t, w, _ in examples]
+        texts = corpus if corpus is not None else [(t, w) for t, w, *_ in (*examples, *answered)]
         model.evidence = model.evidence.fit(texts)
     trainer = Trainer(model, args, device, should_stop=should_stop)
 
     dev, train = _dev_split(examples, args)
-    chunks = trainer.chunks(train)
+    chunks = trainer.chunks(train) + partial_chunks(model, answered)
     steps_per_epoch = math.ceil(len(chunks) / args.batch_size)
     # A few labels make few steps an epoch: the schedule still gets min_steps steps.
     epochs = max(args.epochs, math.ceil(args.min_steps / steps_per_epoch))
     budget = EpochBudget(epochs, steps_per_epoch, args.warmup_ratio)
-    objective = Tagging(args.evidence_dropout, torch.Generator().manual_seed(args.seed))
+    word_loss = AnswerLoss(ratio=entity_ratio(examples))
+    objective = Tagging(args.evidence_dropout, torch.Generator().manual_seed(args.seed), word_loss)
     selection = DevSelection(trainer, dev, args, budget, report, t_start)
     trainer.check_stop()  # a cancel while the backbone loaded
     history = train_loop(
@@ -263,7 +279,8 @@ def _train(
     model.eval()
     # Set before the final evaluation, so dev metrics describe the model as it will predict.
     model.info["decode_rules"] = task.rules if args.decode_rules else None
-    return _result(selection, history, best_epoch, labels, len(train), device)
+    n_train = (len(train), len(answered))
+    return _result(selection, history, best_epoch, labels, n_train, device)
 
 
 def _result(
@@ -271,17 +288,20 @@ def _result(
     history: list[dict],
     best_epoch: int,
     labels: Sequence[str],
-    n_train: int,
+    n_train: tuple[int, int],
     device: torch.device,
 ) -> TrainResult:
-    """The final model's dev metrics, recorded in its info with the run, as a TrainResult."""
+    """The final model's dev metrics, recorded in its info with the run, as a TrainResult;
+    `n_train` is (fully labeled texts trained on, partially answered texts)."""
     model, dev, args = selection.trainer.model, selection.dev, selection.args
+    n_train, n_partial = n_train
     dev_metrics = _evaluate(model, dev, args.batch_size, args.precision) if dev else None
     seconds = time.perf_counter() - selection.t_start
     metrics = {
         "dev": dev_metrics,
         "dev_f1_macro": dev_metrics["f1_macro"] if dev_metrics else None,
         "n_train": n_train,
+        **({"n_partial": n_partial} if n_partial else {}),
         "n_dev": len(dev),
         "best_epoch": best_epoch,
         "epochs_run": len(history),

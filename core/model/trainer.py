@@ -18,7 +18,8 @@ core.model.pretrain), the `Budget` (`EpochBudget`: a fixed number of epochs; pre
 steps or minutes), an optional end-of-epoch hook (finetuning's dev evaluation, best-epoch
 choice and early stop) and an optional `Checkpoint` (pretraining's). Where a word's tag
 enters a loss, both objectives call one `WordLoss` (`gold_tag_loss` by default): the place
-to plug in a per-word loss mask or a constraint loss. The small helpers both runs use
+to plug in a per-word loss mask or a constraint loss, as finetuning does for partially
+answered texts (core.model.partial.AnswerLoss). The small helpers both runs use
 (seeding, labeled chunks, parameter groups, the schedule, hiding evidence, progress) live
 here too.
 """
@@ -155,8 +156,9 @@ def tag_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def gold_tag_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """The default WordLoss: cross-entropy against every labeled word's tag (batch["labels"],
-    on each word's first sub-token). A loss that fixes some words' tags, pushes a rejected
-    labeling down and leaves other words out would take its place, with its own batch keys."""
+    on each word's first sub-token). Finetuning takes core.model.partial.AnswerLoss in its
+    place, which is this loss for fully labeled texts and adds the partially answered ones'
+    (accepted words fixed, rejected labelings pushed down, other words left out)."""
     return tag_loss(logits, batch["labels"])
 
 
