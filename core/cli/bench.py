@@ -1,5 +1,5 @@
 """Commands that measure: eval (a predictions file against gold), bench fewshot, bench
-active, bench speed, bench load. The `weak` commands are in core/cli/weak.py."""
+active, bench session, bench speed, bench load. The `weak` commands are in core/cli/weak.py."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def add_commands(sub: argparse._SubParsersAction, db: argparse.ArgumentParser) -
     common = _common_parent()
     _add_fewshot(benches, common)
     _add_active(benches, common)
+    _add_session(benches, common, db)
     _add_speed(benches, db)
     _add_load(benches, db)
 
@@ -88,6 +89,34 @@ def _add_active(benches: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--seeds", type=int, default=1, help="runs from seed, seed+1, ...; F1 averaged")
     p.add_argument("--diversity", action="store_true", help="no near-duplicates in a round")
     p.set_defaults(handler=cmd_bench_active)
+
+
+def _add_session(
+    benches: argparse._SubParsersAction,
+    common: argparse.ArgumentParser,
+    db: argparse.ArgumentParser,
+) -> None:
+    p = benches.add_parser(
+        "session",
+        parents=[common, db],
+        help="a simulated annotator's minutes in each mode (manual, correct, teach): F1 per budget",
+    )
+    p.add_argument("--minutes", default="15,30,60", help="simulated budgets, comma-separated")
+    p.add_argument("--modes", default="manual,correct,teach")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--bases", default="base", help="base (the backbone) or model folders")
+    p.add_argument("--backbone", default="default", help="what `base` means")
+    p.add_argument("--patterns", help="a patterns file (JSONL): teach's suggestions before a model")
+    costs = p.add_mutually_exclusive_group()
+    costs.add_argument("--costs", help="JSON of the cost constants (default: the published ones)")
+    costs.add_argument("--costs-from", help="a project whose recorded seconds fit the constants")
+    p.add_argument("--retrain-minutes", type=float, default=5.0, help="retrain policy")
+    p.add_argument("--pool-size", type=int, default=0, help="the training file's first N (0: all)")
+    p.add_argument(
+        "--sensitivity", action="store_true", help="rankings with each assisted constant x2, x0.5"
+    )
+    p.set_defaults(handler=cmd_bench_session)
 
 
 def _add_speed(benches: argparse._SubParsersAction, db: argparse.ArgumentParser) -> None:
@@ -189,6 +218,47 @@ def cmd_bench_active(args, url: str) -> int:
     records = bench.active(strategies=names(args.strategies), **options)
     table = bench.active_table(records, bench.metric_key(args.task))
     return _report(args, records, table, x="labels", group="strategy", title="active")
+
+
+def _session_costs(args, url: str):
+    from core.bench import costs
+
+    if args.costs:
+        return costs.read_costs(args.costs)
+    if args.costs_from:
+        return costs.fit_project(url, args.costs_from)
+    return costs.published()
+
+
+def cmd_bench_session(args, url: str) -> int:
+    import json
+
+    from core import bench
+    from core.bench.session import session_bench, session_table
+
+    try:
+        minutes = [float(m) for m in names(args.minutes)]
+    except ValueError:
+        raise FewlabelError(f"--minutes: numbers, comma-separated, not {args.minutes!r}") from None
+    options = _options(args, "seed", "seeds", "patterns", "backbone", "retrain_minutes")
+    result = session_bench(
+        minutes=minutes,
+        modes=names(args.modes),
+        bases=names(args.bases),
+        costs=_session_costs(args, url),
+        pool_size=args.pool_size,
+        sensitivity=args.sensitivity,
+        **options,
+    )
+    with open(args.json, "w", encoding="utf-8") as fh:
+        json.dump(result, fh, indent=1)
+    key = bench.metric_key(args.task)
+    print(session_table(result, key))
+    if args.plot:
+        title = f"{args.task}: F1 per simulated annotator minutes"
+        records = [{**r, "group": f"{r['mode']} {r['base']}"} for r in result["records"]]
+        bench.plot(records, args.plot, x="minutes", group="group", title=title, key=key)
+    return 0
 
 
 def cmd_bench_speed(args, url: str) -> int:
