@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, ValidationError
 from core.labeling import claims
+from core.labeling.clock import capped
 from core.labeling.overlap import document_state, overlap_of
 from core.labeling.prefill import mark_origins, prefill_threshold, split_suggestions
 from core.store.schema import (
@@ -193,7 +194,16 @@ def _snapshot(ann: Annotation) -> dict:
         "status": ann.status,
         "spans": list(ann.spans),
         "updated_at": ann.updated_at.isoformat() if ann.updated_at else None,
+        "seconds": ann.seconds,
     }
+
+
+def _add_seconds(before: float | None, seconds: float | None) -> float | None:
+    """A row's seconds after one more answer: the sum of the answers that stand in its
+    history (undo takes the undone answer's off again); None while none was measured."""
+    if seconds is None:
+        return before
+    return (before or 0.0) + seconds
 
 
 def _annotations_of(session: Session, doc: Document) -> tuple[list[Annotation], bool]:
@@ -231,9 +241,11 @@ def _record(
     annotator: str,
     status: str,
     spans: list[dict],
+    seconds: float | None = None,
 ) -> Annotation:
     """Write the annotator's annotation, release the claim and settle the document's state:
-    one read and one flush (an INSERT or UPDATE of the annotation, an UPDATE of the document)."""
+    one read and one flush (an INSERT or UPDATE of the annotation, an UPDATE of the document).
+    `seconds` (already capped) adds to the row's: a second answer on a text is work too."""
     anns, final = _annotations_of(session, doc)
     ann = next((a for a in anns if a.annotator == annotator), None)
     now = utcnow()
@@ -244,6 +256,7 @@ def _record(
             status=status,
             spans=spans,
             previous=[],
+            seconds=seconds,
             created_at=now,
             updated_at=now,
         )
@@ -252,6 +265,7 @@ def _record(
         history = list(ann.previous or [])[-(UNDO_DEPTH - 1) :]
         ann.previous = [*history, _snapshot(ann)]
         ann.status, ann.spans, ann.updated_at = status, spans, now
+        ann.seconds = _add_seconds(ann.seconds, seconds)
     others = [a.status for a in anns if a.annotator != annotator]
     _settle(project, doc, [*others, status], final)
     doc.assigned_to, doc.assigned_at, doc.draft = None, None, None
@@ -265,8 +279,14 @@ def save(
     document_id: int,
     annotator: str,
     spans: Sequence[dict | Span],
+    *,
+    seconds: float | None = None,
 ) -> Annotation:
     """Validate and store an annotator's spans for a document (an empty list is a valid answer).
+
+    `seconds`: how long the answer took, from the text shown (the annotator's clock, measured
+    in the browser), stored capped at core.defaults.IDLE_CAP_S (core.labeling.clock); None:
+    not measured (the CLI, an import).
 
     Spans are snapped to word boundaries; an unknown label, a span outside the text, an empty
     or overlapping span raises SpanError and nothing is written. A text another annotator
@@ -283,18 +303,26 @@ def save(
     saved = [s.as_dict() for s in clean]
     if suggested is not None:
         saved = mark_origins(saved, suggested[0])
-    return _record(session, project, doc, annotator, "done", saved)
+    return _record(session, project, doc, annotator, "done", saved, capped(seconds))
 
 
-def skip(session: Session, project: Project, document_id: int, annotator: str) -> Annotation:
+def skip(
+    session: Session,
+    project: Project,
+    document_id: int,
+    annotator: str,
+    *,
+    seconds: float | None = None,
+) -> Annotation:
     """Set a document aside; it leaves the queue until someone undoes or labels it.
 
-    Like save, refused (ConflictError) when another annotator holds the text.
+    Like save, refused (ConflictError) when another annotator holds the text; `seconds` as
+    save's (deciding to skip is work too).
     """
     annotator = _check_annotator(annotator)
     doc = get_document(session, project, document_id)
     claims.take(session, doc, annotator)
-    return _record(session, project, doc, annotator, "skipped", [])
+    return _record(session, project, doc, annotator, "skipped", [], capped(seconds))
 
 
 def undo(session: Session, project: Project, annotator: str) -> int | None:
@@ -326,6 +354,7 @@ def undo(session: Session, project: Project, annotator: str) -> int | None:
     if history:
         last = history.pop()
         ann.status, ann.spans, ann.previous = last["status"], last["spans"], history
+        ann.seconds = last.get("seconds")  # the undone answer's time goes with it
         ann.updated_at = (
             datetime.fromisoformat(last["updated_at"]) if last["updated_at"] else utcnow()
         )
