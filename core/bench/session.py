@@ -127,23 +127,29 @@ class Session:
 
 def _train_partial(setup: Setup, docs: list[LabeledDoc], partial: list, base: str, seed: int):
     """A model trained on full annotations and partial answers (accepted and rejected spans)
-    through the one training loop's partial-answer loss (issue 22)."""
-    from core.model import finetune as ft
+    through the one training loop's partial-answer loss (core.model.partial, issue 22)."""
+    import inspect
 
-    train = getattr(ft, "finetune_partial", None)
-    if train is None:
+    from core.model.finetune import TrainArgs, finetune
+
+    if "partial" not in inspect.signature(finetune).parameters:
         raise FewlabelError(
             "bench session --modes teach needs training from partial answers "
-            "(issue 22: core.model.finetune.finetune_partial), which this tree does not have yet"
+            "(issue 22: finetune(partial=...)), which this tree does not have"
         )
-    from core.model.finetune import TrainArgs
-
     epochs = {"epochs": setup.epochs} if setup.epochs else {}
     args = TrainArgs(seed=seed, evidence=setup.evidence, **epochs)
     examples = [(d.text, d.words, d.spans) for d in docs]
-    return train(
-        examples, partial, setup.labels, task=setup.task, base=base, args=args, corpus=setup.corpus
-    ).model
+    result = finetune(
+        examples,
+        setup.labels,
+        task=setup.task,
+        base=base,
+        args=args,
+        corpus=setup.corpus,
+        partial=partial,
+    )
+    return result.model
 
 
 def _queue(session: Session, run: Run, model, rng: random.Random) -> tuple[list[int], dict]:
