@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from core.errors import FewlabelError, ImportFormatError
 from core.io import formats
 from core.io.formats import Record, Row
+from core.labeling.decisions import decisions_for
 from core.labeling.gold import gold_of
 from core.store.schema import STAGED, Document, Project
 
@@ -89,12 +90,16 @@ def export_rows(
     *,
     annotator: str | None = None,
     include_unlabeled: bool = False,
+    with_decisions: bool = False,
 ) -> Iterator[Row]:
     """One row per document: its gold (core.labeling.gold: its final version, else its latest
     done annotation, else its skipped mark), optionally open ones; each row's `source` says
     which it is.
 
-    With `annotator`, only that annotator's own annotations count (final versions do not).
+    With `annotator`, only that annotator's own annotations count (final versions do not),
+    and only their decisions. `with_decisions` (a format that writes them, Format.decisions):
+    each row carries its text's decisions (core.labeling.decisions), and a text with decisions
+    and no labels is a row too ("open").
     """
     docs = session.execute(
         select(Document)
@@ -105,6 +110,13 @@ def export_rows(
     while batch := list(itertools.islice(docs, 500)):
         ids = [d.id for d in batch]
         golds = gold_of(session, [Document.id.in_(ids)], annotator=annotator, skips=True)
+        answers = decisions_for(session, ids) if with_decisions else {}
+        if annotator is not None:
+            answers = {
+                i: mine
+                for i, ds in answers.items()
+                if (mine := [d for d in ds if d["annotator"] == annotator])
+            }
         for d in batch:
             row = Row(
                 id=d.external_id or str(d.id),
@@ -113,6 +125,7 @@ def export_rows(
                 meta=dict(d.meta or {}),
                 spans=[],
                 status="open",
+                decisions=answers.get(d.id, []),
             )
             g = golds.get(d.id)
             if g is not None:
@@ -124,7 +137,7 @@ def export_rows(
                     updated_at=g.updated_at.isoformat(timespec="seconds"),
                     source=g.source,
                 )
-            elif include_unlabeled:
+            elif include_unlabeled or row.decisions:
                 yield row
 
 
@@ -144,7 +157,11 @@ def export(
     that many documents (a preview)."""
     writer = writer_of(fmt)
     rows: Iterable[Row] = export_rows(
-        session, project, annotator=annotator, include_unlabeled=include_unlabeled
+        session,
+        project,
+        annotator=annotator,
+        include_unlabeled=include_unlabeled,
+        with_decisions=writer.decisions,
     )
     if limit is not None:
         rows = itertools.islice(rows, limit)

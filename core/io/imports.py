@@ -6,6 +6,10 @@ no NUL byte, no lone surrogate; ids of at most 200 characters; a maximum text le
 core.defaults) before it is written, so SQLite and PostgreSQL accept and refuse the same files.
 Duplicate texts (within the file or already in the project) are skipped and counted.
 Pre-tokenized formats keep their tokens, so CoNLL and SciAD files round-trip token for token.
+A record's decisions (a Prodigy binary answer, a JSONL export's `decisions`) are stored as
+decisions (core.labeling.decisions) of its text, also of a text already in the project; a
+suggestion already answered is not answered again (counted). A whole text rejected (a Prodigy
+reject with no span) comes in as a skipped text (counted).
 Files are read by core.io.corpus; an import longer than one batch is staged (core.io.staging).
 """
 
@@ -27,13 +31,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.defaults import IMPORT_BATCH, MAX_TEXT_CHARS
-from core.errors import ConflictError, ImportFormatError, SpanError
+from core.errors import ConflictError, FewlabelError, ImportFormatError, SpanError
 from core.io import formats, staging
 from core.io.corpus import detect_format, existing_file, open_as, resolve_format
 from core.io.formats import Record
 from core.io.formats.base import is_offset
+from core.labeling.decisions import capped_seconds
 from core.store.db import executemany, refresh_statistics
-from core.store.schema import Annotation, Document, Project, utcnow
+from core.store.schema import Annotation, Decision, Document, Project, utcnow
 from core.text import (
     ANNOTATOR_MAX,
     NAME_MAX,
@@ -57,6 +62,9 @@ class ImportReport:
     empty: int = 0
     annotations: int = 0
     trimmed: int = 0  # spans kept with the white space at their ends cut off
+    decisions: int = 0  # answers about single spans stored (core.labeling.decisions)
+    answered_before: int = 0  # decisions about a suggestion already answered: not stored
+    rejected_texts: int = 0  # texts rejected whole (a Prodigy reject with no span): skipped
     skipped_invalid: list[str] = field(default_factory=list)  # "line N: reason"
     seconds: float = 0.0
 
@@ -64,6 +72,12 @@ class ImportReport:
         parts = [f"imported {self.imported} documents from {self.source} ({self.format})"]
         if self.annotations:
             parts.append(f"{self.annotations} with labels")
+        if self.decisions:
+            parts.append(f"{self.decisions} decisions")
+        if self.answered_before:
+            parts.append(f"{self.answered_before} decisions already answered skipped")
+        if self.rejected_texts:
+            parts.append(f"{self.rejected_texts} texts rejected whole, stored as skipped")
         if self.trimmed:
             parts.append(f"{self.trimmed} spans trimmed of the white space at their ends")
         if self.duplicates:
@@ -266,7 +280,9 @@ class _Import:
         self.spelling = dict(project.label_spelling or {})
         self.source = make_storable(Path(name).name[:500])
         self.docs: list[dict] = []
-        self.labeled: list[list[dict] | None] = []
+        # (status, spans) of each document of the batch that comes with an annotation
+        self.labeled: list[tuple[str, list[dict]] | None] = []
+        self.answers: list[tuple[str, dict]] = []  # (text hash, decision), written at the end
         self.now = utcnow()
         self.tag: str | None = None  # set once the import stages batches
 
@@ -278,14 +294,23 @@ class _Import:
             report.empty += 1
             return
         h = text_hash(rec.text)
+        answers = self._answers(reader, rec, skip_invalid) if labels and rec.decisions else []
+        if answers is False:
+            return
+        self.answers.extend((h, d) for d in answers)
         if h in self.seen:
-            report.duplicates += 1
+            if not answers:  # another answer about a text seen is no duplicate
+                report.duplicates += 1
             return
         spans = None
         if labels and rec.spans is not None:
             spans = self._spans(reader, rec, skip_invalid)
             if spans is False:
                 return
+        status = "done" if spans is not None else None
+        if labels and rec.skipped and spans is None:
+            status, spans = "skipped", []
+            report.rejected_texts += 1
         self.seen.add(h)
         self.docs.append(
             {
@@ -296,14 +321,14 @@ class _Import:
                 "tokens": rec.tokens,
                 "source": self.source,
                 "meta": rec.meta,
-                "state": "done" if spans is not None else "open",
+                "state": status or "open",
                 # its place in the file while staged (core.io.staging.publish draws its
                 # random rank); flush draws it for an import of one batch
                 "rank": float(report.imported),
                 "created_at": self.now,
             }
         )
-        self.labeled.append(spans)
+        self.labeled.append((status, spans) if status else None)
         report.imported += 1
         if len(self.docs) >= self.batch_size:
             if self.tag is None:
@@ -326,15 +351,51 @@ class _Import:
             )
             self.report.trimmed += len(trimmed)
         except (SpanError, ImportFormatError) as exc:
-            reason = exc.reason if isinstance(exc, ImportFormatError) else str(exc)
-            # the label's own line where the reader knows it (CoNLL), else the record's
-            at = getattr(exc, "line", None) or rec.line
-            if skip_invalid:
-                self.report.skipped_invalid.append(f"{reader.unit} {at}: {reason}")
-                return False
-            path, line, prefix = reader.where(self.name, at)
-            raise ImportFormatError(path, line, prefix + reason) from None
+            return self._invalid(reader, rec, skip_invalid, exc)
         return [s.as_dict() for s in clean]
+
+    def _answers(self, reader: formats.Format, rec: Record, skip_invalid: bool):
+        """The record's decisions, each span checked as a save's (its exact offsets), as
+        stored; False when one is invalid and `skip_invalid` lists the record."""
+        out = []
+        try:
+            _check_offsets(rec.decisions)
+            mapped = _label_map(self.project, rec.decisions, self.name, rec.line, self.spelling)
+            for d in mapped:
+                given = {k: d[k] for k in ("start", "end", "label")}
+                clean = validate_spans(rec.text, [given], self.project.labels, rec.tokens)
+                if clean[0].as_dict() != given:
+                    raise SpanError(f"decision span {given['start']}-{given['end']} is not exact")
+                out.append(given | self._answer_fields(d))
+        except (SpanError, ImportFormatError) as exc:
+            return self._invalid(reader, rec, skip_invalid, exc)
+        return out
+
+    def _answer_fields(self, d: dict) -> dict:
+        who = d.get("annotator")
+        try:
+            who = clean_name(who, "annotator name", limit=ANNOTATOR_MAX) if who else None
+        except FewlabelError:
+            who = None  # not a name fewlabel stores: the import's annotator answered
+        score = d.get("confidence")
+        number = isinstance(score, int | float) and not isinstance(score, bool)
+        return {
+            "answer": d["answer"],
+            "annotator": who or self.annotator,
+            "confidence": float(score) if number and math.isfinite(score) else None,
+            "seconds": capped_seconds(d.get("seconds")),
+        }
+
+    def _invalid(self, reader, rec: Record, skip_invalid: bool, exc: Exception):
+        """False, with the record listed, under `skip_invalid`; else the file is refused."""
+        reason = exc.reason if isinstance(exc, ImportFormatError) else str(exc)
+        # the label's own line where the reader knows it (CoNLL), else the record's
+        at = getattr(exc, "line", None) or rec.line
+        if skip_invalid:
+            self.report.skipped_invalid.append(f"{reader.unit} {at}: {reason}")
+            return False
+        path, line, prefix = reader.where(self.name, at)
+        raise ImportFormatError(path, line, prefix + reason) from None
 
     def flush(self) -> None:
         """Write the batch in memory: its documents, then the annotations of the labeled."""
@@ -362,32 +423,33 @@ class _Import:
                 f"at the same time; nothing of {self.name} was imported; run it again to add "
                 "the rest"
             ) from None
-        pairs = list(zip(docs, self.labeled, strict=True))
-        hashes = [d["text_hash"] for d, sp in pairs if sp is not None]
+        pairs = [(d, lab) for d, lab in zip(docs, self.labeled, strict=True) if lab is not None]
+        hashes = [d["text_hash"] for d, _ in pairs]
         ids = _ids_of(session, self.project_id, hashes) if hashes else {}
+        staged = self.tag is not None
         anns = [
             {
                 "document_id": ids[doc["text_hash"]],
                 "annotator": self.annotator,
-                "status": "done" if self.tag is None else staging.STAGED,
+                "status": staging.STAGED if staged and status == "done" else status,
                 "spans": spans,
                 "previous": [],
                 "created_at": self.now,
                 "updated_at": self.now,
             }
-            for doc, spans in pairs
-            if spans is not None
+            for doc, (status, spans) in pairs
         ]
         if anns:
             executemany(session, insert(Annotation.__table__), anns)
-        self.report.annotations += len(anns)
+        self.report.annotations += sum(a["status"] != "skipped" for a in anns)
         docs.clear()
         self.labeled.clear()
 
     def finish(self) -> None:
-        """Write the last batch and make the import visible: in the caller's transaction, or
-        (staged) every staged row in one commit."""
+        """Write the last batch and the decisions, and make the import visible: in the
+        caller's transaction, or (staged) every staged row in one commit."""
         self.flush()
+        self.write_answers()
         project = self.project
         if self.spelling != (project.label_spelling or {}):
             project.label_spelling = self.spelling
@@ -396,6 +458,35 @@ class _Import:
         self.session.flush()
         if self.report.imported:
             refresh_statistics(self.session)  # the queue's plan must see the new rows now
+
+    def write_answers(self) -> None:
+        """The file's decisions, a suggestion answered (in the project or earlier in the
+        file) counted and left out: in the transaction that makes the import visible."""
+        session, report = self.session, self.report
+        hashes = sorted({h for h, _ in self.answers})
+        ids = _ids_of(session, self.project_id, hashes)
+        answered: set[tuple] = set()
+        doc_ids = sorted(set(ids.values()))
+        for start in range(0, len(doc_ids), 1000):
+            answered.update(
+                session.execute(
+                    select(
+                        Decision.document_id, Decision.start, Decision.end, Decision.label
+                    ).where(Decision.document_id.in_(doc_ids[start : start + 1000]))
+                ).all()
+            )
+        rows = []
+        for h, d in self.answers:
+            key = (ids[h], d["start"], d["end"], d["label"])
+            if key in answered:
+                report.answered_before += 1
+                continue
+            answered.add(key)
+            rows.append(d | {"document_id": ids[h], "origin": "import", "created_at": self.now})
+        if rows:
+            executemany(session, insert(Decision.__table__), rows)
+        report.decisions += len(rows)
+        self.answers.clear()
 
 
 def _ids_of(session: Session, project_id: int, hashes: list[str]) -> dict[str, int]:

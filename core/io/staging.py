@@ -110,7 +110,8 @@ def publish(
     session: Session, project_id: int, tag: str, batch: int, rng: random.Random | None = None
 ) -> None:
     """Make a complete import visible in one transaction, which this commits: its annotations
-    done, its documents done when labeled and open otherwise, each with its random queue rank
+    done (a skipped mark stays skipped), its documents done when labeled, skipped when only
+    skipped, open otherwise, each with its random queue rank
     (drawn from `rng` in id order, the file's).
 
     The rank is drawn here, not when the row was staged: a staged row waits at the end of the
@@ -126,7 +127,8 @@ def publish(
         .values(status="done")
         .execution_options(synchronize_session=False)
     )
-    labeled = exists().where(Annotation.document_id == Document.id)
+    labeled = exists().where(Annotation.document_id == Document.id, Annotation.status == "done")
+    skipped = exists().where(Annotation.document_id == Document.id)
     docs = Document.__table__
     visible = (
         update(docs)
@@ -141,7 +143,7 @@ def publish(
     last = 0
     while True:
         rows = session.execute(
-            select(Document.id, labeled)
+            select(Document.id, labeled, skipped)
             .where(
                 *_staged(project_id, tag), Document.id > last, Document.text_hash != _marker(tag)
             )
@@ -156,10 +158,10 @@ def publish(
             [
                 {
                     "doc_id": doc_id,
-                    "new_state": "done" if done else "open",
+                    "new_state": "done" if done else "skipped" if marked else "open",
                     "new_rank": rng.random(),
                 }
-                for doc_id, done in rows
+                for doc_id, done, marked in rows
             ],
         )
         last = rows[-1][0]

@@ -33,6 +33,12 @@ class Record:
     # The line of each span (of `spans`, in order) where a record is many lines (CoNLL: the
     # line of its first token), so an error about one label names that label's line.
     span_lines: list[int] | None = None
+    # Answers about single spans (a Prodigy binary recipe's, a JSONL export's `decisions`):
+    # [{start, end, label, answer ("accept" | "reject" | "ignore"), annotator?, confidence?}],
+    # stored as decisions (core.labeling.decisions) beside the text, not as its labels.
+    decisions: list[dict] | None = None
+    # The whole text was rejected (a Prodigy reject with no span): stored as a skipped text.
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class Row:
     # Which labels these are: "final (reviewed by X at T)" or "annotation by X"
     # (core.labeling.review).
     source: str | None = None
+    # The text's decisions (core.labeling.decisions.decisions_for's dicts), for the formats
+    # that write them (Format.decisions); a row with decisions and no labels has status "open".
+    decisions: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,9 @@ class Format:
     # What a Record's `line` counts: "line" for line-based files; a file that is one JSON
     # document or a binary one numbers its items ("record", "task", "doc").
     unit: str = "line"
+    # Its writer writes a text's decisions (Row.decisions): export then also gives it the
+    # texts that have decisions and no labels.
+    decisions: bool = False
 
     def where(self, name: str, number: int) -> tuple[str, int | None, str]:
         """(path, line, prefix) for an ImportFormatError about item `number` of file `name`:

@@ -1,4 +1,7 @@
-"""JSONL: `{"text", "spans"?, "meta"?, "id"?, "tokens"?}` a line, spans in character offsets."""
+"""JSONL: `{"text", "spans"?, "meta"?, "id"?, "tokens"?, "decisions"?}` a line, spans in
+character offsets. `decisions` are answers about single spans (core.labeling.decisions):
+`[{start, end, label, answer, annotator, origin, confidence, seconds, created_at}]`; export
+writes them for every text that has some, import reads them back as decisions."""
 
 from __future__ import annotations
 
@@ -39,7 +42,22 @@ def read(stream: IO[str], name: str, options: ReadOptions) -> Iterator[Record]:
             spans=spans_field(obj["spans"], name, i) if obj.get("spans") is not None else None,
             external_id=str_id(obj.get("id")),
             meta=meta,
+            decisions=_decisions(obj.get("decisions"), name, i),
         )
+
+
+def _decisions(raw, name: str, line: int) -> list[dict] | None:
+    if raw is None:
+        return None
+    spans = spans_field(raw, name, line)
+    out = []
+    for given, span in zip(raw if isinstance(raw, list) else spans, spans, strict=True):
+        answer = given.get("answer") if isinstance(given, dict) else None
+        if answer not in ("accept", "reject", "ignore"):
+            raise ImportFormatError(name, line, f"a decision needs an answer: {given!r}"[:200])
+        extra = {k: given[k] for k in ("annotator", "confidence", "seconds") if k in given}
+        out.append(span | {"answer": answer} | extra)
+    return out or None
 
 
 def write(rows: Iterable[Row], out: IO[str], options: WriteOptions) -> int:
@@ -57,8 +75,15 @@ def write(rows: Iterable[Row], out: IO[str], options: WriteOptions) -> int:
             obj["meta"] = r.meta
         if r.tokens:
             obj["tokens"] = r.tokens
+        if r.decisions:
+            obj["decisions"] = [_decision(d) for d in r.decisions]
         out.write(json.dumps(obj, ensure_ascii=False) + "\n")
     return n
+
+
+def _decision(d: dict) -> dict:
+    at = d.get("created_at")
+    return d | {"created_at": at.isoformat(timespec="seconds") if at is not None else None}
 
 
 def sniff(head: str) -> int:
@@ -74,4 +99,5 @@ FORMAT = Format(
     write=write,
     sniff=sniff,
     rank=30,
+    decisions=True,
 )
