@@ -175,3 +175,39 @@ def test_the_cli_refuses_a_bad_costs_file_in_one_line(tmp_path, tiny_model_dir, 
     assert main([*argv, "--json", str(tmp_path / "o.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{bad}: decision_fraction must be a non-negative number" in err and "\n" not in err
+
+
+def test_costs_from_a_project_fit_its_recorded_seconds(db_url, make_project):
+    from core.labeling.annotations import save
+    from core.labeling.decisions import record
+    from core.labeling.projects import get_project
+    from core.store.db import session_scope
+    from core.text import tokenize
+
+    texts = [
+        "The WHO and NASA agreed .",
+        "We trained a CNN on GPU machines today in the lab .",
+        "Results on MNIST were good .",
+        "An RNN beats an HMM here and the SVM too .",
+    ]
+    ids = make_project("p", texts)
+    who = {"start": 4, "end": 7, "label": "SHORT"}
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        for doc, text in zip(ids, texts, strict=True):
+            spans = [
+                {"start": w.start, "end": w.end, "label": "SHORT"}
+                for w in tokenize(text)
+                if w.text.isupper() and len(w.text) > 1
+            ]
+            # 2 s a text, 0.5 s a word, 3 s a span
+            save(s, p, doc, "ann", spans, seconds=2 + 0.5 * len(tokenize(text)) + 3 * len(spans))
+        record(s, p, ids[0], "ann", **who, answer="accept", origin="model", seconds=1.7)
+    fitted = costs.fit_project(db_url, "p")
+    assert fitted.text_seconds == pytest.approx(2.0, abs=1e-3)
+    assert fitted.word_seconds == pytest.approx(0.5, abs=1e-3)
+    assert fitted.span_seconds == pytest.approx(3.0, abs=1e-3)
+    # text 0: 6 words, 2 spans, so 2 + 3 + 6 = 11 s by hand; its decision took 1.7 s
+    assert fitted.decision_fraction == pytest.approx(1.7 / 11.0, abs=1e-3)
+    assert fitted.keep_saving == costs.LINGREN_2014_SAVING
+    assert "4 timed saves, 1 timed decisions" in fitted.source
