@@ -16,6 +16,7 @@ services.db_url()  # migrates the database once per process (cache_resource)
 # One line per page: the permission it needs (core.labeling.users), its script, title and icon.
 PAGES = [
     ("annotate", "views/annotate.py", "Annotate", ":material/edit_note:"),
+    ("annotate", "views/teach.py", "Teach", ":material/school:"),
     ("review", "views/review.py", "Review", ":material/fact_check:"),
     ("train", "views/train.py", "Train", ":material/model_training:"),
     ("export", "views/export.py", "Export", ":material/download:"),
@@ -40,9 +41,11 @@ def landing() -> str:
 
 
 opens = landing()
+# the first page of that permission (Teach needs "annotate" too, and Annotate opens)
+first = next(script for permission, script, *_ in PAGES if permission == opens)
 page = st.navigation(
     [
-        st.Page(script, title=title, icon=icon, default=permission == opens)
+        st.Page(script, title=title, icon=icon, default=script == first)
         for permission, script, title, icon in PAGES
         if auth.allows(permission)
     ]

@@ -43,6 +43,7 @@ from core.jobs import queue as _queue
 from core.jobs.queue import ACTIVE, enqueue, recent_jobs, request_cancel
 from core.jobs.training import project_records
 from core.labeling import access as _access
+from core.labeling import teach
 from core.labeling.agreement import WINDOW, project_agreement
 from core.labeling.annotations import get_task, next_document, save, skip, undo
 from core.labeling.overlap import MAX_ANNOTATORS, overlap_of, set_overlap, shared_texts
@@ -145,6 +146,8 @@ __all__ = [
     "model_influence",
     "prefill_threshold",
     "set_prefill_threshold",
+    # teach mode: teach.next_suggestion, teach.answer, teach.undo, teach.prefer_of
+    "teach",
     # files
     "import_bytes",
     "export_bytes",

@@ -699,7 +699,7 @@ def test_with_an_account_every_browser_logs_in_first(app, make_project, db_url):
     assert at.text_input(key="login_password").value == ""  # not kept in the session
 
     log_in(at, "root")
-    assert pages(at) == ["annotate", "export", "projects", "review", "train"]
+    assert pages(at) == ["annotate", "export", "projects", "review", "teach", "train"]
     assert "Logged in as **root** · admin" in [c.value for c in at.sidebar.caption]
 
 
@@ -723,7 +723,7 @@ def test_an_annotator_labels_as_the_account_and_sees_only_annotate(app, make_pro
     ids = make_project("p", TEXTS)
     add_account(db_url, "ann", "annotator")
     at = log_in(app(annotator="mallory"), "ANN")  # names match whatever their case
-    assert pages(at) == ["annotate"]
+    assert pages(at) == ["annotate", "teach"]
     assert not [t for t in at.text_input if t.key == "annotator"]  # no name to type
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("views/train.py")
@@ -739,7 +739,7 @@ def test_the_navigation_follows_the_role(app, make_project, db_url):
     make_project("p", TEXTS)
     add_account(db_url, "rita", "reviewer")
     add_account(db_url, "root", "admin")
-    assert pages(log_in(app(annotator=None), "rita")) == ["annotate", "export", "review"]
+    assert pages(log_in(app(annotator=None), "rita")) == ["annotate", "export", "review", "teach"]
     at = log_in(app(annotator=None), "root")
     at.switch_page("views/train.py").run()
     assert at.title[0].value == "Train"
@@ -748,7 +748,7 @@ def test_the_navigation_follows_the_role(app, make_project, db_url):
         users.set_role(s, "root", "annotator")
     at.run()
     assert not at.exception, at.exception
-    assert pages(at) == ["annotate"] and at.title[0].value != "Train"
+    assert pages(at) == ["annotate", "teach"] and at.title[0].value != "Train"
 
 
 def test_reviewers_and_admins_land_where_nothing_is_claimed(app, make_project, db_url):
@@ -795,7 +795,7 @@ def test_a_crafted_request_for_a_page_the_role_lacks_shows_no_such_page(app, mak
     at._page_hash = train_hash
     at.run()
     assert not at.exception, at.exception
-    assert [t.value for t in at.title] == ["Annotate"] and pages(at) == ["annotate"]
+    assert [t.value for t in at.title] == ["Annotate"] and pages(at) == ["annotate", "teach"]
     with session_scope(db_url) as s:
         with pytest.raises(PermissionDeniedError, match=r"'ann' \(annotator\) may not retrain"):
             users.acting(s, "ann", "train")
