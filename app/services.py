@@ -46,6 +46,7 @@ from core.labeling import access as _access
 from core.labeling import teach
 from core.labeling.agreement import WINDOW, project_agreement
 from core.labeling.annotations import get_task, next_document, save, skip, undo
+from core.labeling.decisions import decisions_for
 from core.labeling.overlap import MAX_ANNOTATORS, overlap_of, set_overlap, shared_texts
 from core.labeling.prefill import (
     PREFILL_THRESHOLD,
@@ -137,6 +138,7 @@ __all__ = [
     "progress",
     "annotators",
     "browse",
+    "decisions_for",
     "disagreements",
     "final_of",
     "finalize",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from test_app import app, select_table_row  # noqa: F401 (fixture)
 
 from core.defaults import IDLE_CAP_S
 from core.errors import ConflictError, NotFoundError, SpanError, ValidationError
@@ -176,3 +177,29 @@ def test_decisions_go_with_their_text_and_seconds_are_stored(db_url, ids):
         delete_document(s, get_project(s, "p"), ids[0], "admin")
     with session_scope(db_url) as s:
         assert s.scalars(select(Decision)).all() == []
+
+
+@pytest.mark.both_backends
+def test_decisions_count_in_progress_and_the_review_table(db_url, ids):
+    from core.labeling.progress import browse, progress
+
+    with session_scope(db_url) as s:
+        _record(s, ids[0], "alice", BMI, "accept")
+        _record(s, ids[0], "bob", BMI_LONG, "reject")
+        _record(s, ids[1], "alice", WHO, "ignore")
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        got = progress(s, p, "alice")
+        rows, _ = browse(s, p)
+    assert got.decisions == 3 and got.decisions_by_annotator == {"alice": 2, "bob": 1}
+    assert {r.document_id: r.decisions for r in rows} == {ids[0]: 2, ids[1]: 1, ids[2]: 0}
+
+
+def test_the_review_page_shows_a_texts_decisions(app, db_url, ids):  # noqa: F811
+
+    with session_scope(db_url) as s:
+        _record(s, ids[0], "bob", BMI_LONG, "reject")
+    at = app("views/review.py")
+    select_table_row(at, "review_table", 0)
+    shown = [e.label for e in at.expander]
+    assert "Decisions on this text (1)" in shown

@@ -18,6 +18,7 @@ from app.services import (
     Version,
     annotators,
     browse,
+    decisions_for,
     delete_document,
     disagreements,
     final_of,
@@ -155,6 +156,29 @@ def show_versions(doc_id: int, text: str, shown: tuple[str | None, bool]) -> Non
                     on_click=use_version,
                     args=(doc_id, v),
                 )
+
+
+def show_decisions(text: str, answered: list[dict]) -> None:
+    """The text's decisions (teach mode, imported binary answers): which suggested span was
+    accepted, rejected or ignored, by whom. They add to the text's gold, never replace it."""
+    if not answered:
+        return
+    with st.expander(f"Decisions on this text ({len(answered)})"):
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "span": [text[d["start"] : d["end"]] for d in answered],
+                    "label": [d["label"] for d in answered],
+                    "answer": [d["answer"] for d in answered],
+                    "by": [d["annotator"] for d in answered],
+                    "from": [d["origin"] for d in answered],
+                    "seconds": [d["seconds"] for d in answered],
+                    "when": [d["created_at"] for d in answered],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
 
 
 def reviewed_by(v: Version) -> str:
@@ -316,6 +340,7 @@ else:
                 "spans": [span_summary(r.text, r.spans) for r in review_rows],
                 "tagged text": [tagged_text(r.text, r.spans) for r in review_rows],
                 "updated": [r.updated_at for r in review_rows],
+                "decisions": [r.decisions for r in review_rows],
                 "final, reviewed by": [reviewed(finals.get(r.document_id)) for r in review_rows],
             }
         ),
@@ -343,6 +368,7 @@ try:
         final_row = final_of(s, [doc_id]).get(doc_id)
         final_at = final_row and (final_row.reviewer, final_row.reviewed_at, final_row.based_on)
         final_spans = list(final_row.spans) if final_row else []
+        answered = decisions_for(s, [doc_id]).get(doc_id, [])
 except FewlabelError as exc:
     st.warning(md_escape(exc))
     st.stop()
@@ -359,6 +385,7 @@ elif owner:
 else:
     whose, spans, based_on = "Nobody has labeled it yet.", [], None
 show_versions(doc_id, task.text, (None if final else owner, final))
+show_decisions(task.text, answered)
 kept = f" {md_escape(owner)}'s annotation stays as it is." if owner and not final else ""
 st.caption(
     f"{whose} Save (Enter) makes the spans in the editor the final version of this text, "

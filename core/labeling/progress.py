@@ -8,13 +8,13 @@ Every function takes the session first; the caller owns the transaction.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
-from core.store.schema import Annotation, Document, Project
+from core.store.schema import STAGED, Annotation, Decision, Document, Project
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class Progress:
     open: int
     mine: int  # documents this annotator labeled (done)
     by_annotator: dict[str, int]
+    # answers about single suggested spans (core.labeling.decisions), "ignore" included
+    decisions: int = 0
+    decisions_by_annotator: dict[str, int] = field(default_factory=dict)
 
 
 def progress(session: Session, project: Project, annotator: str | None = None) -> Progress:
@@ -43,6 +46,14 @@ def progress(session: Session, project: Project, annotator: str | None = None) -
             .group_by(Annotation.annotator)
         ).all()
     )
+    decided = dict(
+        session.execute(
+            select(Decision.annotator, func.count())
+            .join(Document, Document.id == Decision.document_id)
+            .where(Document.project_id == project.id, Document.state != STAGED)
+            .group_by(Decision.annotator)
+        ).all()
+    )
     return Progress(
         total=sum(counts.values()),
         done=counts.get("done", 0),
@@ -50,6 +61,8 @@ def progress(session: Session, project: Project, annotator: str | None = None) -
         open=counts.get("open", 0),
         mine=by_annotator.get(annotator, 0) if annotator else 0,
         by_annotator=by_annotator,
+        decisions=sum(decided.values()),
+        decisions_by_annotator=decided,
     )
 
 
@@ -63,6 +76,7 @@ class ReviewRow:
     status: str | None
     spans: list[dict]
     updated_at: datetime | None
+    decisions: int = 0  # the text's answers about single suggested spans, whoever gave them
 
 
 def browse(
@@ -96,9 +110,15 @@ def browse(
         needle = json.dumps({"label": label})[1:-1]
         stmt = stmt.where(cast(Annotation.spans, String).contains(needle, autoescape=True))
     total = session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = session.execute(
-        stmt.order_by(Document.id, Annotation.id).limit(limit).offset(offset)
-    ).all()
+    paged = stmt.order_by(Document.id, Annotation.id).limit(limit).offset(offset)
+    page = [(d, a) for d, a in session.execute(paged).all()]
+    decided = dict(
+        session.execute(
+            select(Decision.document_id, func.count())
+            .where(Decision.document_id.in_({d.id for d, _ in page}))
+            .group_by(Decision.document_id)
+        ).all()
+    )
     return [
         ReviewRow(
             document_id=d.id,
@@ -109,8 +129,9 @@ def browse(
             status=a.status if a else None,
             spans=list(a.spans) if a else [],
             updated_at=a.updated_at if a else None,
+            decisions=decided.get(d.id, 0),
         )
-        for d, a in rows
+        for d, a in page
     ], total
 
 
