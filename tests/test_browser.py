@@ -357,10 +357,12 @@ def test_component_alone_suggestions_and_hostile_text(page):
                 "action": "save",
                 "doc": 7,
                 "spans": [{"start": 0, "end": 3, "label": "SHORT"}],
+                "seconds": events[0][1]["seconds"],
                 "nonce": events[0][1]["nonce"],
             },
         ]
     ]
+    assert 0 < events[0][1]["seconds"] < 60  # the annotator's clock: the time on this text
     assert page.evaluate("typeof window.__xss") == "undefined"
 
 
@@ -557,6 +559,64 @@ def test_component_holds_keys_typed_while_saving(page):
     page.locator(".fl-hint").filter(has_text="2 keys typed while waiting").wait_for()
     page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
     assert page.locator(".fl-span, .fl-w.fl-sel").count() == 0
+
+
+def _set_visibility(page, state: str) -> None:
+    """Make the page report `state` ("hidden" or "visible") and fire visibilitychange, as a
+    switch to another tab and back does."""
+    page.evaluate(
+        """(state) => {
+            Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        state,
+    )
+
+
+def test_the_clock_counts_visible_time_since_the_text_was_drawn(page):
+    """A save carries the seconds since its text was drawn; time in a hidden tab does not
+    count; a redraw of the same text (an error) keeps the clock, a new text restarts it."""
+    mount(page, _data(1, NASA_TEXTS[1]))
+    page.wait_for_timeout(600)
+    _set_visibility(page, "hidden")
+    page.wait_for_timeout(1500)  # another tab: not work
+    _set_visibility(page, "visible")
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    (first,) = [v["seconds"] for _, v in page.evaluate("window.__events")]
+    assert 0.8 <= first < 1.5, first  # about 0.9 s visible, not the 2.4 s that passed
+
+    page.evaluate("(d) => window.__render(d)", _data(1, NASA_TEXTS[1], seq=1))  # an error
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    second = page.evaluate("window.__events")[1][1]["seconds"]
+    assert second >= first + 0.25, (first, second)  # the same text: its clock ran on
+
+    page.evaluate("(d) => window.__render(d)", _data(2, NASA_TEXTS[2], seq=2))  # next text
+    page.wait_for_timeout(200)
+    page.keyboard.press("s")
+    third = page.evaluate("window.__events")[2][1]
+    assert third["action"] == "skip" and 0.15 <= third["seconds"] < first, third
+
+
+def test_a_save_in_the_app_records_its_seconds(server, page):
+    """A save from the real component stores a plausible positive time: at least the wait
+    before Enter, at most the time the test took."""
+    from sqlalchemy import select
+
+    from core.store.schema import Annotation
+
+    ids = seed_project(server["url"], "clock", ["The NASA clock ticks .", "A second text ."])
+    began = time.monotonic()
+    page.goto(f"{server['base']}/?annotator=timer&project=clock")
+    wait_for_text(page, "NASA clock")
+    page.wait_for_timeout(1200)
+    page.keyboard.press("Enter")
+    wait_for_text(page, "A second text")
+    took = time.monotonic() - began
+    with session_scope(server["url"]) as s:
+        seconds = s.scalar(select(Annotation.seconds).where(Annotation.document_id == ids[0]))
+    assert seconds is not None and 1.1 <= seconds <= took, (seconds, took)
 
 
 def test_machine_speed_typing_through_30_texts_saves_every_text(server, page):

@@ -2,7 +2,12 @@
 //
 // Python mounts it with `data` = {doc, text, words, spans, suggestions, labels, actions,
 // version, seq, dirty, focus, help} and listens for one trigger value, "event":
-// {action: "save" | "skip" | "undo", doc, spans, nonce}.
+// {action: "save" | "skip" | "undo", doc, spans, seconds, nonce}.
+//
+// The annotator's clock: `seconds` is the time from this text being drawn (a new `version`)
+// to the action, counting only time the tab was visible (document.visibilityState): a
+// hidden tab stops the clock and showing it again restarts it. The server caps it at
+// core.defaults.IDLE_CAP_S; a redraw that keeps the text (an error, a rerun) keeps the clock.
 //
 // Offsets cross the boundary as code points, as Python counts them; JS strings count UTF-16
 // units, in which an emoji or any character outside the Basic Multilingual Plane is two.
@@ -108,11 +113,38 @@ class SpanAnnotator {
     this.dirty = false;
     this.focusToken = ""; // the last `focus` taken: a new one takes the focus from anywhere
     this.send = () => {};
+    this.clockMs = 0; // visible time on this text before clockFrom
+    this.clockFrom = null; // performance.now() when the text last became visible; null: hidden
     this.build();
     this.onKeyDown = (e) => this.handleKey(e);
     this.onMouseUp = (e) => this.handleMouseUp(e);
+    this.onVisibility = () => this.clockVisibility();
     document.addEventListener("keydown", this.onKeyDown);
     document.addEventListener("mouseup", this.onMouseUp);
+    document.addEventListener("visibilitychange", this.onVisibility);
+  }
+
+  // ------------------------------------------------------------------ the clock
+
+  startClock() {
+    this.clockMs = 0;
+    this.clockFrom = document.visibilityState === "hidden" ? null : performance.now();
+  }
+
+  clockVisibility() {
+    const now = performance.now();
+    if (document.visibilityState === "hidden") {
+      if (this.clockFrom !== null) this.clockMs += now - this.clockFrom;
+      this.clockFrom = null;
+    } else if (this.clockFrom === null) {
+      this.clockFrom = now;
+    }
+  }
+
+  // Seconds of visible time since the text was drawn, to the millisecond.
+  elapsed() {
+    const running = this.clockFrom === null ? 0 : performance.now() - this.clockFrom;
+    return Math.round(this.clockMs + running) / 1000;
   }
 
   build() {
@@ -155,6 +187,7 @@ class SpanAnnotator {
     clearTimeout(this.busyTimer);
     document.removeEventListener("keydown", this.onKeyDown);
     document.removeEventListener("mouseup", this.onMouseUp);
+    document.removeEventListener("visibilitychange", this.onVisibility);
     this.root.remove();
     if (this.host.__fewlabelAnnotator === this) delete this.host.__fewlabelAnnotator;
   }
@@ -210,6 +243,7 @@ class SpanAnnotator {
     this.renderActions();
     this.renderHelp(data.help);
     this.render();
+    if (reset) this.startClock(); // a new text is on screen: its clock starts now
     if (answered && !reset) this.dropHeld("the text did not change");
     this.scheduleDrain();
   }
@@ -533,6 +567,7 @@ class SpanAnnotator {
         end: this.pointOf[end],
         label,
       })),
+      seconds: this.elapsed(),
       nonce: `${Date.now()}-${Math.random().toString(36).slice(2)}`,
     });
   }

@@ -2,11 +2,14 @@
 
 Python sends the document as data (text, words with offsets, spans, suggestions, labels
 with colours); the browser sends back one trigger value, `event`, when the user saves,
-skips or undoes. Texts are rendered in the browser with textContent only, never as HTML.
+skips or undoes, with the seconds since the text was drawn (visible time only: the
+annotator's clock; core caps it at core.defaults.IDLE_CAP_S). Texts are rendered in the
+browser with textContent only, never as HTML.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,11 +98,21 @@ def label_palette(labels: Sequence[str], chosen: Mapping[str, int] | None = None
 
 @dataclass(frozen=True)
 class EditorEvent:
-    """What the user asked for in the browser: save these spans, skip, or undo."""
+    """What the user asked for in the browser: save these spans, skip, or undo; `seconds`:
+    visible time since the text was drawn (None: not measured)."""
 
     action: str
     document_id: int
     spans: list[dict]
+    seconds: float | None = None
+
+
+def _seconds(raw: object) -> float | None:
+    """The event's seconds as a finite number >= 0, else None (core caps it)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    value = float(raw)
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def parse_event(raw: object) -> EditorEvent | None:
@@ -124,7 +137,9 @@ def parse_event(raw: object) -> EditorEvent | None:
             )
         except (KeyError, TypeError, ValueError):
             continue
-    return EditorEvent(action=raw["action"], document_id=doc, spans=spans)
+    return EditorEvent(
+        action=raw["action"], document_id=doc, spans=spans, seconds=_seconds(raw.get("seconds"))
+    )
 
 
 def component_data(

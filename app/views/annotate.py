@@ -29,18 +29,19 @@ shared = account is None or not account.can("review")
 
 
 def handle(event: EditorEvent) -> None:
-    """Save, skip or undo in one transaction; an error keeps the text and the edits."""
+    """Save, skip or undo in one transaction; an error keeps the text and the edits. A save
+    or skip records the seconds the browser measured (capped in core: the annotator's clock)."""
     try:
         with auth.session_as(annotator, "annotate" if event.action != "undo" else "history") as s:
             p = get_project(s, project.id)
             if event.action == "save":
-                saved = save(s, p, event.document_id, annotator, event.spans)
+                saved = save(s, p, event.document_id, annotator, event.spans, seconds=event.seconds)
                 n = len(saved.spans)
                 kept = sum(sp.get("origin") == "model" for sp in saved.spans)
                 note = f", {kept} as the model suggested" if kept else ""
                 state.flash("toast", f"Saved {n} span{'s' if n != 1 else ''}{note}.")
             elif event.action == "skip":
-                skip(s, p, event.document_id, annotator)
+                skip(s, p, event.document_id, annotator, seconds=event.seconds)
                 state.flash("toast", "Skipped.")
             else:
                 doc_id = undo(s, p, annotator)

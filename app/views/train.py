@@ -3,6 +3,7 @@ build an aligned base from the project's weak sources, and manage and score thos
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -12,6 +13,7 @@ from app.services import (
     ACTIVE,
     DEFAULT_STRATEGY,
     STRATEGIES,
+    Clock,
     FewlabelError,
     add_patterns,
     defaults,
@@ -21,6 +23,7 @@ from app.services import (
     learning_curve,
     list_patterns,
     local_worker,
+    project_clock,
     project_records,
     recent_jobs,
     remove_patterns,
@@ -210,6 +213,73 @@ def weak_sources() -> None:
             st.caption(md_escape(note))
 
 
+CLOCK_HELP = (
+    "Each save and skip (manual) and each decision on a suggestion (teach) records the "
+    "seconds from the text or suggestion appearing to the answer, counting only time the "
+    "browser tab was visible, and at most {cap:g} s an answer: time beyond that is idle, "
+    "not work. Hours are the sum of those seconds; the rate counts only answers that "
+    "recorded their time (imported ones did not)."
+)
+
+
+def pace_table(clock: Clock) -> pd.DataFrame:
+    """Per annotator and mode: answers, hours (to 3 decimals, about 4 s) and answers per hour
+    (texts in manual mode, decisions in teach mode; to one decimal)."""
+    return pd.DataFrame(
+        [
+            {
+                "Annotator": r.annotator,
+                "Mode": r.mode,
+                "Answers": r.answers,
+                "Timed": r.timed,
+                "Hours": f"{r.hours:.3f}",
+                "Per hour": "" if r.per_hour is None else f"{r.per_hour:.1f}",
+            }
+            for r in clock.pace
+        ]
+    )
+
+
+def hours_chart(curve: list[dict]) -> alt.Chart:
+    """F1 against the annotator hours each version's training data cost."""
+    data = pd.DataFrame(curve)
+    tooltip = [
+        alt.Tooltip("version:Q", title="Version"),
+        alt.Tooltip("hours:Q", title="Annotator hours", format=".2f"),
+        alt.Tooltip("labels:Q", title="Labels"),
+        alt.Tooltip("f1:Q", title="F1 (%)", format=".1f"),
+    ]
+    return (
+        alt.Chart(data)
+        .mark_line(point=alt.OverlayMarkDef(size=80, filled=True))
+        .encode(
+            x=alt.X("hours:Q", title="Annotator hours", scale=alt.Scale(zero=True)),
+            y=alt.Y("f1:Q", title="F1 (%)", scale=alt.Scale(domain=[0, 100])),
+            tooltip=tooltip,
+        )
+        .properties(height=260)
+    )
+
+
+def annotator_time(clock: Clock) -> None:
+    """The annotator's clock: each annotator's pace per mode, F1 against annotator hours."""
+    st.subheader("Annotator time", help=CLOCK_HELP.format(cap=defaults.IDLE_CAP_S))
+    if not clock.pace:
+        st.caption("No answers yet.")
+        return
+    st.table(pace_table(clock).set_index("Annotator"))
+    st.caption(
+        "Per hour: texts saved or skipped (manual) or suggestions answered (teach) per hour "
+        f"of recorded time, each answer counted at most {defaults.IDLE_CAP_S:g} s."
+    )
+    if clock.curve and any(r.timed for r in clock.pace):  # no time recorded: no hours to plot
+        st.caption(
+            "F1 against annotator hours: each version at the hours spent on the answers "
+            "given before its training began"
+        )
+        st.altair_chart(hours_chart(clock.curve), width="stretch")
+
+
 with services.session() as s:
     p = get_project(s, project.id)
     base_default = p.base_model or "default"
@@ -306,4 +376,6 @@ st.subheader("Versions")
 with services.session() as s:
     p = get_project(s, project.id)
     rows, points = version_table(s, p), learning_curve(s, p)
+    clock = project_clock(s, p)
 show_versions(rows, points)
+annotator_time(clock)
