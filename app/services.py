@@ -43,9 +43,11 @@ from core.jobs import queue as _queue
 from core.jobs.queue import ACTIVE, enqueue, recent_jobs, request_cancel
 from core.jobs.training import project_records
 from core.labeling import access as _access
+from core.labeling import teach
 from core.labeling.agreement import WINDOW, project_agreement
 from core.labeling.annotations import get_task, next_document, save, skip, undo
 from core.labeling.clock import Clock, Pace, project_clock
+from core.labeling.decisions import decisions_for
 from core.labeling.overlap import MAX_ANNOTATORS, overlap_of, set_overlap, shared_texts
 from core.labeling.prefill import (
     PREFILL_THRESHOLD,
@@ -139,6 +141,7 @@ __all__ = [
     "progress",
     "annotators",
     "browse",
+    "decisions_for",
     "disagreements",
     "final_of",
     "finalize",
@@ -149,6 +152,8 @@ __all__ = [
     "prefill_threshold",
     "set_prefill_threshold",
     "project_clock",
+    # teach mode: teach.next_suggestion, teach.answer, teach.undo, teach.prefer_of
+    "teach",
     # files
     "import_bytes",
     "export_bytes",
