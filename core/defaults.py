@@ -54,7 +54,7 @@ CANDIDATES = 3000
 
 # The annotator's clock: the most seconds one answer (a save, a skip, a decision) is credited
 # with, from the text or suggestion shown to the answer. An annotator who leaves a text open
-# over lunch is not working: time beyond the cap is idle, not work (core.labeling.decisions.
-# capped_seconds). Two minutes is past the slowest sentences measured (Wei et al. 2019: about
-# 1 s a word) and short of a break.
+# over lunch is not working: time beyond the cap is idle, not work (core.labeling.clock.capped).
+# Two minutes is past the slowest sentences measured (Wei et al. 2019: about 1 s a word) and
+# short of a break.
 IDLE_CAP_S = 120.0

@@ -12,8 +12,8 @@ from test_app import app, select_table_row  # noqa: F401 (fixture)
 from core.defaults import IDLE_CAP_S
 from core.errors import ConflictError, NotFoundError, SpanError, ValidationError
 from core.labeling.annotations import save
+from core.labeling.clock import capped
 from core.labeling.decisions import (
-    capped_seconds,
     decisions_for,
     partial_answers,
     record,
@@ -45,11 +45,11 @@ def _record(s, doc_id, who, span, answer, **kw):
 
 
 def test_capped_seconds():
-    assert capped_seconds(None) is None
-    assert capped_seconds(float("nan")) is None
-    assert capped_seconds(-3) == 0.0
-    assert capped_seconds(4.5) == 4.5
-    assert capped_seconds(3600) == IDLE_CAP_S == 120.0
+    assert capped(None) is None
+    assert capped(float("nan")) is None
+    assert capped(-3) == 0.0
+    assert capped(4.5) == 4.5
+    assert capped(3600) == IDLE_CAP_S == 120.0
 
 
 @pytest.mark.both_backends
@@ -171,7 +171,7 @@ def test_decisions_go_with_their_text_and_seconds_are_stored(db_url, ids):
         _record(s, ids[0], "alice", BMI, "accept")
         p = get_project(s, "p")
         ann = save(s, p, ids[1], "alice", [WHO])
-        ann.seconds = capped_seconds(7.5)
+        ann.seconds = capped(7.5)
     with session_scope(db_url) as s:
         assert s.scalar(select(Annotation.seconds)) == 7.5
         delete_document(s, get_project(s, "p"), ids[0], "admin")

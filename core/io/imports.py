@@ -36,7 +36,7 @@ from core.io import formats, staging
 from core.io.corpus import detect_format, existing_file, open_as, resolve_format
 from core.io.formats import Record
 from core.io.formats.base import is_offset
-from core.labeling.decisions import capped_seconds
+from core.labeling.clock import capped
 from core.store.db import executemany, refresh_statistics
 from core.store.schema import Annotation, Decision, Document, Project, utcnow
 from core.text import (
@@ -383,7 +383,7 @@ class _Import:
             "answer": d["answer"],
             "annotator": who or self.annotator,
             "confidence": float(score) if number and math.isfinite(score) else None,
-            "seconds": capped_seconds(d.get("seconds")),
+            "seconds": capped(d.get("seconds")),
         }
 
     def _invalid(self, reader, rec: Record, skip_invalid: bool, exc: Exception):

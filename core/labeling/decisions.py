@@ -11,21 +11,20 @@ teaches at once never answers a suggestion twice, and a second answer is refused
 Like the annotation service, every function takes the session first and the caller commits.
 
 The annotator's clock: an answer is credited with the seconds from the suggestion shown to
-the answer, capped at core.defaults.IDLE_CAP_S (capped_seconds), so a text left open over a
-break does not count as work.
+the answer, capped at core.defaults.IDLE_CAP_S (core.labeling.clock.capped), so a text left
+open over a break does not count as work.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.defaults import IDLE_CAP_S
 from core.errors import ConflictError, NotFoundError, SpanError, ValidationError
+from core.labeling.clock import capped
 from core.labeling.gold import gold_of
 from core.store.schema import STAGED, Decision, Document, Project, utcnow
 from core.text import Span, validate_spans
@@ -33,20 +32,6 @@ from core.text import Span, validate_spans
 ANSWERS = ("accept", "reject", "ignore")
 ORIGINS = ("model", "rule", "dictionary", "patterns", "import")
 _CHUNK = 500  # ids a statement: under every database's limit on bound parameters
-
-
-def capped_seconds(seconds: float | None) -> float | None:
-    """Seconds an answer is credited with: at most IDLE_CAP_S, never negative; None (or a
-    value that is not a finite number) stays None: not measured."""
-    if seconds is None:
-        return None
-    try:
-        value = float(seconds)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(value):
-        return None
-    return min(max(value, 0.0), IDLE_CAP_S)
 
 
 def _check(annotator: str, answer: str, origin: str) -> str:
@@ -139,7 +124,7 @@ def record(
         answer=answer,
         origin=origin,
         confidence=None if confidence is None else float(confidence),
-        seconds=capped_seconds(seconds),
+        seconds=capped(seconds),
         created_at=utcnow(),
     )
     doc_id = doc.id  # read now: after a failed flush the session reads nothing more
