@@ -118,6 +118,12 @@ def _claim(session: Session, project: Project, doc_id: int, annotator: str, now:
 _SKIP_BATCH = 256
 
 
+def queue_after(after: tuple[float, int]):
+    """The condition for the documents after `after` (rank, id) in queue order: keyset paging,
+    which reads a batch at a time without an OFFSET that rescans what came before."""
+    return or_(Document.rank > after[0], and_(Document.rank == after[0], Document.id > after[1]))
+
+
 def _claim_next_skipping(
     session: Session, project: Project, annotator: str, now: datetime, skip: Callable[[int], bool]
 ) -> Document | None:
@@ -127,12 +133,7 @@ def _claim_next_skipping(
     while True:
         query = select(Document.id, Document.rank).where(*_claimable(project, annotator, now))
         if after is not None:
-            query = query.where(
-                or_(
-                    Document.rank > after[0],
-                    and_(Document.rank == after[0], Document.id > after[1]),
-                )
-            )
+            query = query.where(queue_after(after))
         rows = session.execute(query.order_by(Document.rank, Document.id).limit(_SKIP_BATCH)).all()
         if not rows:
             return None

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, FewlabelError, NotFoundError, ValidationError
@@ -128,12 +128,7 @@ def _pages(session: Session, where: tuple, size: int, join=None):
             query = query.join(*join)
         query = query.where(*where)
         if after is not None:
-            query = query.where(
-                or_(
-                    Document.rank > after[0],
-                    and_(Document.rank == after[0], Document.id > after[1]),
-                )
-            )
+            query = query.where(claims.queue_after(after))
         rows = session.execute(query.order_by(Document.rank, Document.id).limit(size)).all()
         if not rows:
             return
