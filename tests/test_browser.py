@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from helpers import seed_project
 
+from app.components.common import source
 from core.config import SAMPLE_DATA
 from core.io.imports import import_file
 from core.labeling.annotations import save, set_ranks
@@ -325,7 +326,7 @@ def test_component_alone_suggestions_and_hostile_text(page):
         labels=["SHORT", "LONG"],
         suggestions=suggestions,
     )
-    js = (ROOT / "app" / "components" / "span_annotator.js").read_text()
+    js = source("span_annotator", "js")  # common.js in front, as Streamlit gets it
     page.set_content("<div id='host'></div>")
     page.evaluate(
         """async ([js, data]) => {
@@ -491,8 +492,8 @@ LONG_TEXT = (" ".join(f"filler{k}" for k in range(2300)) + " and the last acrony
 def mount(page, data: dict) -> None:
     """The component's JS and CSS on a bare page; window.__render(data) redraws it, as
     Streamlit does, and window.__events collects what it sends."""
-    js = (ROOT / "app" / "components" / "span_annotator.js").read_text()
-    css = (ROOT / "app" / "components" / "span_annotator.css").read_text()
+    js = source("span_annotator", "js")  # common.js in front, as Streamlit gets it
+    css = source("span_annotator", "css")
     page.set_content("<div id='host'></div>")
     page.evaluate(
         """async ([js, css, data]) => {

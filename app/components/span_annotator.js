@@ -17,9 +17,8 @@
 // Texts and labels are untrusted corpus data: they reach the page only through
 // textContent / createTextNode / setAttribute, never through innerHTML.
 //
-// Streamlit calls the default export again whenever `data` changes, with the same
-// parentElement, and only calls the returned cleanup when the element unmounts; so one
-// controller lives on the parentElement and is updated in place.
+// common.js (prepended by span_annotator.py) gives el, cleanLabels, the clock, the key guards
+// and the Controller: one lives on the parentElement, with the busy/seq handshake.
 //
 // Keys typed while a save, skip or undo is on its way (until the server's answer arrives
 // with the next text) are held, in order, not dropped. The rule that keeps this safe: a held
@@ -33,36 +32,11 @@
 // same text again) or never comes, held keys are dropped with a hint, never applied to the
 // old text.
 
-const LABEL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
-const COLOR_RE = /^#[0-9a-fA-F]{6}$/;
 const SERVER_ACTIONS = ["save", "skip", "undo"];
-// Keys typed into these (outside the annotator) belong to them, never to us.
-const TEXT_ENTRY =
-  "input:not([type='checkbox']):not([type='radio']):not([type='button']):not([type='submit'])," +
-  " textarea, select, [contenteditable=''], [contenteditable='true'], [role='textbox']," +
-  " [role='combobox'], [role='listbox'], [role='spinbutton'], [role='slider'], [role='grid']," +
-  " [role='menu'], [role='dialog']";
-// On these, Enter, Space and the arrows do their own thing (click, move); other keys are ours.
-const ACTIVATES =
-  "button, a[href], input, summary, [role='button'], [role='tab'], [role='radio']," +
-  " [role='checkbox'], [role='option'], [role='menuitem']";
-const NATIVE_KEYS = new Set(["Enter", " ", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"]);
-const BUSY_TIMEOUT_MS = 8000;
 // Keys that talk to the server, and the other keys worth holding while it answers.
 const ACTION_KEYS = new Map([["Enter", "save"], ["s", "skip"], ["u", "undo"]]);
 const EDIT_KEYS = new Set(["a", "Escape", "Backspace", "Delete", "ArrowLeft", "ArrowRight"]);
 const MAX_HELD = 256;
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-function kbd(text) {
-  return el("kbd", "fl-kbd", text);
-}
 
 // unitOf[i] = the UTF-16 offset of code point i (length: code points + 1); pointOf is the
 // inverse on those offsets, -1 inside a surrogate pair.
@@ -89,70 +63,34 @@ function toInt(value) {
   return Number.isFinite(n) ? Math.trunc(n) : NaN;
 }
 
-class SpanAnnotator {
+class SpanAnnotator extends Controller {
   constructor(host) {
-    this.host = host;
-    this.destroyed = false;
-    this.version = null;
-    this.seq = null;
+    super(host, "__fewlabelAnnotator", "fl");
     this.doc = null;
     this.text = "";
     this.words = [];
-    this.labels = [];
     this.spans = [];
     this.suggestions = [];
     this.actions = new Set(SERVER_ACTIONS);
     this.history = [];
     this.sel = null; // {a, b, fromClick}: word indices, a = anchor
     this.press = null; // a mouse press in progress
-    this.busy = false;
-    this.sentSeq = null; // `seq` when the pending action was sent; a new one is its answer
     this.held = []; // keys typed while busy: {key, shift, ctrl}
     this.heldEdits = 0; // held keys applied to the current text, other than actions
     this.drainPending = false;
     this.dirty = false;
-    this.focusToken = ""; // the last `focus` taken: a new one takes the focus from anywhere
-    this.send = () => {};
-    this.clockMs = 0; // visible time on this text before clockFrom
-    this.clockFrom = null; // performance.now() when the text last became visible; null: hidden
     this.build();
-    this.onKeyDown = (e) => this.handleKey(e);
-    this.onMouseUp = (e) => this.handleMouseUp(e);
-    this.onVisibility = () => this.clockVisibility();
-    document.addEventListener("keydown", this.onKeyDown);
-    document.addEventListener("mouseup", this.onMouseUp);
-    document.addEventListener("visibilitychange", this.onVisibility);
+    this.listenKeysAndVisibility();
+    this.listen("mouseup", (e) => this.handleMouseUp(e));
   }
 
-  // ------------------------------------------------------------------ the clock
-
-  startClock() {
-    this.clockMs = 0;
-    this.clockFrom = document.visibilityState === "hidden" ? null : performance.now();
-  }
-
-  clockVisibility() {
-    const now = performance.now();
-    if (document.visibilityState === "hidden") {
-      if (this.clockFrom !== null) this.clockMs += now - this.clockFrom;
-      this.clockFrom = null;
-    } else if (this.clockFrom === null) {
-      this.clockFrom = now;
-    }
-  }
-
-  // Seconds of visible time since the text was drawn, to the millisecond.
+  // Seconds of visible time since the text was drawn (the annotator's clock), to the ms.
   elapsed() {
-    const running = this.clockFrom === null ? 0 : performance.now() - this.clockFrom;
-    return Math.round(this.clockMs + running) / 1000;
+    return this.clock.elapsedMs() / 1000;
   }
 
   build() {
-    const root = el("div", "fl");
-    root.tabIndex = 0;
-    root.setAttribute("role", "application");
-    root.setAttribute("aria-label", "Span annotator");
-    root.dataset.testid = "fewlabel-annotator";
+    const root = this.makeRoot("Span annotator", "fewlabel-annotator");
 
     this.legend = el("div", "fl-legend");
     this.legend.setAttribute("role", "toolbar");
@@ -173,39 +111,15 @@ class SpanAnnotator {
     this.help = el("div", "fl-help");
 
     root.append(this.legend, this.textBox, footer, this.help);
-    // Buttons must not take focus: Enter would then click them instead of saving.
-    root.addEventListener("mousedown", (e) => {
-      if (e.target.closest("button")) e.preventDefault();
-    });
-    this.root = root;
-    this.host.appendChild(root);
-  }
-
-  destroy() {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    clearTimeout(this.busyTimer);
-    document.removeEventListener("keydown", this.onKeyDown);
-    document.removeEventListener("mouseup", this.onMouseUp);
-    document.removeEventListener("visibilitychange", this.onVisibility);
-    this.root.remove();
-    if (this.host.__fewlabelAnnotator === this) delete this.host.__fewlabelAnnotator;
+    this.mountRoot(root);
   }
 
   // ------------------------------------------------------------------ data in
 
   update(data) {
-    // Any redraw with a new `seq` is the server's answer to the pending action.
-    const seq = String(data.seq ?? "");
-    const answered = this.busy && seq !== this.sentSeq;
-    this.seq = seq;
-    if (answered) this.setBusy(false);
+    const answered = this.takeSeq(data);
     // Every label is kept (spans may use any); only the first nine get number keys.
-    this.labels = (Array.isArray(data.labels) ? data.labels : []).map((l) => ({
-      name: String(l.name),
-      bg: COLOR_RE.test(l.bg) ? l.bg : "#e2e4e8",
-      fg: COLOR_RE.test(l.fg) ? l.fg : "#374151",
-    }));
+    this.labels = cleanLabels(data.labels);
     this.labelNames = new Set(this.labels.map((l) => l.name));
     this.actions = new Set(
       (Array.isArray(data.actions) ? data.actions : SERVER_ACTIONS).map(String)
@@ -220,9 +134,7 @@ class SpanAnnotator {
     const newVersion = String(data.version ?? "");
     const reset = newVersion !== this.version || text !== this.text;
     // After a project change the select box that changed it keeps the keyboard: take it.
-    const focus = String(data.focus ?? "");
-    const grab = focus !== "" && focus !== this.focusToken;
-    if (grab) this.focusToken = focus;
+    const grab = this.takeFocusToken(data);
     this.text = text;
     this.words = words;
     this.doc = data.doc;
@@ -243,7 +155,7 @@ class SpanAnnotator {
     this.renderActions();
     this.renderHelp(data.help);
     this.render();
-    if (reset) this.startClock(); // a new text is on screen: its clock starts now
+    if (reset) this.clock.start(); // a new text is on screen: its clock starts now
     if (answered && !reset) this.dropHeld("the text did not change");
     this.scheduleDrain();
   }
@@ -292,28 +204,18 @@ class SpanAnnotator {
     return a < 0 ? null : [a, b];
   }
 
-  focusIfIdle(force = false) {
-    // Take the focus from a button or the page, so Enter saves; never from a text field,
-    // unless `force` (the server asked: a project was just picked in the select box).
-    const active = document.activeElement;
-    const typing = active && (active.closest(TEXT_ENTRY) || active.isContentEditable);
-    if (force || !typing) this.root.focus({ preventScroll: true });
-  }
-
   // ------------------------------------------------------------------ rendering
 
   renderLegend() {
     this.legend.replaceChildren();
     this.labels.forEach((label, i) => {
-      const button = el("button", "fl-label");
-      button.type = "button";
-      button.tabIndex = -1;
+      const button = this.button("fl-label");
       button.dataset.label = label.name;
       button.style.setProperty("--fl-bg", label.bg);
       button.style.setProperty("--fl-fg", label.fg);
       const key = LABEL_KEYS[i];
       button.title = `Label the selected words ${label.name}` + (key ? ` (key ${key})` : "");
-      if (key) button.append(kbd(key));
+      if (key) button.append(this.kbd(key));
       button.append(el("span", "fl-label-name", label.name));
       button.addEventListener("click", () => {
         if (!this.waiting()) this.applyLabel(i);
@@ -325,11 +227,9 @@ class SpanAnnotator {
   renderActions() {
     this.actionBar.replaceChildren();
     const add = (action, title, key, extraClass) => {
-      const button = el("button", `fl-btn ${extraClass || ""}`.trim());
-      button.type = "button";
-      button.tabIndex = -1;
+      const button = this.button(`fl-btn ${extraClass || ""}`.trim());
       button.dataset.action = action;
-      button.append(el("span", "", title), kbd(key));
+      button.append(el("span", "", title), this.kbd(key));
       button.addEventListener("click", () => {
         if (!this.waiting()) this.act(action); // held keys come first, in order
       });
@@ -340,15 +240,6 @@ class SpanAnnotator {
     if (this.actions.has("undo")) add("undo", "Undo last", "U");
     if (this.actions.has("skip")) add("skip", "Skip", "S");
     if (this.actions.has("save")) add("save", "Save", "Enter", "fl-primary");
-  }
-
-  renderHelp(help) {
-    this.help.replaceChildren();
-    for (const item of Array.isArray(help) ? help : []) {
-      const entry = el("span", "fl-help-item");
-      entry.append(kbd(item[0]), document.createTextNode(` ${item[1]}`));
-      this.help.append(entry);
-    }
   }
 
   render() {
@@ -453,22 +344,8 @@ class SpanAnnotator {
     if (this.acceptButton) this.acceptButton.hidden = this.visibleSuggestions === 0;
   }
 
-  setHint(message) {
-    this.hint = message;
-    this.renderStatus();
-  }
-
-  setBusy(busy) {
-    this.busy = busy;
-    this.root.classList.toggle("fl-busy", busy);
-    clearTimeout(this.busyTimer);
-    // If the server never answers (connection lost), let the user try again.
-    if (busy) {
-      this.busyTimer = setTimeout(() => {
-        this.setBusy(false);
-        this.dropHeld("no answer from the server");
-      }, BUSY_TIMEOUT_MS);
-    }
+  busyTimedOut() {
+    this.dropHeld("no answer from the server");
   }
 
   // True while keys are held rather than applied: an action is pending, or held keys remain.
@@ -557,9 +434,7 @@ class SpanAnnotator {
       return;
     }
     if (!this.actions.has(action) || this.busy) return;
-    this.sentSeq = this.seq;
-    this.setBusy(true);
-    this.send("event", {
+    this.sendEvent({
       action,
       doc: this.doc,
       spans: this.spans.map(({ start, end, label }) => ({
@@ -568,7 +443,6 @@ class SpanAnnotator {
         label,
       })),
       seconds: this.elapsed(),
-      nonce: `${Date.now()}-${Math.random().toString(36).slice(2)}`,
     });
   }
 
@@ -636,14 +510,6 @@ class SpanAnnotator {
   }
 
   // ------------------------------------------------------------------ keyboard
-
-  ownsKey(e) {
-    if (this.destroyed || !this.root.isConnected) return false;
-    const target = e.composedPath ? e.composedPath()[0] : e.target;
-    if (!(target instanceof Element) || this.root.contains(target)) return true;
-    if (target.closest(TEXT_ENTRY) || target.isContentEditable) return false;
-    return !(target.closest(ACTIVATES) && NATIVE_KEYS.has(e.key));
-  }
 
   handleKey(e) {
     if (e.defaultPrevented || e.altKey || e.isComposing || !this.ownsKey(e)) return;

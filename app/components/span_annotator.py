@@ -12,13 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import streamlit as st
-
+from app.components.common import mount
 from app.services import Word
 
-_HERE = Path(__file__).resolve().parent
 COMPONENT_NAME = "fewlabel_span_annotator"
 ACTIONS = ("save", "skip", "undo")
 
@@ -65,16 +62,6 @@ SHORTCUTS: tuple[tuple[str, str, str | None], ...] = (
 def shortcuts(actions: Sequence[str] = ACTIONS) -> list[tuple[str, str]]:
     """The keyboard help for an editor offering these actions."""
     return [(key, what) for key, what, needs in SHORTCUTS if needs is None or needs in actions]
-
-
-@st.cache_resource(show_spinner=False)
-def _renderer():
-    """Register the component once per process; the JS and CSS are read from disk once."""
-    return st.components.v2.component(
-        COMPONENT_NAME,
-        js=(_HERE / "span_annotator.js").read_text(encoding="utf-8"),
-        css=(_HERE / "span_annotator.css").read_text(encoding="utf-8"),
-    )
 
 
 def default_color(position: int) -> int:
@@ -183,12 +170,11 @@ def span_annotator(*, key: str, on_event: Callable[[EditorEvent], None], **data)
     (after an error, keeping the edits); a new non-empty `focus` makes it take the keyboard's
     focus even from a text field (the project select box, after a project change).
     """
-
-    def _dispatch() -> None:
-        value = st.session_state.get(key)
-        raw = value.get("event") if isinstance(value, dict) else None
-        event = parse_event(raw)
-        if event is not None:
-            on_event(event)
-
-    _renderer()(key=key, data=component_data(**data), on_event_change=_dispatch)
+    mount(
+        COMPONENT_NAME,
+        "span_annotator",
+        key=key,
+        data=component_data(**data),
+        parse_event=parse_event,
+        on_event=on_event,
+    )

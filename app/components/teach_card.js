@@ -13,17 +13,9 @@
 // never applied to a suggestion the annotator has not seen. `ms` is the time the suggestion
 // was on screen with the tab visible (the server caps it).
 
-const LABEL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
-const COLOR_RE = /^#[0-9a-fA-F]{6}$/;
-const TEXT_ENTRY =
-  "input:not([type='checkbox']):not([type='radio']):not([type='button']):not([type='submit'])," +
-  " textarea, select, [contenteditable=''], [contenteditable='true'], [role='textbox']," +
-  " [role='combobox'], [role='listbox'], [role='spinbutton'], [role='slider'], [role='grid']," +
-  " [role='menu'], [role='dialog']";
-const ACTIVATES =
-  "button, a[href], input, summary, [role='button'], [role='tab'], [role='radio']," +
-  " [role='checkbox'], [role='option'], [role='menuitem']";
-const NATIVE_KEYS = new Set(["Enter", " ", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"]);
+// common.js (prepended by teach_card.py) gives el, cleanLabels, the clock, the key guards and
+// the Controller with the busy/seq handshake.
+
 const KEYS = new Map([
   ["a", "accept"],
   ["Enter", "accept"],
@@ -32,45 +24,16 @@ const KEYS = new Map([
   ["s", "ignore"],
   ["u", "undo"],
 ]);
-const BUSY_TIMEOUT_MS = 8000;
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-function kbd(text) {
-  return el("kbd", "ft-kbd", text);
-}
-
-class TeachCard {
+class TeachCard extends Controller {
   constructor(host) {
-    this.host = host;
-    this.destroyed = false;
-    this.version = null;
-    this.seq = null;
-    this.sentSeq = null;
-    this.busy = false;
-    this.focusToken = "";
-    this.labels = [];
-    this.send = () => {};
-    this.visibleMs = 0;
-    this.visibleSince = null;
+    super(host, "__fewlabelTeach", "ft");
     this.build();
-    this.onKeyDown = (e) => this.handleKey(e);
-    this.onVisibility = () => this.visibilityChanged();
-    document.addEventListener("keydown", this.onKeyDown);
-    document.addEventListener("visibilitychange", this.onVisibility);
+    this.listenKeysAndVisibility();
   }
 
   build() {
-    const root = el("div", "ft");
-    root.tabIndex = 0;
-    root.setAttribute("role", "application");
-    root.setAttribute("aria-label", "Teach: answer the suggested span");
-    root.dataset.testid = "fewlabel-teach";
+    const root = this.makeRoot("Teach: answer the suggested span", "fewlabel-teach");
     this.head = el("div", "ft-head");
     this.textBox = el("div", "ft-text");
     this.textBox.dataset.testid = "fewlabel-teach-text";
@@ -81,35 +44,14 @@ class TeachCard {
     this.legend = el("div", "ft-legend");
     this.help = el("div", "ft-help");
     root.append(this.head, this.textBox, this.actionBar, this.status, this.legend, this.help);
-    root.addEventListener("mousedown", (e) => {
-      if (e.target.closest("button")) e.preventDefault(); // buttons never take the focus
-    });
-    this.root = root;
-    this.host.appendChild(root);
-  }
-
-  destroy() {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    clearTimeout(this.busyTimer);
-    document.removeEventListener("keydown", this.onKeyDown);
-    document.removeEventListener("visibilitychange", this.onVisibility);
-    this.root.remove();
-    if (this.host.__fewlabelTeach === this) delete this.host.__fewlabelTeach;
+    this.mountRoot(root);
   }
 
   // ------------------------------------------------------------------ data in
 
   update(data) {
-    const seq = String(data.seq ?? "");
-    const answered = this.busy && seq !== this.sentSeq;
-    this.seq = seq;
-    if (answered) this.setBusy(false);
-    this.labels = (Array.isArray(data.labels) ? data.labels : []).map((l) => ({
-      name: String(l.name),
-      bg: COLOR_RE.test(l.bg) ? l.bg : "#e2e4e8",
-      fg: COLOR_RE.test(l.fg) ? l.fg : "#374151",
-    }));
+    this.takeSeq(data);
+    this.labels = cleanLabels(data.labels);
     this.suggestion = {
       doc: data.doc,
       start: data.start,
@@ -117,12 +59,10 @@ class TeachCard {
       label: String(data.label ?? ""),
     };
     const version = String(data.version ?? "");
-    const focus = String(data.focus ?? "");
-    const grab = focus !== "" && focus !== this.focusToken;
-    if (grab) this.focusToken = focus;
+    const grab = this.takeFocusToken(data);
     if (version !== this.version) {
       this.version = version;
-      this.startClock();
+      this.clock.start();
       this.hint = "";
       this.focusIfIdle(grab);
     } else if (grab) {
@@ -133,36 +73,10 @@ class TeachCard {
     this.render(data);
   }
 
-  startClock() {
-    this.visibleMs = 0;
-    this.visibleSince = document.hidden ? null : performance.now();
-  }
-
-  visibilityChanged() {
-    const now = performance.now();
-    if (document.hidden && this.visibleSince !== null) {
-      this.visibleMs += now - this.visibleSince;
-      this.visibleSince = null;
-    } else if (!document.hidden && this.visibleSince === null) {
-      this.visibleSince = now;
-    }
-  }
-
-  elapsedMs() {
-    const running = this.visibleSince === null ? 0 : performance.now() - this.visibleSince;
-    return Math.round(this.visibleMs + running);
-  }
-
-  focusIfIdle(force = false) {
-    const active = document.activeElement;
-    const typing = active && (active.closest(TEXT_ENTRY) || active.isContentEditable);
-    if (force || !typing) this.root.focus({ preventScroll: true });
-  }
-
   // ------------------------------------------------------------------ rendering
 
   colorOf(name) {
-    return this.labels.find((l) => l.name === name) || { bg: "#e2e4e8", fg: "#374151" };
+    return this.labels.find((l) => l.name === name) || FALLBACK_COLOR;
   }
 
   render(data) {
@@ -204,11 +118,9 @@ class TeachCard {
 
   renderActions() {
     const add = (action, title, key, extra) => {
-      const button = el("button", `ft-btn ${extra || ""}`.trim());
-      button.type = "button";
-      button.tabIndex = -1;
+      const button = this.button(`ft-btn ${extra || ""}`.trim());
       button.dataset.action = action;
-      button.append(el("span", "", title), kbd(key));
+      button.append(el("span", "", title), this.kbd(key));
       button.addEventListener("click", () => this.act(action));
       return button;
     };
@@ -225,26 +137,15 @@ class TeachCard {
     this.labels.forEach((label, i) => {
       const key = LABEL_KEYS[i];
       if (!key) return;
-      const button = el("button", "ft-label");
-      button.type = "button";
-      button.tabIndex = -1;
+      const button = this.button("ft-label");
       button.dataset.label = label.name;
       button.style.setProperty("--ft-bg", label.bg);
       button.style.setProperty("--ft-fg", label.fg);
       button.title = `Accept the span as ${label.name} (key ${key})`;
-      button.append(kbd(key), el("span", "", label.name));
+      button.append(this.kbd(key), el("span", "", label.name));
       button.addEventListener("click", () => this.act("accept", label.name));
       this.legend.append(button);
     });
-  }
-
-  renderHelp(help) {
-    this.help.replaceChildren();
-    for (const item of Array.isArray(help) ? help : []) {
-      const row = el("span", "ft-help-item");
-      row.append(kbd(String(item[0])), document.createTextNode(` ${String(item[1])}`));
-      this.help.append(row);
-    }
   }
 
   renderStatus() {
@@ -252,22 +153,13 @@ class TeachCard {
     if (this.hint) this.status.append(el("span", "ft-hint", this.hint));
   }
 
-  setHint(message) {
-    this.hint = message;
-    this.renderStatus();
+  setBusy(busy) {
+    super.setBusy(busy);
+    this.root.dataset.busy = busy ? "1" : "";
   }
 
-  setBusy(busy) {
-    this.busy = busy;
-    this.root.classList.toggle("ft-busy", busy);
-    this.root.dataset.busy = busy ? "1" : "";
-    clearTimeout(this.busyTimer);
-    if (busy) {
-      this.busyTimer = setTimeout(() => {
-        this.setBusy(false);
-        this.setHint("No answer from the server: try again.");
-      }, BUSY_TIMEOUT_MS);
-    }
+  busyTimedOut() {
+    this.setHint("No answer from the server: try again.");
   }
 
   // ------------------------------------------------------------------ answers
@@ -279,27 +171,16 @@ class TeachCard {
     }
     const s = this.suggestion;
     if (!s || s.doc === undefined || s.doc === null) return;
-    this.sentSeq = this.seq;
     this.hint = "";
-    this.setBusy(true);
-    this.send("event", {
+    this.sendEvent({
       action,
       doc: s.doc,
       start: s.start,
       end: s.end,
       label: s.label,
       as: asLabel || null,
-      ms: this.elapsedMs(),
-      nonce: `${Date.now()}-${Math.random().toString(36).slice(2)}`,
+      ms: this.clock.elapsedMs(),
     });
-  }
-
-  ownsKey(e) {
-    if (this.destroyed || !this.root.isConnected) return false;
-    const target = e.composedPath ? e.composedPath()[0] : e.target;
-    if (!(target instanceof Element) || this.root.contains(target)) return true;
-    if (target.closest(TEXT_ENTRY) || target.isContentEditable) return false;
-    return !(target.closest(ACTIVATES) && NATIVE_KEYS.has(e.key));
   }
 
   handleKey(e) {

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import streamlit as st
-
+from app.components.common import mount
 from app.components.span_annotator import label_palette
 
-_HERE = Path(__file__).resolve().parent
 COMPONENT_NAME = "fewlabel_teach_card"
 ACTIONS = ("accept", "reject", "ignore", "undo")
 # What the keys do, shown under the text.
@@ -66,16 +63,6 @@ def parse_event(raw: object) -> TeachEvent | None:
     return TeachEvent(raw["action"], doc, start, end, label, as_label, seconds)
 
 
-@st.cache_resource(show_spinner=False)
-def _renderer():
-    """Register the component once per process; the JS and CSS are read from disk once."""
-    return st.components.v2.component(
-        COMPONENT_NAME,
-        js=(_HERE / "teach_card.js").read_text(encoding="utf-8"),
-        css=(_HERE / "teach_card.css").read_text(encoding="utf-8"),
-    )
-
-
 def card_data(
     *,
     document_id: int,
@@ -116,12 +103,11 @@ def teach_card(*, key: str, on_event: Callable[[TeachEvent], None], **data) -> N
     `on_event` runs as a widget callback, before the next script run. A new `version` is a
     new suggestion (its clock starts); `seq` only forces a redraw (after an error).
     """
-
-    def _dispatch() -> None:
-        value = st.session_state.get(key)
-        raw = value.get("event") if isinstance(value, dict) else None
-        event = parse_event(raw)
-        if event is not None:
-            on_event(event)
-
-    _renderer()(key=key, data=card_data(**data), on_event_change=_dispatch)
+    mount(
+        COMPONENT_NAME,
+        "teach_card",
+        key=key,
+        data=card_data(**data),
+        parse_event=parse_event,
+        on_event=on_event,
+    )
