@@ -989,7 +989,8 @@ def _script_files(tmp: Path) -> dict[str, Path]:
 def _exported_spans(server, project: str, fmt: str) -> dict[str, list[tuple[int, int, str]]]:
     """`fewlabel export` of a project in `fmt`, imported back: each text's (start, end, label).
     CoNLL's texts are its tokens joined by spaces: those come back keyed by the words."""
-    out = server["tmp"] / f"{project}-out.{'json' if fmt == 'labelstudio' else fmt}"
+    suffix = {"labelstudio": "json", "sciad": "json"}.get(fmt, fmt)
+    out = server["tmp"] / f"{project}-out.{suffix}"
     done = subprocess.run(
         [*_fewlabel(), "export", project, "-o", str(out), "--format", fmt, "--db", server["url"]],
         capture_output=True,
@@ -1024,10 +1025,9 @@ def test_every_script_and_mid_word_span_is_kept_by_every_format_and_the_browser(
                 for r in rows
             }
         assert stored == expected, fmt
-        for out in ("jsonl", "csv", "labelstudio", "prodigy"):
+        for out in ("jsonl", "csv", "labelstudio", "prodigy", "spacy"):
             assert _exported_spans(server, f"scripts-{fmt}", out) == expected, (fmt, out)
-    # CoNLL holds words: the span's words come back, tagged B- then I-, nothing more
-    conll = _exported_spans(server, "scripts-jsonl", "conll")
+    # CoNLL and SciAD hold words: the span's words come back, tagged B- then I-, nothing more
     want = {}
     for text, s, e, lbl in SCRIPT_SPANS:
         words = words_of(text, None, [{"start": s, "end": e, "label": lbl}])
@@ -1036,7 +1036,8 @@ def test_every_script_and_mid_word_span_is_kept_by_every_format_and_the_browser(
         offset = len(" ".join(w.text for w in words if w.end <= s))
         offset += 1 if offset else 0
         want[joined] = [(offset, offset + len(" ".join(inside)), lbl)]
-    assert conll == want
+    for tokenized in ("conll", "sciad"):  # token formats: the text is its words joined
+        assert _exported_spans(server, "scripts-jsonl", tokenized) == want, tokenized
 
     # In the browser: each Chinese and Japanese character is a word to select
     seed_project(
