@@ -204,3 +204,29 @@ def test_without_a_current_model_the_weak_sources_suggest(db_url, make_project):
     with session_scope(db_url) as s:
         holder = s.scalar(select(Document.assigned_to).where(Document.id == shown.document_id))
     assert holder == "alice"
+
+
+def test_a_reviewer_teaches_only_on_texts_overlap_leaves_to_one_annotator(db_url, make_project):
+    """next_suggestion(shared=False), as the Teach page asks it for a reviewer or an admin: no
+    suggestion on a text the overlap keeps for several annotators, and none of those held."""
+    from core.labeling.overlap import set_overlap
+
+    texts = [f"Sentence {i} about NASA and the WHO ." for i in range(40)]
+    ids = make_project("p", texts)
+    _model(db_url, {d: [_span(t, "NASA", "SHORT", 0.5)] for d, t in zip(ids, texts, strict=True)})
+    with session_scope(db_url) as s:
+        p = get_project(s, "p")
+        overlap = set_overlap(s, p, 2, 0.5)
+        shared = {d for d in ids if overlap.selects(p.id, d)}
+        assert shared and len(shared) < len(ids)
+    seen = set()
+    while (shown := _next(db_url, "rita", shared=False)) is not None:
+        seen.add(shown.document_id)
+        _answer(db_url, "rita", shown, "accept")
+    assert seen == set(ids) - shared
+    with session_scope(db_url) as s:
+        held = set(s.scalars(select(Document.id).where(Document.assigned_to == "rita")))
+        assert not held & shared
+        set_overlap(s, get_project(s, "p"), 2, 1.0)  # every text shared: nothing for a reviewer
+    assert _next(db_url, "rita", shared=False) is None
+    assert _next(db_url, "alice") is not None  # an annotator still teaches on them

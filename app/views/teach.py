@@ -19,6 +19,10 @@ ANSWERED = {"accept": "Accepted", "reject": "Rejected", "ignore": "Ignored"}
 
 project = require_project()
 annotator = require_annotator()
+# As on Annotate: reviewers and admins teach only on texts the overlap leaves to one
+# annotator, so none of the shared texts is held away from the annotators.
+account = auth.current() if auth.login_required() else None
+shared = account is None or not account.can("review")
 
 
 def _answer(s, p, event: TeachEvent) -> None:
@@ -66,7 +70,9 @@ if error:
 
 with services.session() as s:
     p = get_project(s, project.id)
-    shown = teach.next_suggestion(s, p, annotator, prefer=st.session_state.get(_PREFER))
+    shown = teach.next_suggestion(
+        s, p, annotator, prefer=st.session_state.get(_PREFER), shared=shared
+    )
     colors = label_colors(p)
 
 st.session_state[_SHOWN] = shown

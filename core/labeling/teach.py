@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session
 from core.errors import ConflictError, FewlabelError, NotFoundError, ValidationError
 from core.labeling import claims, decisions
 from core.labeling.gold import labeled_texts
+from core.labeling.overlap import overlap_of
 from core.labeling.weak_sources import builtin_source, stored_patterns
 from core.store.schema import Annotation, Decision, Document, Prediction, Project, utcnow
 from core.store.versions import current_version
@@ -281,24 +283,41 @@ def next_suggestion(
     *,
     prefer: tuple[int, int, int] | None = None,
     now: datetime | None = None,
+    shared: bool = True,
 ) -> Suggestion | None:
     """The suggestion this annotator answers next, its text claimed for them; None when none
     is left. `prefer` (document id, start, end): a suggestion of that span comes first while
-    it is unanswered and its text open to them (the one an undo gave back)."""
+    it is unanswered and its text open to them (the one an undo gave back).
+
+    `shared=False` (a reviewer or an admin), as core.labeling.annotations.next_document has
+    it: no text the project's overlap keeps for several annotators is suggested from, so none
+    is held away from the annotators whose agreement it measures."""
     annotator = (annotator or "").strip()
     if not annotator:
         raise ValidationError("an annotator name is required")
+    kept = _kept_for_annotators(project) if not shared else None
     where = _open_for(project, annotator, now or utcnow())
     if prefer is not None:
         found = _prefer(session, project, where, prefer)
-        if found is not None and (shown := _show(session, project, annotator, found)):
-            return shown
+        if found is not None and not (kept and kept(found.row.id)):
+            if shown := _show(session, project, annotator, found):
+                return shown
     for page in _streams(session, project, where):
         for c in _pending(session, project, page):
+            if kept and kept(c.row.id):
+                continue
             shown = _show(session, project, annotator, c)
             if shown is not None:
                 return shown
     return None
+
+
+def _kept_for_annotators(project: Project):
+    """Whether a document is one the project's overlap shares among annotators (None: none)."""
+    overlap = overlap_of(project)
+    if overlap.annotators < 2 or overlap.share <= 0.0:
+        return None
+    return partial(overlap.selects, project.id)
 
 
 def _prefer(
