@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import random
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -35,22 +33,16 @@ from core.errors import ConflictError, FewlabelError, ImportFormatError, SpanErr
 from core.io import formats, staging
 from core.io.corpus import detect_format, existing_file, open_as, resolve_format
 from core.io.formats import Record
-from core.io.formats.base import is_offset
+from core.io.records import check_offsets, label_map, read_records, record_problem
 from core.labeling.clock import capped
 from core.store.db import executemany, refresh_statistics
 from core.store.schema import Annotation, Decision, Document, Project, utcnow
 from core.text import (
     ANNOTATOR_MAX,
-    NAME_MAX,
     clean_name,
     make_storable,
-    unstorable,
     validate_spans,
 )
-
-# A record's metadata deeper than this is refused: nobody's metadata is, and a JSON column
-# that deep is past what some drivers and Python's own recursion serialise.
-MAX_JSON_DEPTH = 64
 
 
 @dataclass
@@ -69,129 +61,27 @@ class ImportReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
+        counts = [(getattr(self, field), what) for field, what in _SUMMARY]
+        counts.append((len(self.skipped_invalid), "invalid records skipped"))
         parts = [f"imported {self.imported} documents from {self.source} ({self.format})"]
-        if self.annotations:
-            parts.append(f"{self.annotations} with labels")
-        if self.decisions:
-            parts.append(f"{self.decisions} decisions")
-        if self.answered_before:
-            parts.append(f"{self.answered_before} decisions already answered skipped")
-        if self.rejected_texts:
-            parts.append(f"{self.rejected_texts} texts rejected whole, stored as skipped")
-        if self.trimmed:
-            parts.append(f"{self.trimmed} spans trimmed of the white space at their ends")
-        if self.duplicates:
-            parts.append(f"{self.duplicates} duplicates skipped")
-        if self.empty:
-            parts.append(f"{self.empty} empty texts skipped")
-        if self.skipped_invalid:
-            parts.append(f"{len(self.skipped_invalid)} invalid records skipped")
+        parts += [f"{n} {what}" for n, what in counts if n]
         return ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+# What the summary says of each count, in its order (a count of 0 is left out).
+_SUMMARY = (
+    ("annotations", "with labels"),
+    ("decisions", "decisions"),
+    ("answered_before", "decisions already answered skipped"),
+    ("rejected_texts", "texts rejected whole, stored as skipped"),
+    ("trimmed", "spans trimmed of the white space at their ends"),
+    ("duplicates", "duplicates skipped"),
+    ("empty", "empty texts skipped"),
+)
 
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-# ---------------------------------------------------------------------------- records
-
-
-def _label_map(
-    project: Project,
-    rec_spans: Iterable[dict],
-    name: str,
-    line: int,
-    spelling: dict[str, str],
-    span_lines: list[int] | None = None,
-) -> list[dict]:
-    """Map file labels onto project labels case-insensitively; remember the file's spelling.
-    An unknown label's error names its own line where the record has `span_lines` (CoNLL)."""
-    by_lower = {lbl.lower(): lbl for lbl in project.labels}
-    out = []
-    for i, sp in enumerate(rec_spans):
-        label = str(sp["label"])
-        canon = by_lower.get(label.lower())
-        if canon is None:
-            at = span_lines[i] if span_lines and i < len(span_lines) else line
-            raise ImportFormatError(
-                name, at, f"unknown label {label!r}; the project has {', '.join(project.labels)}"
-            )
-        if label != canon:
-            spelling.setdefault(canon, label)
-        out.append({**sp, "label": canon})
-    return out
-
-
-def _check_offsets(spans: Iterable[dict]) -> None:
-    """Offsets exactly as integers: `[34.9, 37.2]`, `[true, 3]` or Infinity are refused (a
-    SpanError, so --skip-invalid skips the record), never rounded into some other span."""
-    for sp in spans:
-        if not (is_offset(sp["start"]) and is_offset(sp["end"])):
-            got = ", ".join(json.dumps(sp[k])[:30] for k in ("start", "end"))
-            raise SpanError(f"span offsets must be whole numbers (integers), not {got}")
-
-
-def _value_problem(value: object) -> str | None:
-    """Why a JSON value (a record's meta) cannot be stored alike on every backend: a string
-    core.text.unstorable refuses, Infinity or NaN, or nesting over MAX_JSON_DEPTH."""
-    if not value and isinstance(value, dict):
-        return None  # most records' meta: nothing to walk
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return f"is nested over {MAX_JSON_DEPTH} levels deep"
-        if isinstance(item, str):
-            problem = unstorable(item)
-            if problem:
-                return problem
-        elif isinstance(item, float) and not math.isfinite(item):
-            return f"holds {item}, which JSON has no number for"
-        elif isinstance(item, dict):
-            stack.extend((k, depth + 1) for k in item)
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return None
-
-
-def _record_problem(rec: Record, max_chars: int | None) -> str | None:
-    """Why a record cannot be stored, as fewlabel's own rule for every backend, or None."""
-    problem = unstorable(rec.text)
-    if problem:
-        return f"the text {problem}"
-    if max_chars and len(rec.text) > max_chars:
-        return (
-            f"the text is {len(rec.text):,} characters, over the limit of {max_chars:,} "
-            "(--max-chars)"
-        )
-    if rec.external_id is not None:
-        if len(rec.external_id) > NAME_MAX:
-            return f"the id is {len(rec.external_id):,} characters, over {NAME_MAX}"
-        problem = unstorable(rec.external_id)
-        if problem:
-            return f"the id {problem}"
-    problem = _value_problem(rec.meta)
-    return f"the metadata {problem}" if problem else None
-
-
-def _records(fmt: formats.Format, stream: IO, name: str, options: formats.ReadOptions):
-    """The reader's records; a failure no reader foresaw is still one line naming the file."""
-    records = fmt.read(stream, name, options)
-    last = 0
-    while True:
-        try:
-            rec = next(records)
-        except StopIteration:
-            return
-        except UnicodeDecodeError:
-            raise  # _open names it: not UTF-8 text
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as e:
-            after = f" after {fmt.unit} {last}" if last else ""
-            reason = f"could not be read as {fmt.name}{after} ({type(e).__name__}: {e})"
-            raise ImportFormatError(name, None, reason[:300]) from None
-        last = rec.line
-        yield rec
 
 
 # ---------------------------------------------------------------------------- import
@@ -247,10 +137,10 @@ def import_stream(
     options = formats.ReadOptions(text_column=text_column, txt_mode=txt_mode)
     records = 0
     try:
-        for rec in _records(reader, stream, name, options):
+        for rec in read_records(reader, stream, name, options):
             records += 1
             path, line, prefix = reader.where(name, rec.line)
-            problem = _record_problem(rec, max_chars)
+            problem = record_problem(rec, max_chars)
             if problem:
                 raise ImportFormatError(path, line, prefix + problem)
             run.add(reader, rec, labels=labels, skip_invalid=skip_invalid)
@@ -341,8 +231,8 @@ class _Import:
         """The record's spans checked against the project, as stored; False when they are
         invalid and `skip_invalid` lists the record instead of refusing the file."""
         try:
-            _check_offsets(rec.spans)
-            mapped = _label_map(
+            check_offsets(rec.spans)
+            mapped = label_map(
                 self.project, rec.spans, self.name, rec.line, self.spelling, rec.span_lines
             )
             trimmed: list = []
@@ -359,8 +249,8 @@ class _Import:
         stored; False when one is invalid and `skip_invalid` lists the record."""
         out = []
         try:
-            _check_offsets(rec.decisions)
-            mapped = _label_map(self.project, rec.decisions, self.name, rec.line, self.spelling)
+            check_offsets(rec.decisions)
+            mapped = label_map(self.project, rec.decisions, self.name, rec.line, self.spelling)
             for d in mapped:
                 given = {k: d[k] for k in ("start", "end", "label")}
                 clean = validate_spans(rec.text, [given], self.project.labels, rec.tokens)
