@@ -21,7 +21,9 @@ def test_every_job_runs_once_and_a_killed_workers_job_finishes_on_another(
     out = tmp_path / "probe.json"
     # --hosts same: the other worker sees the killed pid gone at once; on distinct hosts the
     # job waits for its lease (at least 30 s, the workers' heartbeat), too long for a test
-    argv = ["--db", db_url, "--jobs", "4", "--projects", "2", "--kills", "1", "--hosts", "same"]
+    # 6 jobs, not 4: a kill that lands between two jobs (the tiny model's jobs take about a
+    # second) is tried again on a later one, so one still lands mid-job
+    argv = ["--db", db_url, "--jobs", "6", "--projects", "2", "--kills", "1", "--hosts", "same"]
     argv += ["--base", tiny_model_dir, "--work", str(tmp_path / "work"), "--json", str(out)]
     res = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "workers_probe.py"), *argv, "--timeout", "240"],
@@ -33,7 +35,7 @@ def test_every_job_runs_once_and_a_killed_workers_job_finishes_on_another(
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     figures = json.loads(out.read_text())
     assert figures["violations"] == []
-    assert (figures["jobs"], figures["jobs_done"]) == (4, 4)
+    assert (figures["jobs"], figures["jobs_done"]) == (6, 6)
     [kill] = figures["kills"]
     assert kill["finished_by"] not in (None, kill["worker"])
     assert kill["picked_up_s"] < 15
